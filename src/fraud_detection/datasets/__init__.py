@@ -1,0 +1,1 @@
+"""Project datasets, used from the catalog like kedro-datasets."""

@@ -1,0 +1,279 @@
+"""Training nodes.
+
+Every candidate family is one imbalanced-learn pipeline searched over a space defined in
+``parameters_training.yml`` and scored by average precision on prequential validation
+folds. Selection and decision thresholds use validation data only; the test window
+is touched by the evaluation pipeline alone.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, fields
+from itertools import product
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fraud_detection import schema
+from fraud_detection.model import (
+    FraudModel,
+    build_model_pipeline,
+    describe_params,
+    import_class,
+    positive_scores,
+    resampling_grid,
+)
+from fraud_detection.pipelines.data_split.nodes import final_training_rows, fold_indices
+from fraud_detection.pipelines.feature_engineering.nodes import feature_columns
+
+logger = logging.getLogger(__name__)
+
+BASELINE = "baseline"
+
+
+@dataclass(frozen=True)
+class CandidateSpec:
+    classifier: str
+    init: dict[str, Any] = field(default_factory=dict)
+    resampling: list[str] = field(default_factory=lambda: ["none"])
+    search_space: dict[str, list[Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingParams:
+    """Typed ``params:training``; unknown keys fail with their name."""
+
+    candidates: dict[str, CandidateSpec]
+    random_state: int = 42
+    search: str = "random"
+    n_iter: int = 6
+    selection: dict[str, Any] = field(default_factory=dict)
+    threshold: dict[str, Any] = field(default_factory=lambda: {"objective": "f_beta", "beta": 1.0})
+    baseline_features: list[str] = field(default_factory=lambda: [schema.AMOUNT])
+
+    @classmethod
+    def from_dict(cls, params: dict[str, Any]) -> TrainingParams:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise ValueError(f"Unknown key(s) in params:training: {unknown}; expected some of {sorted(known)}")
+        if not params.get("candidates"):
+            raise ValueError("params:training.candidates is empty: define at least one model family")
+        candidates = {}
+        for name, spec in params["candidates"].items():
+            spec_keys = {f.name for f in fields(CandidateSpec)}
+            bad = sorted(set(spec) - spec_keys)
+            if bad:
+                raise ValueError(f"Unknown key(s) in params:training.candidates.{name}: {bad}; expected some of {sorted(spec_keys)}")
+            candidates[name] = CandidateSpec(**spec)
+        if params.get("search", "random") not in {"random", "grid"}:
+            raise ValueError("params:training.search must be 'random' or 'grid'")
+        objective = params.get("threshold", {}).get("objective", "f_beta")
+        if objective not in {"f_beta", "expected_cost"}:
+            raise ValueError("params:training.threshold.objective must be 'f_beta' or 'expected_cost'")
+        return cls(**{**params, "candidates": candidates})
+
+
+def _search_space(spec: CandidateSpec, scale_pos_weight: float, random_state: int) -> list[dict[str, list[Any]]]:
+    return [
+        {**resampling_grid(s, spec.classifier, scale_pos_weight, random_state), **spec.search_space}
+        for s in spec.resampling
+    ]
+
+
+def _space_size(space: list[dict[str, list[Any]]]) -> int:
+    return sum(int(np.prod([len(v) for v in grid.values()])) for grid in space)
+
+
+def _candidate_pipeline(spec: CandidateSpec, development: pd.DataFrame, p: TrainingParams):
+    numeric, categorical = feature_columns(development)
+    classifier = import_class(spec.classifier)(**spec.init)
+    return build_model_pipeline(classifier, numeric, categorical, p.selection, p.random_state), numeric + categorical
+
+
+def tune_candidates(
+    development: pd.DataFrame, plan: dict[str, Any], params: dict[str, Any]
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Searches every candidate's space on the prequential folds, scored by AP.
+
+    Returns:
+        Per candidate the best parameters and validation AP (mean and std over folds)
+        with every tried setting, and the out-of-fold validation scores of each
+        candidate's best setting and of the baseline (for thresholds).
+    """
+    p = TrainingParams.from_dict(params)
+    folds = fold_indices(development, plan)
+    for k, (tr, va) in enumerate(folds):
+        y_tr, y_va = development[schema.LABEL].to_numpy()[tr], development[schema.LABEL].to_numpy()[va]
+        if len(np.unique(y_tr)) < 2 or len(np.unique(y_va)) < 2:
+            raise ValueError(f"Validation fold {k} has a single class (train {len(tr)} rows, valid {len(va)} rows): use fewer or longer folds in params:split")
+    y = development[schema.LABEL].astype(int).to_numpy()
+    scale_pos_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
+    results: dict[str, Any] = {}
+    predictions = []
+    for name, spec in p.candidates.items():
+        pipe, inputs = _candidate_pipeline(spec, development, p)
+        space = _search_space(spec, scale_pos_weight, p.random_state)
+        if p.search == "grid" or _space_size(space) <= p.n_iter:
+            search = GridSearchCV(pipe, space, scoring="average_precision", cv=folds, refit=False, error_score="raise")
+        else:
+            search = RandomizedSearchCV(
+                pipe, space, n_iter=p.n_iter, scoring="average_precision", cv=folds,
+                refit=False, random_state=p.random_state, error_score="raise",
+            )
+        search.fit(development[inputs], y)
+        best = search.best_params_
+        i = search.best_index_
+        results[name] = {
+            "classifier": spec.classifier,
+            "best_params": describe_params(best),
+            "validation_average_precision": float(search.best_score_),
+            "validation_average_precision_std": float(search.cv_results_["std_test_score"][i]),
+            "tried": [
+                {"params": describe_params(prm), "mean_ap": float(m)}
+                for prm, m in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True)
+            ],
+        }
+        logger.info("Candidate %s: validation AP %.4f with %s", name, search.best_score_, results[name]["best_params"])
+        best_pipe = clone(pipe).set_params(**best)
+        predictions.append(_out_of_fold(name, best_pipe, development, inputs, folds))
+    baseline = _baseline_pipeline(p)
+    predictions.append(_out_of_fold(BASELINE, baseline, development, p.baseline_features, folds))
+    base_pred = predictions[-1]
+    results[BASELINE] = {
+        "classifier": "sklearn.linear_model.LogisticRegression",
+        "features": p.baseline_features,
+        "validation_average_precision": float(
+            np.mean([average_precision_score(g["label"], g["score"]) for _, g in base_pred.groupby("fold")])
+        ),
+    }
+    return results, pd.concat(predictions, ignore_index=True)
+
+
+def _baseline_pipeline(p: TrainingParams):
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def _out_of_fold(name: str, pipe: Any, development: pd.DataFrame, inputs: list[str], folds: list) -> pd.DataFrame:
+    y = development[schema.LABEL].astype(int).to_numpy()
+    parts = []
+    for k, (tr, va) in enumerate(folds):
+        model = clone(pipe).fit(development.iloc[tr][inputs], y[tr])
+        parts.append(
+            pd.DataFrame(
+                {
+                    "candidate": name,
+                    "fold": k,
+                    schema.TRANSACTION_ID: development[schema.TRANSACTION_ID].to_numpy()[va],
+                    "label": y[va],
+                    "score": positive_scores(model, development.iloc[va][inputs]),
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def fit_candidates(
+    development: pd.DataFrame, plan: dict[str, Any], search_results: dict[str, Any], params: dict[str, Any]
+) -> dict[str, Any]:
+    """Refits every candidate's best setting, and the baseline, on the final
+    training window (the most recent labelled days)."""
+    p = TrainingParams.from_dict(params)
+    rows = final_training_rows(development, plan)
+    train = development.iloc[rows]
+    y = train[schema.LABEL].astype(int).to_numpy()
+    scale_pos_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
+    fitted = {}
+    for name, spec in p.candidates.items():
+        pipe, inputs = _candidate_pipeline(spec, development, p)
+        # Re-resolve the best setting from the same space, so estimators are real
+        # objects rather than their logged names.
+        space = _search_space(spec, scale_pos_weight, p.random_state)
+        best = _resolve(space, search_results[name]["best_params"])
+        fitted[name] = {"pipeline": pipe.set_params(**best).fit(train[inputs], y), "inputs": inputs}
+        logger.info("Fitted %s on %d rows (%d frauds)", name, len(train), int(y.sum()))
+    fitted[BASELINE] = {"pipeline": _baseline_pipeline(p).fit(train[p.baseline_features], y), "inputs": p.baseline_features}
+    return fitted
+
+
+def _resolve(space: list[dict[str, list[Any]]], described: dict[str, Any]) -> dict[str, Any]:
+    """Finds the setting in ``space`` whose description matches ``described``."""
+    for grid in space:
+        keys = list(grid)
+        for values in product(*(grid[k] for k in keys)):
+            setting = dict(zip(keys, values, strict=True))
+            if describe_params(setting) == described:
+                return setting
+    raise ValueError(f"Setting {described} is not in the search space any more; re-run tuning")
+
+
+def _best_threshold(labels: np.ndarray, scores: np.ndarray, cfg: dict[str, Any]) -> tuple[float, float]:
+    """Threshold maximising F-beta, or minimising expected cost, on given data."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp = np.cumsum(y)
+    fp = np.cumsum(1 - y)
+    # Only cut between distinct scores: a threshold flags every row scoring >= it.
+    last_of_value = np.r_[s[1:] != s[:-1], True]
+    tp, fp, thresholds = tp[last_of_value], fp[last_of_value], s[last_of_value]
+    positives = y.sum()
+    fn = positives - tp
+    if cfg.get("objective", "f_beta") == "f_beta":
+        b2 = float(cfg.get("beta", 1.0)) ** 2
+        value = (1 + b2) * tp / np.maximum((1 + b2) * tp + b2 * fn + fp, 1)
+        best = int(np.argmax(value))
+    else:
+        value = -(float(cfg["cost_false_negative"]) * fn + float(cfg["cost_false_positive"]) * fp) / len(y)
+        best = int(np.argmax(value))
+    return float(thresholds[best]), float(value[best])
+
+
+def choose_thresholds(validation_predictions: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """Chooses each candidate's decision threshold on its out-of-fold validation
+    scores by the configured objective (F-beta or expected cost per transaction)."""
+    p = TrainingParams.from_dict(params)
+    out = {}
+    for name, g in validation_predictions.groupby("candidate", sort=True):
+        threshold, value = _best_threshold(g["label"].to_numpy(int), g["score"].to_numpy(float), p.threshold)
+        out[name] = {"threshold": threshold, "objective": p.threshold.get("objective", "f_beta"), "objective_value": value, "config": dict(p.threshold)}
+        logger.info("Threshold for %s: %.4f (%s = %.4f on validation)", name, threshold, out[name]["objective"], value)
+    return out
+
+
+def select_model(
+    search_results: dict[str, Any], trained_candidates: dict[str, Any], thresholds: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """Picks the candidate with the best validation AP (never test data)."""
+    scores = {n: r["validation_average_precision"] for n, r in search_results.items() if n != BASELINE}
+    selected = max(scores, key=scores.get)
+    pipe = trained_candidates[selected]["pipeline"]
+    features = list(pipe.named_steps["select"].selected_features_)
+    selection = {
+        "selected": selected,
+        "reason": "highest mean average precision on the prequential validation folds",
+        "validation_average_precision": scores,
+        "threshold": thresholds[selected]["threshold"],
+        "best_params": search_results[selected]["best_params"],
+    }
+    logger.info("Selected %s (validation AP %.4f)", selected, scores[selected])
+    return selection, features
+
+
+def package_model(
+    trained_candidates: dict[str, Any], selection: dict[str, Any], development: pd.DataFrame, params: dict[str, Any]
+) -> FraudModel:
+    """Wraps the selected pipeline and its threshold as the model to register, with
+    an input example from the training data for the signature."""
+    name = selection["selected"]
+    entry = trained_candidates[name]
+    model = FraudModel(entry["pipeline"], selection["threshold"], entry["inputs"], name)
+    model.input_example = development[entry["inputs"]].head(5).reset_index(drop=True)
+    return model

@@ -1,0 +1,56 @@
+"""Shared fixtures: small, hand-checkable transaction tables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def make_transactions(n: int = 400, days: int = 40, seed: int = 0, fraud_rate: float = 0.05) -> pd.DataFrame:
+    """Random canonical transactions over ``days`` days, in time order."""
+    rng = np.random.default_rng(seed)
+    ts = pd.Timestamp("2025-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, days * 86400, n)).round(), unit="s")
+    return pd.DataFrame(
+        {
+            "transaction_id": [f"T{i:06d}" for i in range(n)],
+            "timestamp": ts.astype("datetime64[ns]"),
+            "customer_id": rng.choice([f"C{i}" for i in range(12)], n),
+            "terminal_id": rng.choice([f"M{i}" for i in range(8)], n),
+            "merchant_category": rng.choice(["grocery", "travel", "online_retail"], n),
+            "amount": rng.gamma(2.0, 30.0, n).round(2),
+            "currency": "EUR",
+            "country": rng.choice(["FR", "BE", "DE"], n),
+            "channel": rng.choice(["pos", "ecommerce"], n),
+            "is_fraud": (rng.uniform(size=n) < fraud_rate).astype("int64"),
+        }
+    )
+
+
+@pytest.fixture
+def transactions() -> pd.DataFrame:
+    return make_transactions()
+
+
+def handbook_dir() -> Path | None:
+    """The public Fraud Detection Handbook data, when HANDBOOK_DATA_DIR points to it."""
+    raw = os.environ.get("HANDBOOK_DATA_DIR")
+    return Path(raw) if raw else None
+
+
+HANDBOOK_MAPPING = {
+    "transaction_id": "TRANSACTION_ID",
+    "timestamp": "TX_DATETIME",
+    "customer_id": "CUSTOMER_ID",
+    "terminal_id": "TERMINAL_ID",
+    "amount": "TX_AMOUNT",
+    "is_fraud": "TX_FRAUD",
+}

@@ -1,0 +1,89 @@
+import pandas as pd
+import pytest
+
+from fraud_detection.pipelines.ingestion.nodes import (
+    QUARANTINE_REASON,
+    DataQualityError,
+    standardise_columns,
+    validate_transactions,
+)
+
+PARAMS = {"column_mapping": {}, "reference_time": "2025-06-01"}
+
+
+def test_column_mapping_renames_and_fills_optional_columns():
+    raw = pd.DataFrame(
+        {"ID": [1], "TS": ["2025-01-01 10:00:00"], "CUST": [7], "TERM": [3], "AMT": [12.5], "FRAUD": [0], "extra": ["x"]}
+    )
+    mapping = {"transaction_id": "ID", "timestamp": "TS", "customer_id": "CUST", "terminal_id": "TERM", "amount": "AMT", "is_fraud": "FRAUD"}
+    out = standardise_columns(raw, {"column_mapping": mapping})
+    assert list(out.columns[:10]) == [
+        "transaction_id", "timestamp", "customer_id", "terminal_id", "merchant_category",
+        "amount", "currency", "country", "channel", "is_fraud",
+    ]
+    assert out.loc[0, "currency"] == "EUR" and out.loc[0, "merchant_category"] == "unknown"
+    assert out.loc[0, "extra"] == "x"
+
+
+def test_missing_required_column_names_it():
+    raw = pd.DataFrame({"transaction_id": ["a"], "timestamp": ["2025-01-01"], "customer_id": ["c"], "terminal_id": ["t"]})
+    with pytest.raises(ValueError, match=r"Required column\(s\) \['amount'\] are missing"):
+        standardise_columns(raw, {"column_mapping": {}})
+
+
+def test_mapping_to_absent_source_column_names_it():
+    with pytest.raises(ValueError, match="source column\\(s\\) \\['TX_AMOUNT'\\]"):
+        standardise_columns(pd.DataFrame({"a": [1]}), {"column_mapping": {"amount": "TX_AMOUNT"}})
+
+
+def test_unknown_parameter_key_is_named():
+    with pytest.raises(ValueError, match="max_invalid_shar"):
+        validate_transactions(pd.DataFrame(), {"column_mapping": {}, "max_invalid_shar": 0.1})
+
+
+def test_bad_rows_are_quarantined_with_every_reason(transactions):
+    bad = transactions.copy()
+    bad["amount"] = bad["amount"].astype(object)
+    bad.loc[0, "amount"] = "not-a-number"
+    bad.loc[1, "amount"] = -5.0
+    bad.loc[2, "timestamp"] = pd.Timestamp("2030-01-01")
+    bad.loc[3, "transaction_id"] = bad.loc[4, "transaction_id"]
+    bad.loc[5, "customer_id"] = None
+    bad.loc[6, "is_fraud"] = 3
+    bad.loc[7, ["amount", "customer_id"]] = [-1.0, None]
+    params = {**PARAMS, "max_invalid_share": 0.5}
+    valid, quarantine, report = validate_transactions(bad, params)
+    assert report["rows_in"] == len(bad) == len(valid) + len(quarantine)
+    reasons = dict(zip(quarantine["transaction_id"], quarantine[QUARANTINE_REASON], strict=True))
+    assert reasons[bad.loc[0, "transaction_id"]] == "bad_type_amount"
+    assert reasons[bad.loc[1, "transaction_id"]] == "amount_out_of_range"
+    assert reasons[bad.loc[2, "transaction_id"]] == "timestamp_in_future"
+    assert "duplicate_transaction_id" in quarantine[QUARANTINE_REASON].tolist()
+    assert reasons[bad.loc[6, "transaction_id"]] == "label_not_0_or_1"
+    assert set(reasons[bad.loc[7, "transaction_id"]].split(";")) == {"missing_customer_id", "amount_out_of_range"}
+    assert report["rows_quarantined"] == 7  # rows 0-2 and 4-7: row 3 keeps the id first
+    # The first of two rows with the same id is kept, the later one quarantined.
+    assert (valid["transaction_id"] == bad.loc[4, "transaction_id"]).sum() == 1
+    assert valid["amount"].dtype == "float64" and str(valid["timestamp"].dtype) == "datetime64[ns]"
+
+
+def test_unknown_labels_are_valid_and_stay_null(transactions):
+    late = transactions.copy()
+    late["is_fraud"] = late["is_fraud"].astype("Float64")
+    late.loc[:9, "is_fraud"] = pd.NA
+    valid, quarantine, _ = validate_transactions(late, PARAMS)
+    assert quarantine.empty
+    assert valid["is_fraud"].isna().sum() == 10
+
+
+def test_run_fails_when_invalid_share_exceeds_limit(transactions):
+    bad = transactions.copy()
+    bad.loc[: len(bad) // 5, "amount"] = -1.0
+    with pytest.raises(DataQualityError, match=r"failed validation, above the limit params:ingestion.max_invalid_share=5.00%.*amount_out_of_range"):
+        validate_transactions(bad, PARAMS)
+
+
+def test_validation_does_not_mutate_its_input(transactions):
+    before = transactions.copy()
+    validate_transactions(transactions, PARAMS)
+    pd.testing.assert_frame_equal(transactions, before)
