@@ -11,6 +11,8 @@ import pytest
 
 os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "1")
+# conf/logging.yml uses the JSON formatter, which Kedro loads only when allow-listed.
+os.environ.setdefault("KEDRO_LOGGING_MODULE_ALLOWLIST", "pythonjsonlogger")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

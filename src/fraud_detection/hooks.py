@@ -35,5 +35,5 @@ class StartupValidationHook:
             config = {}
         problems = validate_environment(config.get("startup_validation", {}), project_path)
         if problems:
-            raise StartupValidationError(context.env, problems)
-        logger.info("Start-up validation passed for environment '%s'", context.env)
+            raise StartupValidationError(context.env or "local", problems)
+        logger.info("Start-up validation passed for environment '%s'", context.env or "local")

@@ -37,7 +37,7 @@ class CorrelationMISelector(TransformerMixin, BaseEstimator):
     numeric features are kept (all when ``None``).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 (scikit-learn estimators take keyword defaults)
         self,
         numeric: list[str] | None = None,
         categorical: list[str] | None = None,

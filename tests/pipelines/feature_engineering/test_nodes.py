@@ -134,7 +134,10 @@ def test_reproduces_the_handbook_reference_features():
     folder = handbook_dir()
     if folder is None:
         pytest.skip("HANDBOOK_DATA_DIR is not set")
-    from fraud_detection.pipelines.ingestion.nodes import standardise_columns, validate_transactions
+    from fraud_detection.pipelines.ingestion.nodes import (
+        standardise_columns,
+        validate_transactions,
+    )
 
     raw = pd.read_parquet(folder / "transactions.parquet")
     params = {"column_mapping": HANDBOOK_MAPPING}

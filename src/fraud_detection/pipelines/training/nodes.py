@@ -58,6 +58,7 @@ class TrainingParams:
     selection: dict[str, Any] = field(default_factory=dict)
     threshold: dict[str, Any] = field(default_factory=lambda: {"objective": "f_beta", "beta": 1.0})
     baseline_features: list[str] = field(default_factory=lambda: [schema.AMOUNT])
+    families: list[str] | None = None
 
     @classmethod
     def from_dict(cls, params: dict[str, Any]) -> TrainingParams:
@@ -74,6 +75,12 @@ class TrainingParams:
             if bad:
                 raise ValueError(f"Unknown key(s) in params:training.candidates.{name}: {bad}; expected some of {sorted(spec_keys)}")
             candidates[name] = CandidateSpec(**spec)
+        families = params.get("families")
+        if families is not None:
+            missing = sorted(set(families) - set(candidates))
+            if missing or not families:
+                raise ValueError(f"params:training.families {families} must name some of the candidates {sorted(candidates)}")
+            candidates = {name: spec for name, spec in candidates.items() if name in families}
         if params.get("search", "random") not in {"random", "grid"}:
             raise ValueError("params:training.search must be 'random' or 'grid'")
         objective = params.get("threshold", {}).get("objective", "f_beta")
@@ -87,6 +94,12 @@ def _search_space(spec: CandidateSpec, scale_pos_weight: float, random_state: in
         {**resampling_grid(s, spec.classifier, scale_pos_weight, random_state), **spec.search_space}
         for s in spec.resampling
     ]
+
+
+def _scale_pos_weight(development: pd.DataFrame) -> float:
+    """Genuine-to-fraud ratio of the development labels, XGBoost's class weight."""
+    y = development[schema.LABEL].astype(int).to_numpy()
+    return float((y == 0).sum() / max((y == 1).sum(), 1))
 
 
 def _space_size(space: list[dict[str, list[Any]]]) -> int:
@@ -116,7 +129,7 @@ def tune_candidates(
         if len(np.unique(y_tr)) < 2 or len(np.unique(y_va)) < 2:
             raise ValueError(f"Validation fold {k} has a single class (train {len(tr)} rows, valid {len(va)} rows): use fewer or longer folds in params:split")
     y = development[schema.LABEL].astype(int).to_numpy()
-    scale_pos_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
+    scale_pos_weight = _scale_pos_weight(development)
     results: dict[str, Any] = {}
     predictions = []
     for name, spec in p.candidates.items():
@@ -190,7 +203,7 @@ def fit_candidates(
     rows = final_training_rows(development, plan)
     train = development.iloc[rows]
     y = train[schema.LABEL].astype(int).to_numpy()
-    scale_pos_weight = float((y == 0).sum() / max((y == 1).sum(), 1))
+    scale_pos_weight = _scale_pos_weight(development)
     fitted = {}
     for name, spec in p.candidates.items():
         pipe, inputs = _candidate_pipeline(spec, development, p)

@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import choose_thresholds, fit_candidates, package_model, select_model, tune_candidates
+from .nodes import (
+    choose_thresholds,
+    fit_candidates,
+    package_model,
+    select_model,
+    tune_candidates,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
