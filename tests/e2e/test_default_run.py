@@ -124,3 +124,18 @@ def test_equal_or_worse_challenger_is_never_promoted(first_run):
     assert report["challenger"]["metrics"]["average_precision"] < report["champion"]["metrics"]["average_precision"]
     latest = max(versions, key=lambda v: int(v.version))
     assert client.get_run(latest.run_id).data.tags["promotion.decision"] == "rejected"
+
+
+def test_notebook_runs_against_the_catalog(first_run, monkeypatch):
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(PROJECT_ROOT / "notebooks" / "fraud_detection_walkthrough.ipynb", as_version=4)
+    (first_run / "notebooks").mkdir(exist_ok=True)
+    monkeypatch.setenv("FRAUD_DETECTION_PROJECT", str(first_run))
+    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(first_run / "notebooks")}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "rows_in" in text and "selected:" in text
+    assert sum(1 for o in outputs if "image/png" in o.get("data", {})) == 5
