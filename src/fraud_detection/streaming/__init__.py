@@ -1,0 +1,1 @@
+"""Transactions as a stream: JSON messages, Kafka clients and the producer CLI."""

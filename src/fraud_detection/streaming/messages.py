@@ -1,0 +1,218 @@
+"""Transactions as JSON messages: encoding for producers, batch decoding for consumers.
+
+One message is one JSON object whose fields are the canonical columns of
+``fraud_detection.schema`` (extra fields are kept). Decoding checks what a message
+must satisfy to become a row at all: it is a JSON object, the required fields are
+present and every field has a parseable type. Business rules (amount ranges, label
+values, timestamps in the past, duplicates across batches) stay with the ingestion
+pipeline, which quarantines rows instead of rejecting messages.
+
+Decoding works on a batch: the messages are joined into newline-delimited JSON and
+parsed by pyarrow in C++ with the schema's types. Only a batch that pyarrow refuses
+(a malformed message, a field of the wrong JSON type) is parsed message by message
+with orjson, so the reason can be given per message. The schema checks are
+vectorised over the batch in both cases.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from fraud_detection.schema import COLUMN_NAMES, TRANSACTION_SCHEMA
+
+# Reasons a message is rejected (dead-lettered). Schema reasons read
+# ``missing_<column>`` or ``bad_type_<column>``, several joined by ';'.
+EMPTY_MESSAGE = "empty_message"
+BAD_JSON = "bad_json"
+NOT_AN_OBJECT = "not_a_json_object"
+
+_ARROW_TYPES = {"str": pa.string(), "datetime": pa.string(), "float": pa.float64(), "label": pa.float64()}
+_PARSE_OPTIONS = pa_json.ParseOptions(
+    explicit_schema=pa.schema([(c.name, _ARROW_TYPES[c.kind]) for c in TRANSACTION_SCHEMA]),
+    unexpected_field_behavior="infer",
+)
+_READ_OPTIONS = pa_json.ReadOptions(use_threads=True)
+
+
+@dataclass
+class DecodedMessages:
+    """The outcome of decoding a batch of message values.
+
+    Attributes:
+        frame: The accepted messages as rows of the canonical schema (typed, optional
+            columns filled with their defaults, extra fields after them), in input order.
+        positions: For each row of ``frame``, the position of its message in the input.
+        rejected: Position of each rejected message -> the reason.
+    """
+
+    frame: pd.DataFrame
+    positions: np.ndarray
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+def empty_transactions() -> pd.DataFrame:
+    """A frame with the canonical columns and types and no rows."""
+    return decode_transactions([]).frame
+
+
+def encode_transactions(frame: pd.DataFrame) -> list[bytes]:
+    """Serialises each row of ``frame`` as one JSON object (UTF-8 bytes).
+
+    Timestamps become ISO-8601 strings with milliseconds, missing values ``null``.
+    """
+    if frame.empty:
+        return []
+    text = frame.to_json(orient="records", lines=True, date_format="iso", date_unit="ms")
+    lines = text.encode().split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def decode_transactions(values: Sequence[bytes | None]) -> DecodedMessages:
+    """Decodes message values and checks them against the transaction schema.
+
+    Args:
+        values: Raw message values; ``None`` is a tombstone (no value).
+
+    Returns:
+        The accepted rows, typed, and the reason for every rejected message.
+    """
+    raw, rejected = _parse_objects(values)
+    typed, flags = _check_schema(raw)
+    if rejected:
+        unparsed = np.zeros(len(raw), dtype=bool)
+        unparsed[list(rejected)] = True
+        flags = {name: mask & ~unparsed for name, mask in flags.items()}
+    names = np.array(list(flags), dtype=object)
+    matrix = np.column_stack(list(flags.values())) if flags else np.zeros((len(raw), 0), dtype=bool)
+    bad_rows = np.flatnonzero(matrix.any(axis=1))
+    for row in bad_rows:
+        rejected[int(row)] = ";".join(names[matrix[row]])
+    accepted = np.ones(len(raw), dtype=bool)
+    accepted[list(rejected)] = False
+    positions = np.flatnonzero(accepted)
+    frame = typed.iloc[positions].reset_index(drop=True) if len(positions) < len(typed) else typed
+    return DecodedMessages(frame=frame, positions=positions, rejected=dict(sorted(rejected.items())))
+
+
+def _parse_objects(values: Sequence[bytes | None]) -> tuple[pd.DataFrame, dict[int, str]]:
+    """One row per message (empty for messages that are not JSON objects)."""
+    if values and None not in values:
+        try:
+            table = pa_json.read_json(
+                io.BytesIO(b"\n".join(values)), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
+            )
+        except pa.ArrowInvalid:
+            table = None
+        # An empty value or a message spanning lines shifts the rows: parse one by one.
+        if table is not None and table.num_rows == len(values):
+            return table.to_pandas(), {}
+    rows: list[dict] = []
+    rejected: dict[int, str] = {}
+    for position, value in enumerate(values):
+        if value is None:
+            rejected[position] = EMPTY_MESSAGE
+            rows.append({})
+            continue
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            rejected[position] = f"{BAD_JSON}: {exc}"
+            rows.append({})
+            continue
+        if not isinstance(obj, dict):
+            rejected[position] = f"{NOT_AN_OBJECT}: {type(obj).__name__}"
+            rows.append({})
+            continue
+        rows.append(obj)
+    # Object columns keep each value's JSON type for the checks (no int -> float).
+    frame = pd.DataFrame(rows, dtype=object)
+    if len(frame) != len(rows):  # only empty objects: no columns, no rows
+        frame = frame.reindex(pd.RangeIndex(len(rows)))
+    return frame, rejected
+
+
+def _check_schema(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Casts the canonical columns; returns the typed frame and one mask per failed rule."""
+    out: dict[str, pd.Series] = {}
+    flags: dict[str, np.ndarray] = {}
+    for col in TRANSACTION_SCHEMA:
+        if col.name in raw.columns:
+            values = raw[col.name]
+        else:
+            values = pd.Series(np.nan, index=raw.index, dtype=object)
+        present = values.notna().to_numpy()
+        typed, parsed = _CASTS[col.kind](values)
+        if col.required:
+            flags[f"missing_{col.name}"] = ~present
+        flags[f"bad_type_{col.name}"] = present & ~parsed
+        if not col.required and col.default is not None:
+            typed = typed.fillna(col.default)
+        out[col.name] = typed
+    frame = pd.DataFrame(out, index=raw.index)
+    for name in raw.columns:
+        if name not in COLUMN_NAMES:
+            extra = raw[name]
+            frame[name] = extra.astype("str") if extra.dtype == object else extra
+    return frame, flags
+
+
+def _is_object(values: pd.Series) -> bool:
+    return values.dtype == object
+
+
+def _as_string(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Strings, and integers written as JSON numbers (ids often are)."""
+    if not _is_object(values) and pd.api.types.is_string_dtype(values.dtype):
+        return values, np.ones(len(values), dtype=bool)
+    if pd.api.types.infer_dtype(values, skipna=True) in {"string", "integer", "empty"}:
+        ok = np.ones(len(values), dtype=bool)
+    else:
+        ok = values.map(lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))).to_numpy(bool)
+    return values.where(ok).astype("str"), ok
+
+
+def _as_float(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """JSON numbers, or strings holding a number."""
+    if pd.api.types.is_float_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
+        return values.astype("float64"), np.ones(len(values), dtype=bool)
+    not_bool = ~values.map(lambda v: isinstance(v, bool | np.bool_)).to_numpy(bool)
+    cast = pd.to_numeric(values.where(not_bool), errors="coerce").astype("float64")
+    return cast, cast.notna().to_numpy()
+
+
+def _as_timestamp(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """ISO-8601 strings; offsets are converted to UTC, naive times are taken as UTC."""
+    if _is_object(values) or not pd.api.types.is_string_dtype(values.dtype):
+        values = values.where(values.map(lambda v: isinstance(v, str))).astype("str")
+    cast = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
+    cast = cast.dt.tz_localize(None).astype("datetime64[ns]")
+    return cast, cast.notna().to_numpy()
+
+
+def _as_label(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """0, 1, true, false or null."""
+    if _is_object(values):
+        numbers = values.map(lambda v: int(v) if isinstance(v, bool) else v if isinstance(v, int | float) else np.nan)
+        cast = pd.to_numeric(numbers, errors="coerce").astype("float64")
+    else:
+        cast = values.astype("float64")
+    ok = cast.isin([0.0, 1.0]).to_numpy()
+    return cast.where(ok).astype("Int8"), ok
+
+
+_CASTS: dict[str, Callable[[pd.Series], tuple[pd.Series, np.ndarray]]] = {
+    "str": _as_string,
+    "float": _as_float,
+    "datetime": _as_timestamp,
+    "label": _as_label,
+}
