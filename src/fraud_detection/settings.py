@@ -2,9 +2,9 @@
 
 from omegaconf.resolvers import oc
 
-from fraud_detection.hooks import StartupValidationHook
+from fraud_detection.hooks import KafkaOffsetCommitHook, StartupValidationHook
 
-HOOKS = (StartupValidationHook(),)
+HOOKS = (StartupValidationHook(), KafkaOffsetCommitHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -14,6 +14,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from fraud_detection.streaming.clients import check_kafka
+
 
 class StartupValidationError(RuntimeError):
     """The environment is not fit to run; the message lists every problem found."""
@@ -103,3 +105,4 @@ def validate_environment(config: Mapping[str, Any], project_path: Path) -> list[
 # Service checks (Kafka, object store, MLflow server) register here by name, so an
 # environment enables one by adding its section to validation.yml.
 _EXTRA_CHECKS: dict[str, Any] = {}
+_EXTRA_CHECKS["kafka"] = check_kafka  # bootstrap servers answer in time

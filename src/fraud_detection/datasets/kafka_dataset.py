@@ -1,0 +1,436 @@
+"""``KafkaDataset``: transactions from and to a Kafka topic, without losing any.
+
+``load`` consumes a bounded batch (from the consumer group's committed offsets up to
+the end offsets seen when it starts, or fewer with ``max_messages`` / ``max_seconds``),
+decodes the JSON messages into the canonical schema, sends malformed ones to a
+dead-letter topic and drops duplicate transaction ids. It never commits: the
+offsets it reached wait in the dataset until :meth:`KafkaDataset.commit` is called,
+which ``KafkaOffsetCommitHook`` does once the outputs of the node that consumed the
+batch are persisted. A run that dies in between leaves the offsets where they were,
+so the next run reads the same messages again; a run that succeeded moves them past
+the batch, so nothing is read twice.
+
+``save`` produces a DataFrame as JSON messages keyed by a column, with ``acks=all``,
+and fails when any message is not acknowledged.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+from kedro.io import AbstractDataset, DatasetError
+
+from fraud_detection import schema
+from fraud_detection.streaming.clients import (
+    KafkaConnectionError,
+    connect,
+    servers_text,
+)
+from fraud_detection.streaming.messages import decode_transactions, empty_transactions
+from fraud_detection.streaming.producer import PRODUCER_DEFAULTS, produce_frame
+
+logger = logging.getLogger(__name__)
+
+# Keys of load_args / save_args read by the dataset itself; every other key is a
+# kafka-python KafkaConsumer / KafkaProducer setting.
+_LOAD_KEYS = ("max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms", "decode_chunk_size")
+_SAVE_KEYS = ("key_column", "flush_timeout_s")
+
+
+@dataclass
+class _Batch:
+    """Messages consumed by one ``load``, decoded chunk by chunk as they arrive."""
+
+    chunk_size: int
+    frames: list[pd.DataFrame] = field(default_factory=list)
+    rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    pending: list[ConsumerRecord] = field(default_factory=list)
+    consumed: int = 0
+
+    def add(self, records: list[ConsumerRecord]) -> None:
+        self.pending.extend(records)
+        self.consumed += len(records)
+        if len(self.pending) >= self.chunk_size:
+            self.decode_pending()
+
+    def decode_pending(self) -> None:
+        if not self.pending:
+            return
+        records, self.pending = self.pending, []
+        decoded = decode_transactions([r.value for r in records])
+        if len(decoded.frame):
+            self.frames.append(decoded.frame)
+        self.rejected.extend((records[i], reason) for i, reason in decoded.rejected.items())
+
+
+class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """Transactions in a Kafka topic, as JSON messages in the canonical schema.
+
+    Example catalog entry (``conf/kafka/catalog.yml``)::
+
+        raw_transactions:
+          type: fraud_detection.datasets.kafka_dataset.KafkaDataset
+          topic: transactions
+          bootstrap_servers: ${oc.env:KAFKA_BOOTSTRAP_SERVERS,127.0.0.1:9092}
+          group_id: fraud-detection-ingestion
+          dead_letter_topic: transactions.dlq
+          credentials: kafka
+          load_args:
+            max_messages: 5000000
+
+    Example use::
+
+        dataset = KafkaDataset(topic="transactions", bootstrap_servers="127.0.0.1:9092",
+                               group_id="ingestion", dead_letter_topic="transactions.dlq")
+        dataset.save(transactions)   # acks=all, fails if any message is not acknowledged
+        batch = dataset.load()       # new messages since the last commit
+        ...                          # persist the batch
+        dataset.commit()             # the next load starts after this batch
+
+    Load arguments read by the dataset (the others go to ``KafkaConsumer``):
+        max_messages: Stop after this many messages (``None``: up to the end offsets).
+        max_seconds: Stop consuming after this many seconds (``None``: no budget).
+        stall_timeout_s: Fail when no message arrives for this long before the end.
+        poll_timeout_ms: Longest wait of one poll.
+        decode_chunk_size: Messages decoded together.
+
+    Save arguments read by the dataset (the others go to ``KafkaProducer``):
+        key_column: Column used as message key (``customer_id``; ``None`` for no key).
+        flush_timeout_s: How long to wait for the acknowledgements.
+    """
+
+    DEFAULT_LOAD_ARGS: dict[str, Any] = {
+        "max_messages": None,
+        "max_seconds": None,
+        "stall_timeout_s": 30.0,
+        "poll_timeout_ms": 500,
+        "decode_chunk_size": 50_000,
+        # KafkaConsumer settings: start from the oldest message when the group has no
+        # committed offset yet; large fetches and polls for batch throughput.
+        "auto_offset_reset": "earliest",
+        "max_poll_records": 20_000,
+        "max_partition_fetch_bytes": 8_388_608,
+        "fetch_max_bytes": 52_428_800,
+        "bootstrap_timeout_ms": 10_000,
+        "request_timeout_ms": 30_000,
+    }
+    DEFAULT_SAVE_ARGS: dict[str, Any] = {
+        "key_column": schema.CUSTOMER_ID,
+        "flush_timeout_s": 120.0,
+        **PRODUCER_DEFAULTS,
+        "bootstrap_timeout_ms": 10_000,
+    }
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        topic: str,
+        bootstrap_servers: str | list[str] = "127.0.0.1:9092",
+        group_id: str | None = None,
+        dead_letter_topic: str | None = None,
+        load_args: dict[str, Any] | None = None,
+        save_args: dict[str, Any] | None = None,
+        credentials: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        """Creates a new instance of ``KafkaDataset``; nothing connects until load/save.
+
+        Args:
+            topic: Topic to consume from and produce to.
+            bootstrap_servers: ``host:port`` (comma-separated) or a list.
+            group_id: Consumer group whose committed offsets mark what was ingested;
+                required to load.
+            dead_letter_topic: Where malformed messages go, with the reason and source
+                position in headers. Without it, a malformed message fails the load.
+            load_args: Overrides of ``DEFAULT_LOAD_ARGS``.
+            save_args: Overrides of ``DEFAULT_SAVE_ARGS``.
+            credentials: kafka-python security settings (``security_protocol``,
+                ``sasl_mechanism``, ``sasl_plain_username``, ``ssl_cafile``, ...),
+                given to every client. ``None`` values are ignored.
+            metadata: Free-form metadata, ignored by the dataset (Kedro-Viz shows it).
+        """
+        self._topic = topic
+        self._bootstrap_servers = bootstrap_servers
+        self._group_id = group_id
+        self._dead_letter_topic = dead_letter_topic
+        self._credentials = copy.deepcopy(credentials) or {}
+        self.metadata = metadata
+        self._load_args = {**self.DEFAULT_LOAD_ARGS, **(load_args or {})}
+        self._save_args = {**self.DEFAULT_SAVE_ARGS, **(save_args or {})}
+        if self._load_args.get("enable_auto_commit"):
+            raise DatasetError(
+                f"KafkaDataset '{topic}': enable_auto_commit must stay off; offsets are "
+                "committed after the batch is persisted (KafkaOffsetCommitHook)"
+            )
+        self._pending_offsets: dict[TopicPartition, int] = {}
+        self.last_load_report: dict[str, Any] = {}
+
+    @property
+    def servers(self) -> str:
+        """Bootstrap servers, as one string."""
+        return servers_text(self._bootstrap_servers)
+
+    @property
+    def pending_offsets(self) -> dict[TopicPartition, int]:
+        """Offsets reached by the last load and not committed yet."""
+        return dict(self._pending_offsets)
+
+    # ------------------------------------------------------------------ load --
+
+    def load(self) -> pd.DataFrame:
+        if not self._group_id:
+            raise DatasetError(f"KafkaDataset '{self._topic}' needs a group_id to load: its committed offsets mark what was ingested")
+        control = {k: self._load_args[k] for k in _LOAD_KEYS}
+        consumer_args = {k: v for k, v in self._load_args.items() if k not in _LOAD_KEYS}
+        started = time.monotonic()
+        consumer = self._connect(
+            KafkaConsumer,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            allow_auto_create_topics=False,
+            client_id=f"fraud-detection-{self._group_id}",
+            **consumer_args,
+        )
+        try:
+            batch, start, reached = self._consume(consumer, control)
+        except KafkaError as exc:
+            raise DatasetError(
+                f"Consuming '{self._topic}' from Kafka at {self.servers} failed: {exc!r}; nothing was committed"
+            ) from exc
+        finally:
+            consumer.close(autocommit=False)
+        frame, duplicates = self._assemble(batch)
+        dead_lettered = self._dead_letter(batch.rejected)
+        self._pending_offsets = {tp: offset for tp, offset in reached.items() if offset > start[tp]}
+        reasons = Counter(reason.split(":", 1)[0] for _, reason in batch.rejected)
+        self.last_load_report = {
+            "topic": self._topic,
+            "group_id": self._group_id,
+            "consumed": batch.consumed,
+            "rows": len(frame),
+            "dead_lettered": dead_lettered,
+            "duplicates_removed": duplicates,
+            "dead_lettered_by_reason": dict(reasons),
+            "start_offsets": {tp.partition: offset for tp, offset in start.items()},
+            "end_offsets": {tp.partition: offset for tp, offset in reached.items()},
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        logger.info(
+            "Consumed %d messages from '%s' (group %s, offsets %s -> %s) in %.1fs: %d rows, "
+            "%d dead-lettered to '%s' %s, %d duplicate transaction ids removed; offsets are "
+            "committed once the batch is persisted",
+            batch.consumed, self._topic, self._group_id, self.last_load_report["start_offsets"],
+            self.last_load_report["end_offsets"], self.last_load_report["seconds"], len(frame),
+            dead_lettered, self._dead_letter_topic, dict(reasons), duplicates,
+        )
+        return frame
+
+    def _consume(
+        self, consumer: KafkaConsumer, control: dict[str, Any]
+    ) -> tuple[_Batch, dict[TopicPartition, int], dict[TopicPartition, int]]:
+        """Reads from the committed offsets to the end offsets seen now (or less)."""
+        request_timeout = consumer.config["request_timeout_ms"]
+        partitions = consumer.partitions_for_topic(self._topic)
+        if not partitions:
+            raise DatasetError(
+                f"Topic '{self._topic}' does not exist on {self.servers}: produce transactions "
+                "first (fraud-detection-produce) or create the topic"
+            )
+        tps = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        beginning = consumer.beginning_offsets(tps, timeout_ms=request_timeout)
+        end = consumer.end_offsets(tps, timeout_ms=request_timeout)
+        start: dict[TopicPartition, int] = {}
+        for tp in tps:
+            committed = consumer.committed(tp, timeout_ms=request_timeout)
+            if committed is None:
+                offset = beginning[tp] if self._load_args["auto_offset_reset"] == "earliest" else end[tp]
+            elif committed < beginning[tp]:
+                logger.warning(
+                    "Messages %d..%d of %s were deleted by retention before group %s read them",
+                    committed, beginning[tp] - 1, tp, self._group_id,
+                )
+                offset = beginning[tp]
+            elif committed > end[tp]:
+                logger.warning(
+                    "Committed offset %d of group %s is past the end %d of %s (topic recreated?): "
+                    "reading it from the beginning", committed, self._group_id, end[tp], tp,
+                )
+                offset = beginning[tp]
+            else:
+                offset = committed
+            start[tp] = offset
+            consumer.seek(tp, offset)
+        reached = dict(start)
+        active = {tp for tp in tps if start[tp] < end[tp]}
+        consumer.pause(*[tp for tp in tps if tp not in active])
+        batch = _Batch(chunk_size=int(control["decode_chunk_size"]))
+        max_messages = control["max_messages"]
+        deadline = time.monotonic() + control["max_seconds"] if control["max_seconds"] else None
+        stall_timeout = float(control["stall_timeout_s"])
+        last_progress = time.monotonic()
+        while active:
+            remaining = None if max_messages is None else max_messages - batch.consumed
+            if remaining is not None and remaining <= 0:
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                logger.info("Time budget of %ss reached while consuming '%s'", control["max_seconds"], self._topic)
+                break
+            polled = consumer.poll(timeout_ms=control["poll_timeout_ms"], max_records=remaining)
+            for tp, polled_records in polled.items():
+                records = polled_records
+                if records and records[-1].offset >= end[tp]:
+                    records = [r for r in records if r.offset < end[tp]]
+                if records:
+                    batch.add(records)
+                    reached[tp] = records[-1].offset + 1
+                    last_progress = time.monotonic()
+            for tp in list(active):
+                # The position also moves past transaction markers, which are not records.
+                if consumer.position(tp, timeout_ms=request_timeout) >= end[tp]:
+                    reached[tp] = end[tp]
+                    active.discard(tp)
+                    consumer.pause(tp)
+            if active and time.monotonic() - last_progress > stall_timeout:
+                behind = {tp.partition: (reached[tp], end[tp]) for tp in active}
+                raise DatasetError(
+                    f"No message from Kafka at {self.servers} for {stall_timeout:g}s while consuming "
+                    f"'{self._topic}' (partition: (offset reached, end offset) {behind}). Is the broker "
+                    "up? Nothing was committed; the next run reads these messages again."
+                )
+        batch.decode_pending()
+        return batch, start, reached
+
+    def _assemble(self, batch: _Batch) -> tuple[pd.DataFrame, int]:
+        """One frame for the batch, without repeated transaction ids (first one kept)."""
+        if not batch.frames:
+            return empty_transactions(), 0
+        frame = batch.frames[0] if len(batch.frames) == 1 else pd.concat(batch.frames, ignore_index=True)
+        duplicated = frame[schema.TRANSACTION_ID].duplicated().to_numpy()
+        n_duplicates = int(duplicated.sum())
+        if n_duplicates:
+            frame = frame.loc[~duplicated].reset_index(drop=True)
+        for name in frame.columns.difference(list(schema.COLUMN_NAMES)):
+            if frame[name].dtype == object:  # an extra field absent from some chunks
+                frame[name] = frame[name].astype("str")
+        return frame, n_duplicates
+
+    def _dead_letter(self, rejected: list[tuple[ConsumerRecord, str]]) -> int:
+        """Sends rejected messages, unchanged, to the dead-letter topic; waits for acks."""
+        if not rejected:
+            return 0
+        first = rejected[0]
+        if not self._dead_letter_topic:
+            raise DatasetError(
+                f"{len(rejected)} malformed message(s) in '{self._topic}' and no dead_letter_topic "
+                f"is configured (first: partition {first[0].partition} offset {first[0].offset}: "
+                f"{first[1]}). Set dead_letter_topic so they are kept aside instead of failing the load."
+            )
+        producer = self._connect(KafkaProducer, client_id="fraud-detection-dead-letters", acks="all")
+        failures: list[BaseException] = []
+        try:
+            for record, reason in rejected:
+                headers = [
+                    ("dlq.reason", reason.encode()),
+                    ("dlq.source.topic", record.topic.encode()),
+                    ("dlq.source.partition", str(record.partition).encode()),
+                    ("dlq.source.offset", str(record.offset).encode()),
+                    ("dlq.source.timestamp", str(record.timestamp).encode()),
+                ]
+                future = producer.send(self._dead_letter_topic, value=record.value, key=record.key, headers=headers)
+                future.add_errback(failures.append)
+            producer.flush(timeout=self._save_args["flush_timeout_s"])
+        except KafkaError as exc:
+            failures.append(exc)
+        finally:
+            producer.close(timeout=5)
+        if failures:
+            raise DatasetError(
+                f"Could not dead-letter {len(rejected)} malformed message(s) to "
+                f"'{self._dead_letter_topic}' on {self.servers}: {failures[0]!r}; nothing was committed"
+            )
+        return len(rejected)
+
+    # ---------------------------------------------------------------- commit --
+
+    def commit(self) -> None:
+        """Commits the offsets reached by the last load for the consumer group.
+
+        Call it only once the loaded batch is persisted; ``KafkaOffsetCommitHook``
+        does so after the consuming node's outputs are saved.
+
+        Raises:
+            DatasetError: The commit did not succeed; the batch will be read again.
+        """
+        if not self._pending_offsets:
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._pending_offsets.items()}
+        consumer = self._connect(
+            KafkaConsumer,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            client_id=f"fraud-detection-{self._group_id}",
+            request_timeout_ms=self._load_args["request_timeout_ms"],
+            bootstrap_timeout_ms=self._load_args["bootstrap_timeout_ms"],
+        )
+        try:
+            consumer.commit(offsets, timeout_ms=self._load_args["request_timeout_ms"])
+        except KafkaError as exc:
+            raise DatasetError(
+                f"Committing offsets {self._describe_offsets()} of group '{self._group_id}' on "
+                f"{self.servers} failed: {exc!r}. The batch is persisted; the next run reads it again."
+            ) from exc
+        finally:
+            consumer.close(autocommit=False)
+        logger.info("Committed offsets %s of '%s' for group %s", self._describe_offsets(), self._topic, self._group_id)
+        self._pending_offsets = {}
+
+    def _describe_offsets(self) -> dict[int, int]:
+        return {tp.partition: offset for tp, offset in self._pending_offsets.items()}
+
+    # ------------------------------------------------------------------ save --
+
+    def save(self, data: pd.DataFrame) -> None:
+        control = {k: self._save_args[k] for k in _SAVE_KEYS}
+        producer_args = {k: v for k, v in self._save_args.items() if k not in _SAVE_KEYS}
+        producer = self._connect(KafkaProducer, client_id="fraud-detection-kafka-dataset", **producer_args)
+        try:
+            report = produce_frame(
+                producer, self._topic, data,
+                key_column=control["key_column"], flush_timeout_s=control["flush_timeout_s"],
+            )
+        except ValueError as exc:
+            raise DatasetError(f"Cannot save to Kafka topic '{self._topic}': {exc}") from exc
+        finally:
+            producer.close(timeout=5)
+        if not report.ok:
+            raise DatasetError(f"Saving to Kafka at {self.servers} failed: {report.summary()}")
+        logger.info("%s", report.summary())
+
+    # --------------------------------------------------------------- helpers --
+
+    def _connect(self, client_class: type, **config: Any) -> Any:
+        try:
+            return connect(client_class, self._bootstrap_servers, self._credentials, **config)
+        except KafkaConnectionError as exc:
+            raise DatasetError(f"KafkaDataset '{self._topic}': {exc}") from exc
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "topic": self._topic,
+            "bootstrap_servers": self.servers,
+            "group_id": self._group_id,
+            "dead_letter_topic": self._dead_letter_topic,
+            "load_args": self._load_args,
+            "save_args": self._save_args,
+        }
