@@ -99,9 +99,12 @@ def test_labels_newer_than_the_delay_are_never_used():
     assert not np.allclose(base.loc[later, "terminal_risk_7d"], after.loc[later, "terminal_risk_7d"])
 
 
-def test_label_is_never_a_feature(transactions):
-    numeric, categorical = feature_columns(create_features(transactions, {}))
+def test_label_and_label_revealing_extras_are_never_features(transactions):
+    with_extra = transactions.assign(fraud_scenario=transactions["is_fraud"].map({0: "genuine", 1: "card_testing"}), TX_FRAUD_SCENARIO=transactions["is_fraud"])
+    features = create_features(with_extra, {})
+    numeric, categorical = feature_columns(features)
     assert "is_fraud" not in numeric + categorical
+    assert "fraud_scenario" not in features.columns and "TX_FRAUD_SCENARIO" not in features.columns
     assert not {"transaction_id", "customer_id", "terminal_id", "timestamp"} & set(numeric + categorical)
 
 
