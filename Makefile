@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export KEDRO_LOGGING_MODULE_ALLOWLIST := pythonjsonlogger
 
-.PHONY: install install-dev run test test-unit lint format viz bench notebook clean
+.PHONY: install install-dev run test test-unit lint format viz bench notebook mlflow-ui clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,10 @@ viz: install
 
 bench: install-dev
 	$(BIN)/python benchmarks/run_benchmarks.py
+
+# MLflow UI on the local tracking database (kedro-mlflow calls the `mlflow` CLI).
+mlflow-ui: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/kedro mlflow ui
 
 notebook: install-dev
 	$(BIN)/kedro jupyter notebook
