@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 # Keys of load_args / save_args read by the dataset itself; every other key is a
 # kafka-python KafkaConsumer / KafkaProducer setting.
-_LOAD_KEYS = ("max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms", "decode_chunk_size")
+_LOAD_KEYS = ("max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms", "decode_chunk_size", "progress_every_s")
 _SAVE_KEYS = ("key_column", "flush_timeout_s")
 
 
@@ -103,6 +103,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         stall_timeout_s: Fail when no message arrives for this long before the end.
         poll_timeout_ms: Longest wait of one poll.
         decode_chunk_size: Messages decoded together.
+        progress_every_s: Interval of the progress log lines on long loads.
 
     Save arguments read by the dataset (the others go to ``KafkaProducer``):
         key_column: Column used as message key (``customer_id``; ``None`` for no key).
@@ -115,6 +116,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         "stall_timeout_s": 30.0,
         "poll_timeout_ms": 500,
         "decode_chunk_size": 50_000,
+        "progress_every_s": 10.0,
         # KafkaConsumer settings: start from the oldest message when the group has no
         # committed offset yet; large fetches and polls for batch throughput.
         "auto_offset_reset": "earliest",
@@ -205,7 +207,8 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             batch, start, reached = self._consume(consumer, control)
         except KafkaError as exc:
             raise DatasetError(
-                f"Consuming '{self._topic}' from Kafka at {self.servers} failed: {exc!r}; nothing was committed"
+                f"Consuming '{self._topic}' from Kafka at {self.servers} failed: {exc!r}. Is the broker up? "
+                "Nothing was committed; the next run reads these messages again."
             ) from exc
         finally:
             consumer.close(autocommit=False)
@@ -279,6 +282,8 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         deadline = time.monotonic() + control["max_seconds"] if control["max_seconds"] else None
         stall_timeout = float(control["stall_timeout_s"])
         last_progress = time.monotonic()
+        to_read = sum(end[tp] - start[tp] for tp in active)
+        next_report = last_progress + float(control["progress_every_s"])
         while active:
             remaining = None if max_messages is None else max_messages - batch.consumed
             if remaining is not None and remaining <= 0:
@@ -301,7 +306,11 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                     reached[tp] = end[tp]
                     active.discard(tp)
                     consumer.pause(tp)
-            if active and time.monotonic() - last_progress > stall_timeout:
+            now = time.monotonic()
+            if now >= next_report:
+                logger.info("Consumed %d of %d messages from '%s' so far", batch.consumed, to_read, self._topic)
+                next_report = now + float(control["progress_every_s"])
+            if active and now - last_progress > stall_timeout:
                 behind = {tp.partition: (reached[tp], end[tp]) for tp in active}
                 raise DatasetError(
                     f"No message from Kafka at {self.servers} for {stall_timeout:g}s while consuming "

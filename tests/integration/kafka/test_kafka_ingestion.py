@@ -220,7 +220,7 @@ def test_stopping_the_broker_mid_run_fails_clearly_and_commits_nothing(tmp_path,
         # Small fetches make the batch take seconds; fail fast once the broker is gone.
         config["raw_transactions"]["load_args"].update(
             max_partition_fetch_bytes=4096, fetch_max_bytes=4096, max_poll_records=50,
-            stall_timeout_s=8, request_timeout_ms=5000, bootstrap_timeout_ms=3000,
+            stall_timeout_s=8, request_timeout_ms=5000, bootstrap_timeout_ms=3000, progress_every_s=0.2,
         )
         catalog.write_text(yaml.safe_dump(config))
         kedro = Path(sys.executable).with_name("kedro")
@@ -229,7 +229,7 @@ def test_stopping_the_broker_mid_run_fails_clearly_and_commits_nothing(tmp_path,
         output: list[str] = []
         for line in run.stdout:
             output.append(line)
-            if "Loading data from raw_transactions" in line:
+            if "messages from 'transactions-outage' so far" in line:  # mid-batch
                 break
         broker.stop()
         started = time.monotonic()
@@ -238,7 +238,7 @@ def test_stopping_the_broker_mid_run_fails_clearly_and_commits_nothing(tmp_path,
         text = "".join(output)
         assert time.monotonic() - started < 90
         assert broker.bootstrap in text, text[-3000:]
-        assert "Nothing was committed" in text or "nothing was committed" in text or "reads it again" in text, text[-3000:]
+        assert "Nothing was committed" in text, text[-3000:]
 
         broker.start()
         assert broker.committed(project.group, project.topic) == {}
