@@ -116,22 +116,52 @@ def add_customer_windows(df: pd.DataFrame, p: FeatureParams) -> pd.DataFrame:
         n = axis.window_sum(ones, lo, hi)
         s = axis.window_sum(shifted, lo, hi)
         ss = axis.window_sum(shifted * shifted, lo, hi)
-        mean_shifted = s / n
-        var = np.where(n > 1, (ss - n * mean_shifted**2) / np.maximum(n - 1, 1), 0.0)
         suffix = window_suffix(w)
         out[f"customer_nb_tx_{suffix}"] = n
-        out[f"customer_avg_amount_{suffix}"] = mean_shifted + axis.first_value(amount)
-        out[f"customer_std_amount_{suffix}"] = np.sqrt(np.clip(var, 0.0, None))
-    gap_s = axis.previous_time_gap() / 1000.0
-    max_gap = p.max_gap_days * 86400.0
-    out["customer_seconds_since_prev_tx"] = np.where(np.isnan(gap_s), max_gap, np.minimum(gap_s, max_gap))
-    longest = window_suffix(windows[-1])
-    mean_long = out[f"customer_avg_amount_{longest}"]
-    std_long = out[f"customer_std_amount_{longest}"]
-    out[f"amount_to_customer_avg_{longest}"] = np.clip(amount / np.where(mean_long > 0, mean_long, 1.0), 0, p.ratio_cap)
-    z = np.where(std_long > 0, (amount - mean_long) / np.where(std_long > 0, std_long, 1.0), 0.0)
-    out[f"amount_zscore_customer_{longest}"] = np.clip(z, -p.ratio_cap, p.ratio_cap)
+        out[f"customer_avg_amount_{suffix}"], out[f"customer_std_amount_{suffix}"] = amount_moments(
+            n, s, ss, axis.first_value(amount)
+        )
+    out["customer_seconds_since_prev_tx"] = seconds_since_previous(axis.previous_time_gap(), p.max_gap_days)
+    out.update(amount_vs_history(amount, out, p))
     return pd.DataFrame({k: axis.unsort(v) for k, v in out.items()}, index=df.index)
+
+
+# The formulas below are shared with the real-time scorer (fraud_detection.scoring),
+# which feeds them the same window sums kept incrementally: one definition of each
+# feature for training and serving.
+
+
+def amount_moments(n: np.ndarray, s: np.ndarray, ss: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample std of amounts in a window from its count and the sums of the
+    amounts and squared amounts shifted by the customer's first amount."""
+    mean_shifted = s / n
+    var = np.where(n > 1, (ss - n * mean_shifted**2) / np.maximum(n - 1, 1), 0.0)
+    return mean_shifted + first, np.sqrt(np.clip(var, 0.0, None))
+
+
+def seconds_since_previous(gap_ms: np.ndarray, max_gap_days: float) -> np.ndarray:
+    """Seconds since the customer's previous transaction, capped; the cap for the first."""
+    gap_s = gap_ms / 1000.0
+    max_gap = max_gap_days * 86400.0
+    return np.where(np.isnan(gap_s), max_gap, np.minimum(gap_s, max_gap))
+
+
+def amount_vs_history(amount: np.ndarray, windows: dict[str, np.ndarray], p: FeatureParams) -> dict[str, np.ndarray]:
+    """The amount relative to the customer's longest-window mean, and its z-score."""
+    longest = window_suffix(p.customer_windows[-1])
+    mean_long = windows[f"customer_avg_amount_{longest}"]
+    std_long = windows[f"customer_std_amount_{longest}"]
+    ratio = np.clip(amount / np.where(mean_long > 0, mean_long, 1.0), 0, p.ratio_cap)
+    z = np.where(std_long > 0, (amount - mean_long) / np.where(std_long > 0, std_long, 1.0), 0.0)
+    return {
+        f"amount_to_customer_avg_{longest}": ratio,
+        f"amount_zscore_customer_{longest}": np.clip(z, -p.ratio_cap, p.ratio_cap),
+    }
+
+
+def risk_share(n: np.ndarray, frauds: np.ndarray) -> np.ndarray:
+    """Fraud share among ``n`` labelled transactions (0 when there are none)."""
+    return np.where(n > 0, frauds / np.where(n > 0, n, 1.0), 0.0)
 
 
 def delayed_risk(
@@ -154,7 +184,7 @@ def delayed_risk(
         f = axis.window_sum(fraud, lo, hi)
         suffix = window_suffix(w)
         out[f"{prefix}_nb_tx_{suffix}"] = n
-        out[f"{prefix}_risk_{suffix}"] = np.where(n > 0, f / np.where(n > 0, n, 1.0), 0.0)
+        out[f"{prefix}_risk_{suffix}"] = risk_share(n, f)
     return pd.DataFrame({k: axis.unsort(v) for k, v in out.items()}, index=df.index)
 
 
