@@ -2,9 +2,10 @@
 
 from omegaconf.resolvers import oc
 
+from fraud_detection.alerting import AlertingHook
 from fraud_detection.hooks import KafkaOffsetCommitHook, StartupValidationHook
 
-HOOKS = (StartupValidationHook(), KafkaOffsetCommitHook())
+HOOKS = (StartupValidationHook(), KafkaOffsetCommitHook(), AlertingHook())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -15,8 +16,9 @@ CONFIG_LOADER_ARGS = {
     "custom_resolvers": {"oc.env": oc.env},
     # Environments override single parameters (e.g. split.test_start) without
     # repeating the whole group.
-    "merge_strategy": {"parameters": "soft", "validation": "soft"},
+    "merge_strategy": {"parameters": "soft", "validation": "soft", "alerting": "soft"},
     "config_patterns": {
         "validation": ["validation*", "validation*/**"],
+        "alerting": ["alerting*", "alerting*/**"],
     },
 }

@@ -23,7 +23,15 @@ QUARANTINE_REASON = "quarantine_reason"
 
 
 class DataQualityError(ValueError):
-    """The share of invalid rows is above the configured limit."""
+    """The share of invalid rows is above the configured limit.
+
+    ``report`` holds the same counts and reasons as the ``data_quality_report`` the
+    run would have saved, for the alert that reports the stop.
+    """
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.report = report
 
 
 @dataclass(frozen=True)
@@ -179,7 +187,8 @@ def validate_transactions(
         raise DataQualityError(
             f"{n_bad} of {n_in} transactions ({share:.2%}) failed validation, above the "
             f"limit params:ingestion.max_invalid_share={p.max_invalid_share:.2%}; "
-            f"reasons: {by_reason}. Fix the source or the column mapping."
+            f"reasons: {by_reason}. Fix the source or the column mapping.",
+            report=report,
         )
     return valid.reset_index(drop=True), quarantine.reset_index(drop=True), report
 
