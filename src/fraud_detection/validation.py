@@ -14,6 +14,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from fraud_detection.mlflow_server import check_mlflow_server
+from fraud_detection.object_store import check_object_store
 from fraud_detection.streaming.clients import check_kafka
 
 
@@ -106,3 +108,5 @@ def validate_environment(config: Mapping[str, Any], project_path: Path) -> list[
 # environment enables one by adding its section to validation.yml.
 _EXTRA_CHECKS: dict[str, Any] = {}
 _EXTRA_CHECKS["kafka"] = check_kafka  # bootstrap servers answer in time
+_EXTRA_CHECKS["object_store"] = check_object_store  # endpoint, keys, buckets writable
+_EXTRA_CHECKS["mlflow_server"] = check_mlflow_server  # /health and its artifact store
