@@ -71,8 +71,10 @@ python_bin() {
 # Signed S3 calls through botocore (a dependency of s3fs via aiobotocore).
 #   s3_client ping            list buckets; exit 0 on success
 #   s3_client ensure B1 B2..  create the buckets that do not exist yet
+#   s3_client writable B      write and delete a small object in bucket B
 s3_client() {
     "$(python_bin)" - "$S3_ENDPOINT_URL" "$@" <<'PY'
+import os
 import sys
 
 try:
@@ -111,6 +113,10 @@ try:
                     "BucketAlreadyExists",
                 ):
                     raise
+    elif command == "writable":
+        key = f".s3-start-probe-{os.getpid()}"
+        client.put_object(Bucket=buckets[0], Key=key, Body=b"ok")
+        client.delete_object(Bucket=buckets[0], Key=key)
     else:
         sys.exit(f"unknown command {command}")
 except Exception as exc:
@@ -225,6 +231,19 @@ wait_healthy() {
     exit 1
 }
 
+# Listing works as soon as the filer is up, but writes need the master, which on a
+# restart waits for its raft election (10-15 s): wait until a write succeeds.
+wait_writable() {
+    local bucket=$1 deadline=$((SECONDS + S3_START_TIMEOUT)) err=""
+    until err=$(s3_client writable "$bucket" 2>&1); do
+        if ((SECONDS >= deadline)); then
+            log_tail 20
+            die "bucket $bucket not writable after ${S3_START_TIMEOUT}s (last error: $err)"
+        fi
+        sleep 1
+    done
+}
+
 # The server of this data dir runs on the port recorded at start; refuse to
 # mix it up with another S3_PORT.
 check_same_port() {
@@ -264,6 +283,7 @@ cmd_start() {
                 -master.port="$S3_MASTER_PORT" \
                 -master.volumeSizeLimitMB=256 \
                 -master.telemetry=false \
+                -master.electionTimeout=2s \
                 -volume.port="$S3_VOLUME_PORT" \
                 -volume.max=0 \
                 -volume.preStopSeconds=0 \
@@ -283,6 +303,7 @@ cmd_start() {
     wait_healthy "$pid" "$started"
     # shellcheck disable=SC2086 # S3_BUCKETS is a space-separated list
     s3_client ensure $S3_BUCKETS || { log_tail 20; die "could not create buckets: $S3_BUCKETS"; }
+    wait_writable ${S3_BUCKETS%% *}
     log "ready: $S3_ENDPOINT_URL (pid $pid, buckets: $S3_BUCKETS)"
 }
 
