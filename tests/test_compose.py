@@ -1,0 +1,96 @@
+"""docker-compose.yml without a Docker engine: valid against the Compose
+specification's JSON schema (vendored in infra/compose), every variable it reads
+documented in .env.example, every published port in the README, and every
+`depends_on` condition backed by what the dependency offers."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import pytest
+import yaml
+
+from tests.conftest import PROJECT_ROOT
+
+COMPOSE = PROJECT_ROOT / "docker-compose.yml"
+SCHEMA = PROJECT_ROOT / "infra" / "compose" / "compose-spec.json"
+# ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}; $$ escapes a literal dollar.
+VARIABLE = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)(?:[:?-][^}]*)?\}")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_file_follows_the_compose_specification(compose):
+    schema = json.loads(SCHEMA.read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+
+
+def test_schema_rejects_what_compose_would_reject():
+    """The check has teeth: a typo in a service key fails it."""
+    schema = json.loads(SCHEMA.read_text())
+    broken = {"services": {"web": {"image": "nginx", "restrat": "always"}}}
+    with pytest.raises(jsonschema.ValidationError, match="restrat"):
+        jsonschema.validate(broken, schema)
+
+
+def test_every_variable_is_documented_in_env_example():
+    used = set(VARIABLE.findall(COMPOSE.read_text()))
+    documented = set(re.findall(r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=", (PROJECT_ROOT / ".env.example").read_text(), re.M))
+    assert used, "no ${VAR} found: the pattern is broken"
+    assert not used - documented, f"add to .env.example: {sorted(used - documented)}"
+
+
+def published_ports(compose: dict) -> dict[str, list[str]]:
+    ports: dict[str, list[str]] = {}
+    for name, service in compose["services"].items():
+        for entry in service.get("ports", []):
+            published = str(entry.get("published") if isinstance(entry, dict) else entry).split(":")
+            ports.setdefault(name, []).append(published[-2] if len(published) > 1 else published[0])
+    return ports
+
+
+def test_every_published_port_is_in_the_readme(compose):
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    production = readme[readme.index("## Production"):]
+    ports = published_ports(compose)
+    assert {"kafka", "minio", "mlflow", "airflow-apiserver"} <= set(ports)
+    missing = [f"{name}:{port}" for name, values in ports.items() for port in values if f"localhost:{port}" not in production]
+    assert not missing, f"the README's Production section does not mention {missing}"
+
+
+def test_dependencies_wait_for_health_or_completion(compose):
+    services = compose["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+        for dependency, spec in depends.items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            condition = spec["condition"]
+            if condition == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{name} waits for {dependency}'s health, which has no healthcheck"
+            else:
+                assert condition == "service_completed_successfully", f"{name} -> {dependency}: {condition}"
+
+
+def test_long_running_services_have_healthchecks(compose):
+    one_shot = {"minio-init", "airflow-init", "producer"}
+    missing = [name for name in compose["services"] if name not in one_shot and "healthcheck" not in compose["services"][name]]
+    assert not missing
+
+
+def test_airflow_runs_the_project_image_with_the_dag(compose):
+    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-init"):
+        service = compose["services"][name]
+        assert service["build"]["dockerfile"] == "Dockerfile", name
+        assert service["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
+        assert "postgres:5432/airflow" in service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+    dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
+    assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/fraud-detection/airflow_dags" in dockerfile
+    assert "postgres:5432/mlflow" in compose["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
