@@ -11,6 +11,13 @@ from fraud_detection.pipelines.ingestion.nodes import DataQualityError
 from tests.conftest import PROJECT_ROOT, make_transactions
 
 
+class _KeptDataset(MemoryDataset):
+    """A memory dataset the runner cannot release, so the test can read it after."""
+
+    def _release(self) -> None:
+        pass
+
+
 def _params(name: str) -> dict:
     return yaml.safe_load((PROJECT_ROOT / "conf" / "base" / f"parameters_{name}.yml").read_text())
 
@@ -20,6 +27,9 @@ def _catalog(raw: pd.DataFrame, **overrides) -> DataCatalog:
     params["split"] = {**params["split"], "n_folds": 2, "remove_known_compromised": False}
     params.update(overrides)
     catalog = DataCatalog(datasets={"raw_transactions": MemoryDataset(raw)})
+    # Outputs the tests read after the run; the runner releases consumed ones.
+    for name in ("data_quality_report", "quarantined_transactions", "development_set", "test_set"):
+        catalog[name] = _KeptDataset()
     for key, value in params.items():
         catalog[f"params:{key}"] = value
     return catalog

@@ -4,6 +4,7 @@ import pytest
 from fraud_detection.pipelines.ingestion.nodes import (
     QUARANTINE_REASON,
     DataQualityError,
+    enforce_quality_limit,
     standardise_columns,
     validate_transactions,
 )
@@ -76,11 +77,25 @@ def test_unknown_labels_are_valid_and_stay_null(transactions):
     assert valid["is_fraud"].isna().sum() == 10
 
 
-def test_run_fails_when_invalid_share_exceeds_limit(transactions):
+def test_run_fails_when_invalid_share_exceeds_limit_after_quarantining(transactions):
     bad = transactions.copy()
     bad.loc[: len(bad) // 5, "amount"] = -1.0
-    with pytest.raises(DataQualityError, match=r"failed validation, above the limit params:ingestion.max_invalid_share=5.00%.*amount_out_of_range"):
-        validate_transactions(bad, PARAMS)
+    screened, quarantine, report = validate_transactions(bad, PARAMS)
+    assert len(quarantine) == report["rows_quarantined"] == len(bad) // 5 + 1
+    with pytest.raises(DataQualityError, match=r"failed validation, above the limit params:ingestion.max_invalid_share=5.00%.*amount_out_of_range") as err:
+        enforce_quality_limit(screened, report, PARAMS)
+    assert err.value.report == report
+
+
+def test_quality_limit_passes_valid_rows_through(transactions):
+    screened, _, report = validate_transactions(transactions, PARAMS)
+    assert enforce_quality_limit(screened, report, PARAMS) is screened
+
+
+def test_counts_that_do_not_add_up_stop_the_run(transactions):
+    screened, _, report = validate_transactions(transactions, PARAMS)
+    with pytest.raises(DataQualityError, match="do not add up"):
+        enforce_quality_limit(screened.iloc[1:], report, PARAMS)
 
 
 def test_validation_does_not_mutate_its_input(transactions):

@@ -132,12 +132,12 @@ def validate_transactions(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Checks schema, types, nulls, ranges, timestamps and duplicate ids.
 
+    Never raises on bad rows: the quarantine and the report are saved even when the
+    run is about to stop, so users can see why; ``enforce_quality_limit`` stops it.
+
     Returns:
         The valid rows (typed), the quarantined rows (original values as text plus a
         ``quarantine_reason`` listing every failed rule), and a report with counts.
-
-    Raises:
-        DataQualityError: When the invalid share is above ``max_invalid_share``.
     """
     p = IngestionParams.from_dict(params)
     n_in = len(transactions)
@@ -178,19 +178,35 @@ def validate_transactions(
         "max_invalid_share": p.max_invalid_share,
         "quarantined_by_reason": by_reason,
     }
-    assert report["rows_valid"] + report["rows_quarantined"] == n_in
     logger.info(
         "Ingestion: %d rows in = %d valid + %d quarantined (%.3f%%); reasons %s",
         n_in, n_in - n_bad, n_bad, 100 * share, by_reason,
     )
-    if share > p.max_invalid_share:
+    return valid.reset_index(drop=True), quarantine.reset_index(drop=True), report
+
+
+def enforce_quality_limit(
+    screened: pd.DataFrame, report: dict[str, Any], params: dict[str, Any]
+) -> pd.DataFrame:
+    """Passes the valid rows on, or stops the run when too many rows were bad.
+
+    Raises:
+        DataQualityError: When the invalid share is above ``max_invalid_share``,
+            with the counts and reasons (the quarantine is already saved).
+    """
+    p = IngestionParams.from_dict(params)
+    if report["rows_valid"] + report["rows_quarantined"] != report["rows_in"] or len(screened) != report["rows_valid"]:
+        raise DataQualityError(f"Ingestion counts do not add up: {report}", report=report)
+    if report["invalid_share"] > p.max_invalid_share:
         raise DataQualityError(
-            f"{n_bad} of {n_in} transactions ({share:.2%}) failed validation, above the "
-            f"limit params:ingestion.max_invalid_share={p.max_invalid_share:.2%}; "
-            f"reasons: {by_reason}. Fix the source or the column mapping.",
+            f"{report['rows_quarantined']} of {report['rows_in']} transactions "
+            f"({report['invalid_share']:.2%}) failed validation, above the limit "
+            f"params:ingestion.max_invalid_share={p.max_invalid_share:.2%}; reasons: "
+            f"{report['quarantined_by_reason']}. The rows and reasons are in "
+            "quarantined_transactions. Fix the source or the column mapping.",
             report=report,
         )
-    return valid.reset_index(drop=True), quarantine.reset_index(drop=True), report
+    return screened
 
 
 def _join_reasons(flags: pd.DataFrame) -> pd.Series:

@@ -2,7 +2,7 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
-from .nodes import standardise_columns, validate_transactions
+from .nodes import enforce_quality_limit, standardise_columns, validate_transactions
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -18,11 +18,17 @@ def create_pipeline(**kwargs) -> Pipeline:
                 validate_transactions,
                 inputs=["standardised_transactions", "params:ingestion"],
                 outputs=[
-                    "validated_transactions",
+                    "screened_transactions",
                     "quarantined_transactions",
                     "data_quality_report",
                 ],
                 name="validate_transactions_node",
+            ),
+            node(
+                enforce_quality_limit,
+                inputs=["screened_transactions", "data_quality_report", "params:ingestion"],
+                outputs="validated_transactions",
+                name="enforce_quality_limit_node",
             ),
         ]
     )
