@@ -32,3 +32,24 @@ def test_handbook_table_ingests_through_the_column_mapping(tmp_path, monkeypatch
     # Absent optional columns get the schema's defaults; the source's extras are kept.
     assert set(valid["currency"]) == {"EUR"} and "TX_FRAUD_SCENARIO" in valid.columns
     assert not (folder / "data").exists()  # nothing was written next to the source
+
+
+def test_failed_quality_gate_leaves_quarantine_and_report_on_disk(tmp_path, monkeypatch):
+    from fraud_detection.pipelines.ingestion.nodes import DataQualityError
+    from tests.conftest import make_transactions
+
+    project = make_project(tmp_path)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    raw = make_transactions(n=200, days=10, seed=1)
+    raw.loc[:49, "amount"] = -1.0  # 25% bad, limit 5%
+    raw.to_parquet(project / "data/01_raw/transactions.parquet")
+    bootstrap_project(project)
+    with pytest.raises(DataQualityError, match=r"50 of 200 transactions \(25.00%\) failed validation"):
+        with KedroSession.create(project_path=project) as session:
+            session.run(pipeline_names=["ingestion"])
+    quarantine = pd.read_parquet(project / "data/02_intermediate/quarantined_transactions.parquet")
+    assert len(quarantine) == 50 and set(quarantine["quarantine_reason"]) == {"amount_out_of_range"}
+    report = json.loads((project / "data/08_reporting/data_quality_report.json").read_text())
+    assert report["rows_quarantined"] == 50 and report["rows_in"] == 200
+    assert not (project / "data/02_intermediate/validated_transactions.parquet").exists()
