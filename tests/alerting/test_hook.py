@@ -74,7 +74,7 @@ def test_data_quality_stop_alerts_with_counts_and_reasons_and_the_run_still_fail
     (post,) = webhook.events()
     text = str(post)
     assert post["text"] == "[local] Data-quality limit exceeded: ingestion stopped the run"
-    for fragment in ("missing_customer_id", "60", "amount_out_of_range", "10", "17.50%", "5.00%", "validate_transactions_node",
+    for fragment in ("missing_customer_id", "60", "amount_out_of_range", "10", "17.50%", "5.00%", "enforce_quality_limit_node",
                      failure.value.session_id):
         assert fragment in text, fragment
     (mail,) = smtp.messages
@@ -174,6 +174,32 @@ def test_drift_verdict_saved_by_a_pipeline_alerts_with_the_drifted_features(proj
     assert "amount" in text and "0.4100" in text and "monitoring-run-1" in text and "2026-11-20 to 2026-11-27 (5,400 rows)" in text
     assert "hour" not in post["blocks"][-1]["text"]["text"]  # only drifted features in the table
     assert smtp.messages[0]["X-Fraud-Detection-Event"] == "drift_detected"
+
+
+def test_promotion_decision_saved_to_the_registry_alerts_side_by_side(project, receivers_env):
+    webhook, smtp = receivers_env
+    decision = {
+        "promote": False,
+        "reason": "challenger average_precision 0.5000 does not beat champion 0.5200 by the margin 0.005 (gain -0.0200)",
+        "challenger": {"metrics": {"average_precision": 0.50, "roc_auc": 0.93}, "run_id": "new"},
+        "champion": {"version": "7", "run_id": "old", "metrics": {"average_precision": 0.52, "roc_auc": 0.94}},
+        "challenger_run_id": "new",
+        "test_rows": 4677,
+    }
+    hook = AlertingHook()
+    manager = _hook_manager(hook)
+    manager.hook.after_context_created(context=_Context(project))
+    manager.hook.before_pipeline_run(run_params={"run_id": "training-run-9", "env": "local"}, pipeline=None, catalog=None)
+    promotion = pipeline([node(lambda report: report, inputs="promotion_report", outputs="champion_alias", name="record_promotion_node")])
+    catalog = DataCatalog({"promotion_report": MemoryDataset(decision), "champion_alias": MemoryDataset()})
+    SequentialRunner().run(promotion, catalog, manager)
+    # Routed to the webhook only in conf/base/alerting.yml.
+    (post,) = webhook.events()
+    assert smtp.messages == []
+    assert post["text"] == "[local] Challenger rejected: champion kept"
+    table = post["blocks"][-1]["text"]["text"]
+    assert "average_precision  0.5000      0.5200    -0.0200" in table and "roc_auc            0.9300      0.9400    -0.0100" in table
+    assert "training-run-9" in str(post) and "does not beat champion" in str(post)
 
 
 def test_verdict_without_drift_sends_nothing(project, receivers_env):

@@ -142,11 +142,10 @@ def _error_text(error: BaseException) -> str:
 
 def pipeline_failed(error: BaseException, node_name: str | None, run: RunInfo) -> Alert:
     """A node (or the run around it) raised."""
-    where = f"node {node_name}" if node_name else "the run"
     return Alert(
         event=PIPELINE_FAILED,
         severity="error",
-        title=f"[{run.environment}] Pipeline run failed in {where}",
+        title=f"[{run.environment}] Pipeline run failed" + (f" in node {node_name}" if node_name else ""),
         summary=f"The run stopped: {_error_text(error)}",
         run=run,
         facts={"node": node_name or "unknown", "error type": type(error).__name__},

@@ -77,9 +77,10 @@ class AlertingHook:
         self._alerter = alerter_from_config_loader(context.config_loader)
         return result
 
-    @hook_impl
+    @hook_impl(trylast=True)  # after kedro-mlflow's, which starts the MLflow run
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
         self._run = replace(self._run, run_id=run_params.get("run_id"), environment=run_params.get("env") or self._run.environment)
+        self._capture_mlflow_run()
 
     @hook_impl
     def before_node_run(self, node: Any) -> None:
