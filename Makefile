@@ -36,7 +36,20 @@ run: install
 s3-server:
 	scripts/s3.sh install
 
-test: install-dev s3-server
+# Headless Chromium renders the HTML model report in the tests (Debian packages;
+# elsewhere install Chrome/Chromium and set CHROMIUM to its binary).
+CHROMIUM ?= $(firstword $(shell command -v chromium chromium-browser google-chrome 2>/dev/null))
+export CHROMIUM
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+.PHONY: browser
+browser:
+	@if [ -z "$(CHROMIUM)" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
+	  else echo "Install Chromium or Chrome and set CHROMIUM=/path/to/it (needed by the model report test)" >&2; exit 1; fi; \
+	fi
+
+test: install-dev s3-server browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -34,14 +34,17 @@ TARGET_SETTINGS = {
 NODE_GROUPS: dict[str, dict[str, list[str]]] = {
     "standardise_columns_node": {"node_names": ["standardise_columns_node"]},
     "validate_transactions_node": {"node_names": ["validate_transactions_node"]},
+    "enforce_quality_limit_node": {"node_names": ["enforce_quality_limit_node"]},
     "create_features_node": {"node_names": ["create_features_node"]},
     "split_out_of_time_node": {"node_names": ["split_out_of_time_node"]},
+    "summarise_data_node": {"node_names": ["summarise_data_node"]},
     "tune_candidates_node": {"node_names": ["tune_candidates_node"]},
     "choose_thresholds_node": {"node_names": ["choose_thresholds_node"]},
     "fit_candidates_node": {"node_names": ["fit_candidates_node"]},
     "score_test_set_node": {"node_names": ["score_test_set_node"]},
     "select_model_node": {"node_names": ["select_model_node"]},
     "evaluate_on_test_node": {"node_names": ["evaluate_on_test_node"]},
+    "explain_models_node": {"node_names": ["explain_models_node"]},
     "package_model_node": {"node_names": ["package_model_node"]},
     "plot_feature_importance_node": {"node_names": ["plot_feature_importance_node"]},
     "plot_pr_curves_node": {"node_names": ["plot_pr_curves_node"]},
@@ -50,20 +53,24 @@ NODE_GROUPS: dict[str, dict[str, list[str]]] = {
     "decide_promotion_node": {"node_names": ["decide_promotion_node"]},
     "plot_confusion_matrix_node": {"node_names": ["plot_confusion_matrix_node"]},
     "record_promotion_node": {"node_names": ["record_promotion_node"]},
+    "render_model_report_node": {"node_names": ["render_model_report_node"]},
 }
 
 # Upstream task ids of each node group, from the pipeline's dataset dependencies.
 UPSTREAM: dict[str, list[str]] = {
     "standardise_columns_node": [],
     "validate_transactions_node": ["standardise_columns_node"],
-    "create_features_node": ["validate_transactions_node"],
+    "enforce_quality_limit_node": ["validate_transactions_node"],
+    "create_features_node": ["enforce_quality_limit_node"],
     "split_out_of_time_node": ["create_features_node"],
+    "summarise_data_node": ["enforce_quality_limit_node", "split_out_of_time_node", "validate_transactions_node"],
     "tune_candidates_node": ["split_out_of_time_node"],
     "choose_thresholds_node": ["tune_candidates_node"],
     "fit_candidates_node": ["split_out_of_time_node", "tune_candidates_node"],
     "score_test_set_node": ["fit_candidates_node", "split_out_of_time_node"],
     "select_model_node": ["choose_thresholds_node", "fit_candidates_node", "tune_candidates_node"],
     "evaluate_on_test_node": ["choose_thresholds_node", "score_test_set_node", "select_model_node"],
+    "explain_models_node": ["fit_candidates_node", "select_model_node", "split_out_of_time_node"],
     "package_model_node": ["fit_candidates_node", "select_model_node", "split_out_of_time_node"],
     "plot_feature_importance_node": ["fit_candidates_node", "select_model_node"],
     "plot_pr_curves_node": ["score_test_set_node", "select_model_node"],
@@ -72,6 +79,7 @@ UPSTREAM: dict[str, list[str]] = {
     "decide_promotion_node": ["package_model_node", "split_out_of_time_node"],
     "plot_confusion_matrix_node": ["evaluate_on_test_node"],
     "record_promotion_node": ["decide_promotion_node"],
+    "render_model_report_node": ["choose_thresholds_node", "decide_promotion_node", "evaluate_on_test_node", "explain_models_node", "score_test_set_node", "select_model_node", "summarise_data_node", "tune_candidates_node"],
 }
 
 

@@ -79,7 +79,8 @@ def test_default_run_registers_and_promotes_a_champion(first_run):
     assert run_data.params["split.n_folds"] == "2"
     artifacts = {a.path for a in client.list_artifacts(champion.run_id)}
     assert {"pr_curve.png", "roc_curve.png", "confusion_matrix.png", "feature_importance.png",
-            "score_distribution.png", "evaluation_report.json", "promotion_report.json"} <= artifacts
+            "score_distribution.png", "evaluation_report.json", "promotion_report.json",
+            "model_report.html", "feature_effects.json"} <= artifacts
     report = json.loads((first_run / "data/08_reporting/promotion_report.json").read_text())
     assert report["promote"] is True and report["champion"] is None
 

@@ -1,0 +1,41 @@
+"""Reporting pipeline wiring."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from .nodes import explain_models, render_model_report, summarise_data
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                summarise_data,
+                inputs=["validated_transactions", "data_quality_report", "split_plan"],
+                outputs="data_summary",
+                name="summarise_data_node",
+            ),
+            node(
+                explain_models,
+                inputs=["trained_candidates", "model_selection", "test_set", "params:reporting"],
+                outputs="feature_effects",
+                name="explain_models_node",
+            ),
+            node(
+                render_model_report,
+                inputs=[
+                    "data_summary",
+                    "evaluation_report",
+                    "model_selection",
+                    "decision_thresholds",
+                    "search_results",
+                    "test_predictions",
+                    "feature_effects",
+                    "promotion_report",
+                    "monitoring_verdict",
+                    "params:reporting",
+                ],
+                outputs="model_report",
+                name="render_model_report_node",
+            ),
+        ]
+    )

@@ -1,0 +1,135 @@
+"""Reporting nodes on a small training run whose fraud follows the amount."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from fraud_detection.datasets.optional_dataset import OptionalDataset
+from fraud_detection.pipelines.reporting import nodes
+from fraud_detection.pipelines.reporting.nodes import (
+    ReportingParams,
+    explain_threshold,
+    render_model_report,
+)
+from tests.pipelines.reporting.conftest import PROMOTION_REPORT, params
+from tests.pipelines.reporting.html_probe import ReportParser, external_urls
+
+SECTIONS = ["summary", "data", "models", "threshold", "curves", "confusion-matrix", "feature-importance", "promotion", "drift"]
+FIGURES = {"daily_volume", "pr_curve", "roc_curve", "score_distribution", "confusion_matrix", "feature_importance"}
+VERDICT = {
+    "drift_detected": True,
+    "window": {"start": "2026-11-20", "end": "2026-11-27", "rows": 5400},
+    "thresholds": {"psi": 0.2, "ks_pvalue": 0.01},
+    "features": {
+        "amount": {"psi": 0.41, "ks_pvalue": 0.0001, "drifted": True},
+        "tx_hour_sin": {"psi": 0.02, "ks_pvalue": 0.6, "drifted": False},
+    },
+    "score": {"psi": 0.31, "drifted": True},
+    "performance": {"average_precision": {"current": 0.41, "reference": 0.6}},
+}
+
+
+def render(report_run, verdict=None, **overrides) -> str:
+    inputs = {name: report_run.load(name) for name in ("data_summary", "evaluation_report", "model_selection", "decision_thresholds",
+                                                       "search_results", "test_predictions", "feature_effects")}
+    inputs.update(promotion_report=PROMOTION_REPORT, monitoring_verdict=verdict, params=params()["reporting"])
+    inputs.update(overrides)
+    return render_model_report(**inputs)
+
+
+def test_data_summary_counts_rows_quarantine_and_fraud_rate(report_run):
+    summary = report_run.load("data_summary")
+    assert summary["rows_in"] == 6000 and summary["rows_quarantined"] == 5
+    assert summary["quarantined_by_reason"] == {"amount_out_of_range": 5}
+    assert sum(day["transactions"] for day in summary["daily"]) == summary["rows_valid"] == 5995
+    assert summary["fraud_rate"] == pytest.approx(summary["frauds"] / summary["labelled_rows"])
+    assert 0.005 < summary["fraud_rate"] < 0.05
+    assert summary["split"]["n_folds"] == 2 and summary["split"]["test_rows"] > 0
+
+
+def test_amount_driven_fraud_reads_as_higher_amounts_raise_the_score(report_run):
+    effects = report_run.load("feature_effects")
+    assert set(effects["models"]) == {"logistic_regression", "xgboost"}  # the baseline has no feature pipeline
+    xgb = effects["models"]["xgboost"]
+    assert xgb["kind"] == "tree" and effects["models"]["logistic_regression"]["kind"] == "linear"
+    amount = next(f for f in xgb["features"] if f["feature"] == "amount")
+    assert amount["direction"] == nodes.RAISES
+    assert amount["effect"] > 0.3
+    assert amount["values"] == sorted(amount["values"]) and len(amount["curve"]) == len(amount["values"])
+    assert xgb["features"][0]["importance"] >= xgb["features"][-1]["importance"]
+
+
+def test_direction_of_a_partial_dependence_curve():
+    assert nodes._direction([0.1, 0.1, 0.5]) == nodes.RAISES
+    assert nodes._direction([0.5, 0.2, 0.1]) == nodes.LOWERS
+    assert nodes._direction([0.1, 0.1 + 1e-6]) == nodes.FLAT
+    assert nodes._direction([0.1, 0.5, 0.1]) == nodes.MIXED
+    assert nodes._direction([0.2, 0.3], category=True) == nodes.CATEGORY_RAISES
+
+
+def test_report_has_every_section_and_only_embedded_png_figures(report_run):
+    html = report_run.load("model_report")
+    page = ReportParser(html)
+    assert page.sections == SECTIONS
+    assert {img["data-figure"] for img in page.images} == FIGURES
+    for img in page.images:
+        prefix = "data:image/png;base64,"
+        assert img["src"].startswith(prefix) and img["alt"]
+        assert base64.b64decode(img["src"][len(prefix):])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not {"script", "link", "iframe", "object", "embed"} & page.tags
+    assert external_urls(html) == []
+    assert all(url.startswith(("data:", "#")) for url in page.urls)
+
+
+def test_report_shows_every_model_the_threshold_rule_and_the_promotion_side_by_side(report_run):
+    html = report_run.load("model_report")
+    for model in ("xgboost", "logistic_regression", "baseline"):
+        assert f'<td class="name">{model}' in html
+    threshold = report_run.load("decision_thresholds")[report_run.load("model_selection")["selected"]]["threshold"]
+    assert f"{threshold:.4f}" in html and "maximises F1" in html and "The test window was not used to choose it." in html
+    assert "<td>0.4000</td><td>0.4500</td>" in html and "-0.0500" in html and "(version 4)" in html
+    assert "does not beat champion" in html and "rejected" in html
+    assert "amount_out_of_range" in html
+
+
+def test_drift_section_says_monitoring_has_not_run_without_a_verdict(report_run):
+    html = report_run.load("model_report")  # the catalog's verdict file does not exist
+    assert 'id="drift-not-run"' in html and "not monitored yet" in html
+
+
+def test_drift_section_summarises_a_verdict_with_its_figure(report_run):
+    html = render(report_run, VERDICT)
+    page = ReportParser(html)
+    assert "drift" in {img["data-figure"] for img in page.images}
+    assert "drift detected" in html and "Drifted features: <strong>amount</strong>" in html
+    assert "Window 2026-11-20 to 2026-11-27 (5,400 transactions)" in html
+    assert "Score distribution: drifted (PSI 0.310)" in html
+    assert "<td>0.4100</td><td>0.6000</td>" in html  # AP now vs at training
+    quiet = render(report_run, {"drift_detected": False, "features": [{"feature": "amount", "ks_pvalue": 0.5, "drifted": False}]})
+    assert "no drift" in quiet and 'data-figure="drift"' not in quiet
+
+
+def test_threshold_explained_for_expected_cost():
+    thresholds = {"m": {"threshold": 0.2, "objective": "expected_cost", "objective_value": -1.25,
+                        "config": {"objective": "expected_cost", "cost_false_negative": 100.0, "cost_false_positive": 5.0}}}
+    report = {"selected": "m", "test_rows": 1000, "confusion_matrix": {"tn": 950, "fp": 20, "fn": 10, "tp": 20}}
+    out = explain_threshold(thresholds, report)
+    assert "missed fraud costing 100.0 and a false alarm 5.0" in out["rule"] and "1.250 per transaction" in out["rule"]
+    assert out["on_test"] == ("On the test window it flags 40 of 1,000 transactions: 20 of 30 frauds caught, 10 missed, "
+                              "and 20 genuine transactions flagged (2.06% of genuine ones).")
+
+
+def test_unknown_reporting_parameter_fails_with_its_name():
+    with pytest.raises(ValueError, match=r"Unknown key\(s\) in params:reporting: \['top_feature'\]"):
+        ReportingParams.from_dict({"top_feature": 3})
+    with pytest.raises(ValueError, match="effect_grid must be at least two increasing quantiles"):
+        ReportingParams.from_dict({"effect_grid": [0.9, 0.1]})
+
+
+def test_optional_dataset_loads_none_until_written(tmp_path):
+    dataset = OptionalDataset(dataset={"type": "json.JSONDataset", "filepath": str(tmp_path / "verdict.json")})
+    assert dataset.load() is None and not dataset.exists()
+    dataset.save(VERDICT)
+    assert dataset.load() == VERDICT and dataset.exists()
