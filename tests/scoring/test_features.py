@@ -105,3 +105,26 @@ def test_repeated_transaction_ids_are_skipped_and_change_nothing(simulated):
     assert online.stats.duplicates == 500
     assert len(first) + len(again) == 2000
     assert_features_equal(pd.concat([first, again], ignore_index=True), create_features(head, PARAMS))
+
+
+def test_fast_path_on_decoded_messages_equals_the_frame_path(simulated):
+    from fraud_detection.scoring.features import TransactionRecords, clean_category
+
+    head = simulated.iloc[:3000].copy()
+    head.loc[head.index[::9], "channel"] = "  POS "
+    head.loc[head.index[::13], "country"] = None
+    by_frame = OnlineFeatures(PARAMS)
+    by_records = OnlineFeatures(PARAMS)
+    frames, batches = [], []
+    for start in range(0, len(head), 97):
+        chunk = head.iloc[start : start + 97]
+        frames.append(by_frame.update(chunk))
+        batches.append(by_records.update_records(TransactionRecords.from_frame(chunk)).frame())
+    expected, got = pd.concat(frames, ignore_index=True), pd.concat(batches, ignore_index=True)
+    assert list(got.columns) == list(expected.columns)
+    for column in expected.columns:
+        if pd.api.types.is_numeric_dtype(expected[column]) and column != schema.LABEL:
+            np.testing.assert_array_equal(got[column].to_numpy(float), expected[column].to_numpy(float), err_msg=column)
+        else:
+            assert got[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
+    assert [clean_category(v) for v in (None, float("nan"), "", "  Fr ", 3)] == ["unknown", "unknown", "unknown", "fr", "3"]

@@ -5,7 +5,8 @@ every message, so it keeps, per customer, terminal, merchant category and novelt
 the rows of the last ``horizon`` (the longest window plus the label delay) and answers
 each new row's window queries from them. Nothing is re-implemented loosely:
 
-- cleansing and the temporal features call ``cleanse`` and ``add_temporal_features``;
+- cleansing is ``cleanse`` (or, on the scorer's pandas-free path, :func:`clean_category`,
+  the same rules per value) and the temporal features are ``temporal_features``;
 - the window sums are the ones ``SortedAxis`` computes: the same window bounds
   (``(t - w, t]`` up to the row itself; ``(t - delay - w, t - delay]`` for labels), and
   the customer's amount sums as differences of Kahan-compensated prefix sums of the
@@ -41,12 +42,12 @@ from fraud_detection import schema
 from fraud_detection.pipelines.feature_engineering.nodes import (
     ID_COLUMNS,
     FeatureParams,
-    add_temporal_features,
     amount_moments,
     amount_vs_history,
     cleanse,
     risk_share,
     seconds_since_previous,
+    temporal_features,
     window_suffix,
 )
 
@@ -211,6 +212,114 @@ class _Customer:
         self.start = start
 
 
+def clean_category(value: Any) -> str:
+    """One categorical value as ``cleanse`` leaves it: text, stripped, lower case,
+    ``unknown`` when missing or empty."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "unknown"
+    return str(value).strip().lower() or "unknown"
+
+
+@dataclass
+class TransactionRecords:
+    """Decoded transactions as columns of Python values (the scorer's fast path).
+
+    Categorical values are raw (the schema defaults filled in); ``timestamp_ns`` is
+    nanoseconds since the epoch, UTC; ``is_fraud`` is NaN while unknown.
+    """
+
+    transaction_id: list[str]
+    timestamp_ns: list[int]
+    customer_id: list[str]
+    terminal_id: list[str]
+    amount: list[float]
+    merchant_category: list[Any]
+    currency: list[Any]
+    country: list[Any]
+    channel: list[Any]
+    is_fraud: list[float]
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> TransactionRecords:
+        """From a frame in the canonical schema (e.g. ``decode_transactions``)."""
+        labels = pd.to_numeric(frame[schema.LABEL], errors="coerce").astype("float64") if schema.LABEL in frame else pd.Series(np.nan, index=frame.index)
+        return cls(
+            transaction_id=frame[schema.TRANSACTION_ID].astype("str").tolist(),
+            timestamp_ns=frame[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64).tolist(),
+            customer_id=frame[schema.CUSTOMER_ID].astype("str").tolist(),
+            terminal_id=frame[schema.TERMINAL_ID].astype("str").tolist(),
+            amount=frame[schema.AMOUNT].astype("float64").tolist(),
+            **{name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in schema.CATEGORICAL_COLUMNS},
+            is_fraud=labels.tolist(),
+        )
+
+    def __len__(self) -> int:
+        return len(self.transaction_id)
+
+
+@dataclass
+class FeatureBatch:
+    """Features of one micro-batch without a DataFrame: ids and categoricals as lists,
+    numeric features as arrays (in ``create_features``' column order)."""
+
+    transaction_id: list[str]
+    timestamp_ns: np.ndarray
+    customer_id: list[str]
+    terminal_id: list[str]
+    amount: np.ndarray
+    categorical: dict[str, list[str]]
+    is_fraud: np.ndarray
+    numeric: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.transaction_id)
+
+    def column(self, name: str) -> np.ndarray:
+        """A numeric model input: a feature, or the amount itself."""
+        return self.amount if name == schema.AMOUNT else self.numeric[name]
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as ``create_features`` lays them out."""
+        data: dict[str, Any] = {
+            schema.TRANSACTION_ID: self.transaction_id,
+            schema.TIMESTAMP: self.timestamp_ns.astype("datetime64[ns]"),
+            schema.CUSTOMER_ID: self.customer_id,
+            schema.TERMINAL_ID: self.terminal_id,
+            schema.AMOUNT: self.amount,
+            **{name: pd.array(values, dtype="string") for name, values in self.categorical.items()},
+            schema.LABEL: pd.array(np.where(np.isnan(self.is_fraud), np.nan, self.is_fraud), dtype="Float64").astype("Int8"),
+        }
+        return pd.DataFrame({**data, **self.numeric})
+
+
+@dataclass
+class _WindowSums:
+    """Per row of an ingested batch, the window sums the features are made of."""
+
+    keep: np.ndarray
+    cust_n: np.ndarray
+    cust_s: np.ndarray
+    cust_ss: np.ndarray
+    first: np.ndarray
+    gap: np.ndarray
+    activity: np.ndarray
+    term_n: np.ndarray
+    term_f: np.ndarray
+    cat_n: np.ndarray
+    cat_f: np.ndarray
+    novelty: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int, customer: int, activity: int, terminal: int, category: int) -> _WindowSums:
+        # Repeated (skipped) rows keep these neutral values until they are dropped.
+        return cls(
+            keep=np.ones(n, dtype=bool), cust_n=np.ones((customer, n)), cust_s=np.zeros((customer, n)),
+            cust_ss=np.zeros((customer, n)), first=np.zeros(n), gap=np.zeros(n), activity=np.zeros((activity, n)),
+            term_n=np.zeros((terminal, n)), term_f=np.zeros((terminal, n)), cat_n=np.zeros((category, n)),
+            cat_f=np.zeros((category, n)), novelty=np.zeros((3, n)),
+        )
+
+
 @dataclass
 class _Row:
     """What a label needs to find its transaction's keys."""
@@ -309,43 +418,79 @@ class OnlineFeatures:
             build: Whether to build the feature frame (``False`` for a warm-up).
 
         Returns:
-            The rows' features, in time order, with the columns of
+            The rows' features, in time order, with the columns and types of
             ``create_features``; ``None`` when ``build`` is false. Transaction ids
             already in the state are skipped (at-least-once delivery repeats them).
         """
         if transactions.empty:
             return pd.DataFrame(columns=self.feature_names()) if build else None
         df = cleanse(transactions)
-        ids = df[schema.TRANSACTION_ID].astype("str").tolist()
-        times = (df[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64) // 1_000_000).tolist()
-        customers = df[schema.CUSTOMER_ID].astype("str").tolist()
-        terminals = df[schema.TERMINAL_ID].astype("str").tolist()
-        categories = df[schema.MERCHANT_CATEGORY].tolist()
-        countries = df[schema.COUNTRY].tolist()
-        channels = df[schema.CHANNEL].tolist()
-        amounts = df[schema.AMOUNT].tolist()
-        labels = pd.to_numeric(df[schema.LABEL], errors="coerce").astype("float64").tolist() if schema.LABEL in df else [float("nan")] * len(df)
+        ns = df[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64)
+        labels = pd.to_numeric(df[schema.LABEL], errors="coerce").astype("float64") if schema.LABEL in df else pd.Series(np.nan, index=df.index)
+        sums = self._ingest(
+            df[schema.TRANSACTION_ID].astype("str").tolist(), (ns // 1_000_000).tolist(),
+            df[schema.CUSTOMER_ID].astype("str").tolist(), df[schema.TERMINAL_ID].astype("str").tolist(),
+            df[schema.MERCHANT_CATEGORY].tolist(), df[schema.COUNTRY].tolist(), df[schema.CHANNEL].tolist(),
+            df[schema.AMOUNT].tolist(), labels.tolist(),
+        )
+        if not build:
+            return None
+        numeric = self._numeric(ns, df[schema.AMOUNT].to_numpy(np.float64), sums)
+        base = df[[*ID_COLUMNS, schema.AMOUNT, *schema.CATEGORICAL_COLUMNS, schema.LABEL]]
+        frame = pd.concat([base, pd.DataFrame(numeric, index=df.index)], axis=1)
+        return frame if sums.keep.all() else frame.loc[sums.keep].reset_index(drop=True)
 
-        n_rows = len(df)
-        keep = np.ones(n_rows, dtype=bool)
-        n_cw = len(self._customer_windows)
-        # Skipped (repeated) rows keep these neutral values until they are dropped.
-        cust_n = np.ones((n_cw, n_rows))
-        cust_s = np.zeros((n_cw, n_rows))
-        cust_ss = np.zeros((n_cw, n_rows))
-        first = np.zeros(n_rows)
-        gap = np.zeros(n_rows)
-        activity = np.zeros((len(self._activity_windows), n_rows))
-        term_n = np.zeros((len(self._terminal_windows), n_rows))
-        term_f = np.zeros((len(self._terminal_windows), n_rows))
-        cat_n = np.zeros((len(self._category_windows), n_rows))
-        cat_f = np.zeros((len(self._category_windows), n_rows))
-        novelty = np.zeros((3, n_rows))
+    def update_records(self, records: TransactionRecords, *, build: bool = True) -> FeatureBatch | None:
+        """:meth:`update` for decoded messages, without pandas: the scorer's fast path.
+
+        Categoricals are cleaned with :func:`clean_category` (what ``cleanse`` does),
+        rows are put in time order (stable), and the same state and formulas give the
+        same numbers; ``tests/scoring/test_features.py`` checks both paths agree.
+        """
+        n = len(records.transaction_id)
+        ts = records.timestamp_ns
+        order = sorted(range(n), key=ts.__getitem__) if any(ts[i] > ts[i + 1] for i in range(n - 1)) else range(n)
+        ids = [records.transaction_id[i] for i in order]
+        ns_list = [ts[i] for i in order]
+        customers = [records.customer_id[i] for i in order]
+        terminals = [records.terminal_id[i] for i in order]
+        amounts = [records.amount[i] for i in order]
+        cats = {name: [clean_category(getattr(records, name)[i]) for i in order] for name in schema.CATEGORICAL_COLUMNS}
+        labels = [records.is_fraud[i] for i in order]
+        sums = self._ingest(
+            ids, [t // 1_000_000 for t in ns_list], customers, terminals, cats[schema.MERCHANT_CATEGORY],
+            cats[schema.COUNTRY], cats[schema.CHANNEL], amounts, labels,
+        )
+        if not build:
+            return None
+        ns = np.asarray(ns_list, dtype=np.int64)
+        amount = np.asarray(amounts, dtype=np.float64)
+        numeric = self._numeric(ns, amount, sums)
+        keep = sums.keep
+        if not keep.all():
+            rows = np.flatnonzero(keep).tolist()
+            ids, customers, terminals = ([v[i] for i in rows] for v in (ids, customers, terminals))
+            cats = {name: [v[i] for i in rows] for name, v in cats.items()}
+            ns, amount, labels = ns[keep], amount[keep], [labels[i] for i in rows]
+            numeric = {name: values[keep] for name, values in numeric.items()}
+        return FeatureBatch(ids, ns, customers, terminals, amount, cats, np.asarray(labels, dtype=np.float64), numeric)
+
+    def _ingest(  # noqa: PLR0917
+        self, ids: list[str], times: list[int], customers: list[str], terminals: list[str], categories: list[str],
+        countries: list[str], channels: list[str], amounts: list[float], labels: list[float],
+    ) -> _WindowSums:
+        """Adds cleaned rows, in time order, to the state; returns their window sums."""
+        n_rows = len(ids)
+        sums = _WindowSums.empty(n_rows, len(self._customer_windows), len(self._activity_windows),
+                                 len(self._terminal_windows), len(self._category_windows))
+        cust_n, cust_s, cust_ss, first, gap = sums.cust_n, sums.cust_s, sums.cust_ss, sums.first, sums.gap
+        activity, novelty = sums.activity, sums.novelty
+        term_n, term_f, cat_n, cat_f = sums.term_n, sums.term_f, sums.cat_n, sums.cat_f
         seen = self._rows
         for i in range(n_rows):
             tid = ids[i]
             if tid in seen:
-                keep[i] = False
+                sums.keep[i] = False
                 self.stats.duplicates += 1
                 continue
             t = times[i]
@@ -370,11 +515,13 @@ class OnlineFeatures:
                 activity[k, i] = act.count(pos, t, w)
             # Delayed label windows (the row's own label is far too recent to count).
             tl = self._terminal_labels.get(term)
-            for k, (_, w) in enumerate(self._terminal_windows):
-                term_n[k, i], term_f[k, i] = tl.window(t, self._delay_ms, w) if tl is not None else (0, 0)
+            if tl is not None:
+                for k, (_, w) in enumerate(self._terminal_windows):
+                    term_n[k, i], term_f[k, i] = tl.window(t, self._delay_ms, w)
             cl = self._category_labels.get(cat)
-            for k, (_, w) in enumerate(self._category_windows):
-                cat_n[k, i], cat_f[k, i] = cl.window(t, self._delay_ms, w) if cl is not None else (0, 0)
+            if cl is not None:
+                for k, (_, w) in enumerate(self._category_windows):
+                    cat_n[k, i], cat_f[k, i] = cl.window(t, self._delay_ms, w)
             # Novelty: the customer's past use of this country, channel and terminal.
             keys = (("country", cust_id, countries[i]), ("channel", cust_id, channels[i]), ("terminal", cust_id, term))
             for k, key in enumerate(keys):
@@ -384,7 +531,7 @@ class OnlineFeatures:
                 novelty[k, i] = series.count(series.insert(t), t, self._novelty_ms)
             row = seen[tid] = _Row(t, term, cat, False, keys)
             label = labels[i]
-            if not math.isnan(label):  # the label came with the transaction
+            if label is not None and not math.isnan(label):  # the label came with the transaction
                 self._label(row, bool(label))
             elif self._pending:
                 pending = self._pending.pop(tid, None)
@@ -397,35 +544,32 @@ class OnlineFeatures:
         self.stats.rows = len(seen)
         self.stats.customers = len(self._customers)
         self.stats.terminals = len(self._activity)
-        if not build:
-            return None
-        return self._frame(df, keep, cust_n, cust_s, cust_ss, first, gap, activity, term_n, term_f, cat_n, cat_f, novelty)
+        return sums
 
-    def _frame(self, df, keep, cust_n, cust_s, cust_ss, first, gap, activity, term_n, term_f, cat_n, cat_f, novelty) -> pd.DataFrame:  # noqa: PLR0917
-        """Assembles the feature table with the shared formulas, in ``create_features``' order."""
+    def _numeric(self, ns: np.ndarray, amount: np.ndarray, sums: _WindowSums) -> dict[str, np.ndarray]:
+        """The numeric features, in ``create_features``' order, from the shared formulas."""
         p = self.params
-        base = df[[*ID_COLUMNS, schema.AMOUNT, *schema.CATEGORICAL_COLUMNS, schema.LABEL]]
-        parts: dict[str, np.ndarray] = {}
+        parts = temporal_features(ns, amount, p.night_until_hour)
         for k, (suffix, _) in enumerate(self._customer_windows):
-            parts[f"customer_nb_tx_{suffix}"] = cust_n[k]
+            parts[f"customer_nb_tx_{suffix}"] = sums.cust_n[k]
             parts[f"customer_avg_amount_{suffix}"], parts[f"customer_std_amount_{suffix}"] = amount_moments(
-                cust_n[k], cust_s[k], cust_ss[k], first
+                sums.cust_n[k], sums.cust_s[k], sums.cust_ss[k], sums.first
             )
-        parts["customer_seconds_since_prev_tx"] = seconds_since_previous(gap, p.max_gap_days)
-        parts.update(amount_vs_history(df[schema.AMOUNT].to_numpy(np.float64), parts, p))
+        parts["customer_seconds_since_prev_tx"] = seconds_since_previous(sums.gap, p.max_gap_days)
+        parts.update(amount_vs_history(amount, parts, p))
         for k, (suffix, _) in enumerate(self._activity_windows):
-            parts[f"terminal_activity_nb_tx_{suffix}"] = activity[k]
-        for prefix, windows, n, f in (("terminal", self._terminal_windows, term_n, term_f), ("category", self._category_windows, cat_n, cat_f)):
+            parts[f"terminal_activity_nb_tx_{suffix}"] = sums.activity[k]
+        for prefix, windows, n, f in (
+            ("terminal", self._terminal_windows, sums.term_n, sums.term_f),
+            ("category", self._category_windows, sums.cat_n, sums.cat_f),
+        ):
             for k, (suffix, _) in enumerate(windows):
                 parts[f"{prefix}_nb_tx_{suffix}"] = n[k]
                 parts[f"{prefix}_risk_{suffix}"] = risk_share(n[k], f[k])
         suffix = window_suffix(p.novelty_window)
         for k, key in enumerate(("customer_country", "customer_channel", "customer_terminal")):
-            parts[f"{key}_nb_tx_{suffix}"] = novelty[k]
-        frame = pd.concat(
-            [base, add_temporal_features(df, p.night_until_hour), pd.DataFrame(parts, index=df.index)], axis=1
-        )
-        return frame.loc[keep].reset_index(drop=True) if not keep.all() else frame
+            parts[f"{key}_nb_tx_{suffix}"] = sums.novelty[k]
+        return parts
 
     # ----------------------------------------------------------------- labels --
 

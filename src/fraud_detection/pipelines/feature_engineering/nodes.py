@@ -79,24 +79,37 @@ def cleanse(transactions: pd.DataFrame) -> pd.DataFrame:
 
 def add_temporal_features(df: pd.DataFrame, night_until_hour: int) -> pd.DataFrame:
     """Hour, day of week, weekend and night flags, and cyclic encodings."""
-    ts = df[schema.TIMESTAMP]
-    hour = ts.dt.hour
-    dow = ts.dt.dayofweek
-    frac_hour = hour + ts.dt.minute / 60.0
-    return pd.DataFrame(
-        {
-            "tx_hour": hour.astype("int64"),
-            "tx_day_of_week": dow.astype("int64"),
-            "tx_during_weekend": (dow >= 5).astype("int64"),
-            "tx_during_night": (hour <= night_until_hour).astype("int64"),
-            "tx_hour_sin": np.sin(2 * np.pi * frac_hour / 24.0),
-            "tx_hour_cos": np.cos(2 * np.pi * frac_hour / 24.0),
-            "tx_dow_sin": np.sin(2 * np.pi * dow / 7.0),
-            "tx_dow_cos": np.cos(2 * np.pi * dow / 7.0),
-            "amount_log": np.log1p(df[schema.AMOUNT].clip(lower=0)),
-        },
-        index=df.index,
-    )
+    ns = df[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64)
+    return pd.DataFrame(temporal_features(ns, df[schema.AMOUNT].to_numpy(np.float64), night_until_hour), index=df.index)
+
+
+_NS_PER_MINUTE = 60_000_000_000
+_NS_PER_HOUR = 60 * _NS_PER_MINUTE
+_NS_PER_DAY = 24 * _NS_PER_HOUR
+
+
+def temporal_features(ns: np.ndarray, amount: np.ndarray, night_until_hour: int) -> dict[str, np.ndarray]:
+    """The temporal features from nanoseconds since the epoch (UTC) and amounts.
+
+    Integer arithmetic gives the same hour, minute and weekday as pandas' ``.dt``
+    accessors (1970-01-01 was a Thursday) without building a frame, so the real-time
+    scorer calls this very function on each micro-batch.
+    """
+    hour = (ns // _NS_PER_HOUR) % 24
+    minute = (ns // _NS_PER_MINUTE) % 60
+    dow = (ns // _NS_PER_DAY + 3) % 7
+    frac_hour = hour + minute / 60.0
+    return {
+        "tx_hour": hour.astype("int64"),
+        "tx_day_of_week": dow.astype("int64"),
+        "tx_during_weekend": (dow >= 5).astype("int64"),
+        "tx_during_night": (hour <= night_until_hour).astype("int64"),
+        "tx_hour_sin": np.sin(2 * np.pi * frac_hour / 24.0),
+        "tx_hour_cos": np.cos(2 * np.pi * frac_hour / 24.0),
+        "tx_dow_sin": np.sin(2 * np.pi * dow / 7.0),
+        "tx_dow_cos": np.cos(2 * np.pi * dow / 7.0),
+        "amount_log": np.log1p(np.clip(amount, 0, None)),
+    }
 
 
 def add_customer_windows(df: pd.DataFrame, p: FeatureParams) -> pd.DataFrame:

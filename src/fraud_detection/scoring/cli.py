@@ -1,0 +1,166 @@
+"""``fraud-detection-score``: the real-time scorer as a long-running command.
+
+    fraud-detection-score                                  # champion, topics from the environment
+    fraud-detection-score --start-from latest              # first start: history into state, score new
+    fraud-detection-score --features-topic fraud_features  # also publish every scored feature row
+
+Feature parameters come from ``params:features`` and the Kafka security settings from
+the ``kafka`` entry of ``credentials.yml`` of the Kedro environment ``--env``; the model
+registry from ``MLFLOW_TRACKING_URI`` (default: the project's ``mlflow.yml``).
+SIGTERM or Ctrl-C stops it cleanly (exit 0). See docs/scoring.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import mlflow
+
+from fraud_detection.scoring.champion import ChampionWatcher, ModelUnavailableError
+from fraud_detection.scoring.features import OnlineFeatures
+from fraud_detection.scoring.service import (
+    START_FROM,
+    RealTimeScorer,
+    ScorerConfig,
+    ScorerError,
+)
+from fraud_detection.streaming.clients import KafkaConnectionError
+
+logger = logging.getLogger(__name__)
+
+
+def _env(name: str, default: str | None) -> str | None:
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fraud-detection-score",
+        description="Score transactions from Kafka with the champion model, at least once.",
+    )
+    transactions = _env("KAFKA_TRANSACTIONS_TOPIC", "transactions")
+    parser.add_argument("--bootstrap-servers", default=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument("--transactions-topic", default=transactions)
+    parser.add_argument("--labels-topic", default=_env("KAFKA_LABELS_TOPIC", "transaction_labels"),
+                        help="late labels {transaction_id, is_fraud}; '' for none (default: %(default)s)")
+    parser.add_argument("--predictions-topic", default=_env("KAFKA_PREDICTIONS_TOPIC", "fraud_predictions"))
+    parser.add_argument("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", f"{transactions}.dlq"))
+    parser.add_argument("--features-topic", default=_env("KAFKA_FEATURES_TOPIC", None),
+                        help="also publish every scored feature row here (audit; off by default)")
+    parser.add_argument("--group-id", default=_env("KAFKA_SCORER_GROUP", "fraud-detection-scorer"))
+    parser.add_argument("--model-uri", default=_env("SCORER_MODEL_URI", None),
+                        help="models:/<name>@<alias> or models:/<name>/<version> (default: <registered_model_name>@champion)")
+    parser.add_argument("--model-check-interval", type=float, default=float(_env("SCORER_MODEL_CHECK_INTERVAL_S", "30")),
+                        help="seconds between checks of where the alias points (default: %(default)s)")
+    parser.add_argument("--start-from", choices=START_FROM, default="earliest",
+                        help="with no committed offset: score the whole topic (earliest) or only new messages (latest)")
+    parser.add_argument("--max-batch", type=int, default=500, help="most messages per micro-batch")
+    parser.add_argument("--poll-timeout-ms", type=int, default=100)
+    parser.add_argument("--status-every", type=float, default=30.0, help="seconds between status lines")
+    parser.add_argument("--env", default="kafka", help="Kedro environment for parameters and credentials (default: %(default)s)")
+    parser.add_argument("--project-path", type=Path, default=Path.cwd(), help="Kedro project root (default: cwd)")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def project_config(project_path: Path, env: str) -> dict[str, Any]:
+    """``parameters``, the ``kafka`` credentials, ``globals`` and the MLflow tracking URI
+    of a Kedro environment."""
+    from dotenv import load_dotenv
+    from kedro.config import OmegaConfigLoader
+
+    from fraud_detection.settings import CONFIG_LOADER_ARGS
+
+    if (project_path / ".env").is_file():
+        load_dotenv(project_path / ".env", override=False)
+    args = {**CONFIG_LOADER_ARGS}
+    args["config_patterns"] = {**args.get("config_patterns", {}), "mlflow": ["mlflow*", "mlflow*/**"]}
+    loader = OmegaConfigLoader(conf_source=str(project_path / "conf"), env=env, **args)
+
+    def section(name: str) -> dict[str, Any]:
+        try:
+            return dict(loader[name])
+        except KeyError:
+            return {}
+
+    tracking = (section("mlflow").get("server") or {}).get("mlflow_tracking_uri") or "sqlite:///mlflow.db"
+    if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
+        tracking = f"sqlite:///{(project_path / tracking.removeprefix('sqlite:///')).resolve()}"
+    return {
+        "parameters": section("parameters"),
+        "kafka": dict(section("credentials").get("kafka") or {}),
+        "model_name": section("globals").get("registered_model_name", "fraud-detection"),
+        "tracking_uri": tracking,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``fraud-detection-score``; returns the process exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
+    config = project_config(args.project_path, args.env)
+    mlflow.set_tracking_uri(config["tracking_uri"])
+    features = OnlineFeatures(config["parameters"].get("features") or {})
+    watcher = ChampionWatcher(
+        args.model_uri or f"models:/{config['model_name']}@champion",
+        check_interval_s=args.model_check_interval,
+        required_columns=features.feature_names(),
+    )
+    try:
+        watcher.load()
+    except ModelUnavailableError as exc:
+        logger.error("%s", exc)
+        return 1
+    scorer = RealTimeScorer(
+        ScorerConfig(
+            bootstrap_servers=args.bootstrap_servers,
+            transactions_topic=args.transactions_topic,
+            labels_topic=args.labels_topic or None,
+            predictions_topic=args.predictions_topic,
+            dead_letter_topic=args.dead_letter_topic or None,
+            features_topic=args.features_topic or None,
+            group_id=args.group_id,
+            start_from=args.start_from,
+            max_batch=args.max_batch,
+            poll_timeout_ms=args.poll_timeout_ms,
+            status_every_s=args.status_every,
+            credentials=config["kafka"],
+        ),
+        features,
+        watcher,
+    )
+
+    def _stop(signum: int, _frame: Any) -> None:
+        logger.info("Received %s: finishing the current batch, then committing and stopping", signal.Signals(signum).name)
+        scorer.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    watcher.start()
+    try:
+        counters = scorer.run()
+    except KafkaConnectionError as exc:
+        logger.error("%s", exc)
+        return 2
+    except ScorerError as exc:
+        logger.error("%s", exc)
+        return 1
+    finally:
+        watcher.stop()
+    logger.info("Scorer stopped: %s", counters.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

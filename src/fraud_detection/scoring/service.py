@@ -1,0 +1,504 @@
+"""The real-time scorer: ``transactions`` in, ``fraud_predictions`` out, at least once.
+
+One process reads every partition of the transactions topic and of the label topic
+(terminal and category features need every customer's transactions, so the state
+cannot be split by customer partition) and loops over micro-batches:
+
+1. labels (``{"transaction_id": ..., "is_fraud": 0|1}``) go into the feature state;
+2. transactions are decoded with the ingestion decoder; malformed messages go to the
+   dead-letter topic unchanged, with the reason and source position in headers;
+3. ``OnlineFeatures`` turns the batch into ``create_features`` rows, the champion
+   model scores them, and one prediction per transaction is produced (keyed by
+   customer): transaction id, score, decision at the model's threshold, model name
+   and version, and the processing latency (message received to prediction sent);
+4. the batch's offsets are committed only once every prediction and dead letter of
+   the batch is acknowledged by the cluster (``acks=all``). A crash in between
+   re-scores the batch after the restart: predictions are at least once, keyed by
+   transaction id for consumers that deduplicate.
+
+On start, the state is rebuilt from the topics themselves: from the committed offsets
+back over the state's horizon (by message timestamp; the topics' retention must cover
+the horizon), the transactions and labels are replayed into the state without being
+scored. SIGTERM/SIGINT finish the current batch, wait for the acknowledgements, commit
+and exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import orjson
+import pandas as pd
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata
+
+from fraud_detection import schema
+from fraud_detection.scoring.champion import ChampionWatcher
+from fraud_detection.scoring.features import FeatureBatch, OnlineFeatures
+from fraud_detection.scoring.messages import decode_records
+from fraud_detection.streaming.clients import connect, servers_text
+
+logger = logging.getLogger(__name__)
+
+START_FROM = ("earliest", "latest")
+
+
+class ScorerError(RuntimeError):
+    """The scorer cannot go on without losing or misrouting messages."""
+
+
+@dataclass
+class ScorerConfig:
+    """Where the scorer reads and writes, and how it batches.
+
+    Attributes:
+        bootstrap_servers: ``host:port[,host:port]``.
+        transactions_topic: Transactions to score (JSON, canonical schema).
+        labels_topic: Late labels, ``{"transaction_id", "is_fraud"}``; ``None`` for none.
+        predictions_topic: Where predictions go.
+        dead_letter_topic: Where malformed messages go; ``None`` fails on them.
+        features_topic: Optional audit copy of every scored feature row.
+        group_id: Consumer group whose committed offsets mark what is scored.
+        start_from: With no committed offset: ``earliest`` scores the whole topic;
+            ``latest`` replays what is there into the state and scores only new messages.
+        max_batch: Most messages per micro-batch.
+        poll_timeout_ms: Longest wait for messages in one poll.
+        commit_interval_s: Least time between two offset commits.
+        status_every_s: Interval of the status log line.
+        credentials: kafka-python security settings for every client.
+    """
+
+    bootstrap_servers: str
+    transactions_topic: str = "transactions"
+    labels_topic: str | None = "transaction_labels"
+    predictions_topic: str = "fraud_predictions"
+    dead_letter_topic: str | None = "transactions.dlq"
+    features_topic: str | None = None
+    group_id: str = "fraud-detection-scorer"
+    start_from: str = "earliest"
+    max_batch: int = 500
+    poll_timeout_ms: int = 100
+    commit_interval_s: float = 0.2
+    status_every_s: float = 30.0
+    credentials: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.start_from not in START_FROM:
+            raise ValueError(f"start_from must be one of {START_FROM}, got {self.start_from!r}")
+        if self.max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+
+
+@dataclass
+class ScorerCounters:
+    """What the scorer did since it started."""
+
+    consumed: int = 0
+    scored: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+    labels: int = 0
+    replayed: int = 0
+    batches: int = 0
+    committed_batches: int = 0
+    processing_ms: deque = field(default_factory=lambda: deque(maxlen=20_000))
+
+    def summary(self) -> dict[str, Any]:
+        latencies = np.asarray(self.processing_ms, dtype=float)
+        out: dict[str, Any] = {k: getattr(self, k) for k in ("consumed", "scored", "dead_lettered", "duplicates", "labels", "replayed", "batches")}
+        if len(latencies):
+            out["processing_ms_p50"] = round(float(np.percentile(latencies, 50)), 2)
+            out["processing_ms_p99"] = round(float(np.percentile(latencies, 99)), 2)
+        return out
+
+
+@dataclass
+class _Pending:
+    """A processed batch waiting for its acknowledgements before its offsets commit."""
+
+    offsets: dict[TopicPartition, int]
+    futures: list[Any]
+
+
+def decode_labels(values: list[bytes | None]) -> tuple[list[str], list[int], dict[int, str]]:
+    """Label messages -> (transaction ids, labels, {position: reason} of the rejected)."""
+    ids: list[str] = []
+    labels: list[int] = []
+    rejected: dict[int, str] = {}
+    for position, value in enumerate(values):
+        if not value:
+            rejected[position] = "empty_message"
+            continue
+        try:
+            message = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            rejected[position] = "bad_json"
+            continue
+        if not isinstance(message, dict):
+            rejected[position] = "not_a_json_object"
+            continue
+        tid, label = message.get(schema.TRANSACTION_ID), message.get(schema.LABEL)
+        if not isinstance(tid, str) or not tid:
+            rejected[position] = f"missing_{schema.TRANSACTION_ID}"
+        elif label not in (0, 1) or isinstance(label, float) and not label.is_integer():
+            rejected[position] = f"bad_type_{schema.LABEL}"
+        else:
+            ids.append(tid)
+            labels.append(int(label))
+    return ids, labels, rejected
+
+
+def _iso_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class RealTimeScorer:
+    """Consumes transactions and labels, produces predictions; see the module docstring.
+
+    Args:
+        config: Topics, group and batching.
+        features: The feature state (``OnlineFeatures`` with ``params:features``).
+        model: The champion watcher (already loaded).
+        consumer_factory / producer_factory: For tests; default kafka-python clients.
+    """
+
+    CONSUMER_DEFAULTS: dict[str, Any] = {
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "fetch_max_wait_ms": 100,
+        "max_partition_fetch_bytes": 4_194_304,
+        "request_timeout_ms": 30_000,
+        "bootstrap_timeout_ms": 10_000,
+    }
+    PRODUCER_DEFAULTS: dict[str, Any] = {
+        "acks": "all",
+        "linger_ms": 0,  # latency first: a micro-batch is already a batch
+        "batch_size": 262_144,
+        "max_block_ms": 30_000,
+        "bootstrap_timeout_ms": 10_000,
+    }
+
+    def __init__(
+        self,
+        config: ScorerConfig,
+        features: OnlineFeatures,
+        model: ChampionWatcher,
+        *,
+        consumer_factory: Callable[..., Any] | None = None,
+        producer_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.features = features
+        self.model = model
+        self.counters = ScorerCounters()
+        self._consumer_factory = consumer_factory or (lambda **kw: connect(KafkaConsumer, config.bootstrap_servers, config.credentials, **kw))
+        self._producer_factory = producer_factory or (lambda **kw: connect(KafkaProducer, config.bootstrap_servers, config.credentials, **kw))
+        self._consumer: Any = None
+        self._producer: Any = None
+        self._pending: deque[_Pending] = deque()
+        self._acked: dict[TopicPartition, int] = {}  # next offset to read, acknowledged
+        self._dirty = False
+        self._last_commit = 0.0
+        self._stop = threading.Event()
+        self._labels_tps: set[TopicPartition] = set()
+
+    # -------------------------------------------------------------- lifecycle --
+
+    def stop(self) -> None:
+        """Asks the loop to finish the current batch, commit and return."""
+        self._stop.set()
+
+    def run(self) -> ScorerCounters:
+        """Connects, rebuilds the state, scores until :meth:`stop`; returns the counters."""
+        cfg = self.config
+        self._consumer = self._consumer_factory(group_id=cfg.group_id, client_id=f"fraud-detection-scorer-{cfg.group_id}", **self.CONSUMER_DEFAULTS)
+        self._producer = self._producer_factory(client_id="fraud-detection-scorer", **self.PRODUCER_DEFAULTS)
+        try:
+            self._restore()
+            logger.info(
+                "Scoring '%s' into '%s' with %s version %s (group %s, labels from %s, dead letters to %s)",
+                cfg.transactions_topic, cfg.predictions_topic, self.model.name, self.model.current.version,
+                cfg.group_id, cfg.labels_topic if self._labels_tps else "the transactions only", cfg.dead_letter_topic,
+            )
+            next_status = time.monotonic() + cfg.status_every_s
+            while not self._stop.is_set():
+                polled = self._consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch)
+                if polled:
+                    self._process(polled, time.time())
+                self._settle(block=False)
+                if time.monotonic() >= next_status:
+                    self._log_status()
+                    next_status = time.monotonic() + cfg.status_every_s
+            self._settle(block=True)
+            self._log_status()
+        finally:
+            self._close()
+        return self.counters
+
+    def _close(self) -> None:
+        if self._producer is not None:
+            self._producer.close(timeout=10)
+        if self._consumer is not None:
+            self._consumer.close(autocommit=False)
+
+    def _log_status(self) -> None:
+        stats = self.features.stats
+        logger.info(
+            "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, %d labels pending",
+            self.counters.summary(), self.model.name, self.model.current.version,
+            stats.rows, stats.customers, stats.terminals, stats.labels_pending,
+        )
+
+    # ---------------------------------------------------------------- restore --
+
+    def _partitions(self, topic: str, required: bool) -> list[TopicPartition]:
+        partitions = self._consumer.partitions_for_topic(topic)
+        if not partitions:
+            if required:
+                raise ScorerError(f"Topic '{topic}' does not exist on {servers_text(self.config.bootstrap_servers)}: create it or produce to it first")
+            logger.warning("Topic '%s' does not exist: labels come only with the transactions until the scorer restarts", topic)
+            return []
+        return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+    def _restore(self) -> None:
+        """Assigns every partition, replays the horizon before the committed offsets into
+        the state, and positions the consumer at the committed offsets."""
+        cfg = self.config
+        consumer = self._consumer
+        tx_tps = self._partitions(cfg.transactions_topic, required=True)
+        label_tps = self._partitions(cfg.labels_topic, required=False) if cfg.labels_topic else []
+        self._labels_tps = set(label_tps)
+        tps = tx_tps + label_tps
+        consumer.assign(tps)
+        timeout = self.CONSUMER_DEFAULTS["request_timeout_ms"]
+        beginning = consumer.beginning_offsets(tps, timeout_ms=timeout)
+        end = consumer.end_offsets(tps, timeout_ms=timeout)
+        live_from: dict[TopicPartition, int] = {}
+        for tp in tps:
+            committed = consumer.committed(tp, timeout_ms=timeout)
+            if committed is None:
+                committed = beginning[tp] if cfg.start_from == "earliest" else end[tp]
+            live_from[tp] = min(max(committed, beginning[tp]), end[tp])
+        replay_from = {tp: self._replay_start(tp, live_from[tp], beginning[tp]) for tp in tps}
+        self._replay(replay_from, live_from)
+        for tp in tps:
+            consumer.seek(tp, live_from[tp])
+        consumer.resume(*tps)
+        # Everything before these offsets is in the state now: a group without offsets
+        # (first start) gets them, so a restart replays rather than re-reads it live.
+        self._acked = dict(live_from)
+        self._dirty = True
+        self._commit(force=True)
+        logger.info("Scoring from offsets %s", {f"{tp.topic}[{tp.partition}]": o for tp, o in live_from.items()})
+
+    def _replay_start(self, tp: TopicPartition, live_from: int, beginning: int) -> int:
+        """First offset whose message is younger than the state's horizon before the
+        last message already processed (by message timestamp)."""
+        if live_from <= beginning:
+            return live_from
+        consumer = self._consumer
+        consumer.assign([tp])
+        consumer.seek(tp, live_from - 1)
+        last = None
+        deadline = time.monotonic() + 30
+        while last is None and time.monotonic() < deadline:
+            for record in consumer.poll(timeout_ms=500, max_records=1).get(tp, []):
+                last = record
+        if last is None or last.timestamp is None or last.timestamp < 0:
+            return beginning
+        target = last.timestamp - self.features.horizon_ms
+        found = consumer.offsets_for_times({tp: max(target, 0)}, timeout_ms=self.CONSUMER_DEFAULTS["request_timeout_ms"])
+        offset = found.get(tp)
+        return max(beginning, offset.offset if offset is not None else beginning)
+
+    def _replay(self, replay_from: dict[TopicPartition, int], live_from: dict[TopicPartition, int]) -> None:
+        consumer = self._consumer
+        todo = {tp for tp in replay_from if replay_from[tp] < live_from[tp]}
+        consumer.assign(list(replay_from))
+        if not todo:
+            return
+        for tp in todo:
+            consumer.seek(tp, replay_from[tp])
+        consumer.pause(*[tp for tp in replay_from if tp not in todo])
+        total = sum(live_from[tp] - replay_from[tp] for tp in todo)
+        logger.info("Rebuilding the feature state from %d messages before the committed offsets", total)
+        started = time.monotonic()
+        stalled_since = time.monotonic()
+        while todo:
+            polled = consumer.poll(timeout_ms=500, max_records=20_000)
+            for tp, batch in polled.items():
+                records = [r for r in batch if r.offset < live_from[tp]]
+                if not records:
+                    continue
+                stalled_since = time.monotonic()
+                if tp in self._labels_tps:
+                    ids, labels, _ = decode_labels([r.value for r in records])
+                    self.features.apply_labels(ids, labels)
+                else:
+                    self.features.update_records(decode_records([r.value for r in records])[0], build=False)
+                self.counters.replayed += len(records)
+            for tp in list(todo):
+                if consumer.position(tp) >= live_from[tp]:
+                    todo.discard(tp)
+                    consumer.pause(tp)
+            if todo and time.monotonic() - stalled_since > 60:
+                raise ScorerError(f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: is the broker up?")
+        logger.info("Feature state rebuilt from %d messages in %.1fs: %d rows, %d customers",
+                    self.counters.replayed, time.monotonic() - started, self.features.stats.rows, self.features.stats.customers)
+
+    # ---------------------------------------------------------------- scoring --
+
+    def _process(self, polled: dict[TopicPartition, list[ConsumerRecord]], received: float) -> None:
+        futures: list[Any] = []
+        offsets = {tp: records[-1].offset + 1 for tp, records in polled.items() if records}
+        tx_records: list[ConsumerRecord] = []
+        for tp, records in polled.items():
+            if tp in self._labels_tps:
+                ids, labels, rejected = decode_labels([r.value for r in records])
+                self.features.apply_labels(ids, labels)
+                self.counters.labels += len(ids)
+                futures += self._dead_letter(records, rejected)
+            else:
+                tx_records.extend(records)
+        self.counters.consumed += sum(len(r) for r in polled.values())
+        if tx_records:
+            records, _, rejected = decode_records([r.value for r in tx_records])
+            futures += self._dead_letter(tx_records, rejected)
+            if len(records):
+                futures += self._score(records, received)
+        self.counters.batches += 1
+        self._pending.append(_Pending(offsets, futures))
+
+    def _score(self, records: Any, received: float) -> list[Any]:
+        before = self.features.stats.duplicates
+        batch = self.features.update_records(records)
+        self.counters.duplicates += self.features.stats.duplicates - before
+        if not len(batch):
+            return []
+        model = self.model.current
+        scores, decisions = model.predict_batch(batch)
+        sent_at = time.time()
+        latency_ms = round((sent_at - received) * 1000.0, 3)
+        scored_at = _iso_now()
+        cfg = self.config
+        send = self._producer.send
+        futures = []
+        threshold = model.threshold
+        for tid, customer, score, decision in zip(
+            batch.transaction_id, batch.customer_id, scores.tolist(), decisions.tolist(), strict=True
+        ):
+            message = {
+                "transaction_id": tid,
+                "customer_id": customer,
+                "score": score,
+                "decision": decision,
+                "threshold": threshold,
+                "model_name": model.name,
+                "model_version": model.version,
+                "processing_latency_ms": latency_ms,
+                "scored_at": scored_at,
+            }
+            futures.append(send(cfg.predictions_topic, value=orjson.dumps(message), key=customer.encode()))
+        if cfg.features_topic:
+            futures += self._send_features(batch)
+        self.counters.scored += len(batch)
+        self.counters.processing_ms.extend([latency_ms] * len(batch))
+        return futures
+
+    def _send_features(self, batch: FeatureBatch) -> list[Any]:
+        frame = batch.frame()
+        frame[schema.TIMESTAMP] = frame[schema.TIMESTAMP].dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        futures = []
+        for row in frame.to_dict("records"):
+            value = orjson.dumps(row, default=lambda v: None if v is pd.NA else str(v))
+            futures.append(self._producer.send(self.config.features_topic, value=value, key=str(row[schema.CUSTOMER_ID]).encode()))
+        return futures
+
+    def _dead_letter(self, records: list[ConsumerRecord], rejected: dict[int, str]) -> list[Any]:
+        if not rejected:
+            return []
+        first = records[next(iter(rejected))]
+        if not self.config.dead_letter_topic:
+            raise ScorerError(
+                f"{len(rejected)} malformed message(s) (first: {first.topic}[{first.partition}] offset "
+                f"{first.offset}: {rejected[next(iter(rejected))]}) and no dead-letter topic is configured"
+            )
+        futures = []
+        for position, reason in rejected.items():
+            record = records[position]
+            headers = [
+                ("dlq.reason", reason.encode()),
+                ("dlq.source.topic", record.topic.encode()),
+                ("dlq.source.partition", str(record.partition).encode()),
+                ("dlq.source.offset", str(record.offset).encode()),
+                ("dlq.source.timestamp", str(record.timestamp).encode()),
+                ("dlq.service", b"fraud-detection-score"),
+            ]
+            futures.append(self._producer.send(self.config.dead_letter_topic, value=record.value, key=record.key, headers=headers))
+        self.counters.dead_lettered += len(rejected)
+        logger.warning("Dead-lettered %d malformed message(s) to '%s' (first: %s[%d] offset %d: %s)",
+                       len(rejected), self.config.dead_letter_topic, first.topic, first.partition, first.offset,
+                       rejected[next(iter(rejected))])
+        return futures
+
+    # ---------------------------------------------------------------- commits --
+
+    def _settle(self, block: bool) -> None:
+        """Commits the offsets of the oldest batches whose messages are all acknowledged.
+
+        Raises:
+            ScorerError: A prediction or dead letter was not acknowledged; nothing from
+                that batch on is committed, so a restart scores it again.
+        """
+        if block and self._pending:
+            try:
+                self._producer.flush(timeout=60)
+            except KafkaError as exc:
+                logger.error("Not every prediction was acknowledged before stopping: %r", exc)
+        while self._pending and all(f.is_done for f in self._pending[0].futures):
+            batch = self._pending[0]
+            failed = next((f for f in batch.futures if f.failed()), None)
+            if failed is not None:
+                self._commit(force=True)  # what is acknowledged so far
+                raise ScorerError(
+                    f"A message of a scored batch was not acknowledged ({failed.exception!r}); its offsets "
+                    f"{ {str(tp): o for tp, o in batch.offsets.items()} } are not committed and will be scored again"
+                )
+            self._pending.popleft()
+            self._acked.update(batch.offsets)
+            self._dirty = True
+            self.counters.committed_batches += 1
+        self._commit(force=block)
+
+    def _commit(self, force: bool) -> None:
+        """Commits every acknowledged offset (all partitions, so a failed asynchronous
+        commit is covered by the next one); at most every ``commit_interval_s``."""
+        now = time.monotonic()
+        if not self._dirty or (not force and now - self._last_commit < self.config.commit_interval_s):
+            return
+        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._acked.items()}
+        try:
+            if force:
+                self._consumer.commit(offsets, timeout_ms=self.CONSUMER_DEFAULTS["request_timeout_ms"])
+            else:
+                self._consumer.commit_async(offsets, callback=self._on_commit)
+        except KafkaError as exc:
+            logger.warning("Committing offsets failed, retrying with the next batch: %r", exc)
+            return
+        self._dirty = False
+        self._last_commit = now
+
+    def _on_commit(self, offsets: Any, response: Any) -> None:
+        if isinstance(response, Exception):
+            self._dirty = True
+            logger.warning("An asynchronous offset commit failed (%r); the next commit covers it", response)
