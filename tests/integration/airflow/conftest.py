@@ -49,7 +49,11 @@ class Airflow:
     def json(self, *args: str) -> list[dict]:
         result = self(*args, "--output", "json")
         assert result.returncode == 0, result.stderr[-3000:]
-        return json.loads(result.stdout[result.stdout.index("["):])
+        # Warnings (e.g. no graphviz) come first on stdout; the table is one JSON line.
+        for line in reversed(result.stdout.splitlines()):
+            if line.startswith(("[{", "[]")):
+                return json.loads(line)
+        raise AssertionError(f"no JSON in the output of airflow {' '.join(args)}:\n{result.stdout[-3000:]}")
 
     def task_states(self, run_id: str) -> dict[str, str]:
         return {row["task_id"]: row["state"] for row in self.json("tasks", "states-for-dag-run", DAG_ID, run_id)}
@@ -74,13 +78,13 @@ def airflow_env(home: Path, dags: Path, project: Path, kedro_env: str) -> dict[s
     return env
 
 
-def start_airflow(root: Path, project: Path, kedro_env: str = "airflow") -> Airflow:
+def start_airflow(root: Path, project: Path, kedro_env: str = "airflow", extra_env: Mapping[str, str] | None = None) -> Airflow:
     """Generates the DAG (retries 0: a failing task fails the test at once) and
-    migrates a fresh SQLite metadata database."""
+    migrates a fresh SQLite metadata database; ``extra_env`` reaches every task."""
     home, dags = root / "airflow_home", root / "dags"
     home.mkdir()
     make("dag", f"DAG_TARGET_DIR={dags}", "DAG_PARAMS=retries=0", timeout=300)
-    airflow = Airflow(home=home, dags=dags, env=airflow_env(home, dags, project, kedro_env))
+    airflow = Airflow(home=home, dags=dags, env={**airflow_env(home, dags, project, kedro_env), **(extra_env or {})})
     result = airflow("db", "migrate", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return airflow
