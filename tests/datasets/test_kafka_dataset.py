@@ -292,3 +292,14 @@ def test_save_sends_json_keyed_by_customer(monkeypatch):
     _dataset().save(frame)
     assert [k.decode() for _, _, k in stub.sent] == frame["customer_id"].tolist()
     assert orjson.loads(stub.sent[0][1])["transaction_id"] == frame["transaction_id"].iloc[0]
+
+
+def test_a_failed_load_leaves_nothing_to_commit(clients):
+    ds = _dataset()
+    clients(StubConsumer({0: encode_transactions(make_transactions(n=3))}, end={0: 3}, committed={}))
+    ds.load()
+    assert ds.pending_offsets
+    clients(StubConsumer({}, end={}, committed={}))
+    with pytest.raises(DatasetError, match="does not exist"):
+        ds.load()
+    assert ds.pending_offsets == {}

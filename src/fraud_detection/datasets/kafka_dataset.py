@@ -20,6 +20,7 @@ import copy
 import logging
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,13 +48,25 @@ _LOAD_KEYS = ("max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms
 _SAVE_KEYS = ("key_column", "flush_timeout_s")
 
 
+def _decode_chunk(records: list[ConsumerRecord]) -> tuple[pd.DataFrame, list[tuple[ConsumerRecord, str]]]:
+    """Decoded rows of a chunk, and its rejected records with their reasons."""
+    decoded = decode_transactions([r.value for r in records])
+    return decoded.frame, [(records[i], reason) for i, reason in decoded.rejected.items()]
+
+
 @dataclass
 class _Batch:
-    """Messages consumed by one ``load``, decoded chunk by chunk as they arrive."""
+    """Messages consumed by one ``load``, decoded chunk by chunk as they arrive.
+
+    Chunks are decoded on a worker thread while the consumer keeps fetching: pyarrow
+    parses without holding the GIL, so decoding mostly overlaps with kafka-python's
+    record unpacking. Only the decoded frames are kept, not the records (a million
+    live record objects would make every garbage collection walk them).
+    """
 
     chunk_size: int
-    frames: list[pd.DataFrame] = field(default_factory=list)
-    rejected: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    decoder: ThreadPoolExecutor
+    chunks: list[Future[tuple[pd.DataFrame, list[tuple[ConsumerRecord, str]]]]] = field(default_factory=list)
     pending: list[ConsumerRecord] = field(default_factory=list)
     consumed: int = 0
 
@@ -61,16 +74,24 @@ class _Batch:
         self.pending.extend(records)
         self.consumed += len(records)
         if len(self.pending) >= self.chunk_size:
-            self.decode_pending()
+            self.flush()
 
-    def decode_pending(self) -> None:
-        if not self.pending:
-            return
-        records, self.pending = self.pending, []
-        decoded = decode_transactions([r.value for r in records])
-        if len(decoded.frame):
-            self.frames.append(decoded.frame)
-        self.rejected.extend((records[i], reason) for i, reason in decoded.rejected.items())
+    def flush(self) -> None:
+        if self.pending:
+            records, self.pending = self.pending, []
+            self.chunks.append(self.decoder.submit(_decode_chunk, records))
+
+    def results(self) -> tuple[list[pd.DataFrame], list[tuple[ConsumerRecord, str]]]:
+        """Decoded frames in consumption order, and the rejected records with reasons."""
+        self.flush()
+        frames: list[pd.DataFrame] = []
+        rejected: list[tuple[ConsumerRecord, str]] = []
+        for future in self.chunks:
+            frame, bad = future.result()
+            if len(frame):
+                frames.append(frame)
+            rejected.extend(bad)
+        return frames, rejected
 
 
 class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -192,6 +213,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def load(self) -> pd.DataFrame:
         if not self._group_id:
             raise DatasetError(f"KafkaDataset '{self._topic}' needs a group_id to load: its committed offsets mark what was ingested")
+        self._pending_offsets = {}  # a failed load leaves nothing to commit
         control = {k: self._load_args[k] for k in _LOAD_KEYS}
         consumer_args = {k: v for k, v in self._load_args.items() if k not in _LOAD_KEYS}
         started = time.monotonic()
@@ -203,19 +225,21 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             client_id=f"fraud-detection-{self._group_id}",
             **consumer_args,
         )
-        try:
-            batch, start, reached = self._consume(consumer, control)
-        except KafkaError as exc:
-            raise DatasetError(
-                f"Consuming '{self._topic}' from Kafka at {self.servers} failed: {exc!r}. Is the broker up? "
-                "Nothing was committed; the next run reads these messages again."
-            ) from exc
-        finally:
-            consumer.close(autocommit=False)
-        frame, duplicates = self._assemble(batch)
-        dead_lettered = self._dead_letter(batch.rejected)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="kafka-decode") as decoder:
+            try:
+                batch, start, reached = self._consume(consumer, control, decoder)
+            except KafkaError as exc:
+                raise DatasetError(
+                    f"Consuming '{self._topic}' from Kafka at {self.servers} failed: {exc!r}. Is the broker "
+                    "up? Nothing was committed; the next run reads these messages again."
+                ) from exc
+            finally:
+                consumer.close(autocommit=False)
+            frames, rejected = batch.results()
+        frame, duplicates = self._assemble(frames)
+        dead_lettered = self._dead_letter(rejected)
         self._pending_offsets = {tp: offset for tp, offset in reached.items() if offset > start[tp]}
-        reasons = Counter(reason.split(":", 1)[0] for _, reason in batch.rejected)
+        reasons = Counter(reason.split(":", 1)[0] for _, reason in rejected)
         self.last_load_report = {
             "topic": self._topic,
             "group_id": self._group_id,
@@ -239,7 +263,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return frame
 
     def _consume(
-        self, consumer: KafkaConsumer, control: dict[str, Any]
+        self, consumer: KafkaConsumer, control: dict[str, Any], decoder: ThreadPoolExecutor
     ) -> tuple[_Batch, dict[TopicPartition, int], dict[TopicPartition, int]]:
         """Reads from the committed offsets to the end offsets seen now (or less)."""
         request_timeout = consumer.config["request_timeout_ms"]
@@ -277,7 +301,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         reached = dict(start)
         active = {tp for tp in tps if start[tp] < end[tp]}
         consumer.pause(*[tp for tp in tps if tp not in active])
-        batch = _Batch(chunk_size=int(control["decode_chunk_size"]))
+        batch = _Batch(chunk_size=int(control["decode_chunk_size"]), decoder=decoder)
         max_messages = control["max_messages"]
         deadline = time.monotonic() + control["max_seconds"] if control["max_seconds"] else None
         stall_timeout = float(control["stall_timeout_s"])
@@ -317,14 +341,14 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                     f"'{self._topic}' (partition: (offset reached, end offset) {behind}). Is the broker "
                     "up? Nothing was committed; the next run reads these messages again."
                 )
-        batch.decode_pending()
         return batch, start, reached
 
-    def _assemble(self, batch: _Batch) -> tuple[pd.DataFrame, int]:
+    @staticmethod
+    def _assemble(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, int]:
         """One frame for the batch, without repeated transaction ids (first one kept)."""
-        if not batch.frames:
+        if not frames:
             return empty_transactions(), 0
-        frame = batch.frames[0] if len(batch.frames) == 1 else pd.concat(batch.frames, ignore_index=True)
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         duplicated = frame[schema.TRANSACTION_ID].duplicated().to_numpy()
         n_duplicates = int(duplicated.sum())
         if n_duplicates:
