@@ -12,7 +12,8 @@ COPY src ./src
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
 FROM apache/airflow:${AIRFLOW_VERSION}-python${PYTHON_VERSION}
-ARG PYTHON_VERSION
+# Arguments declared before the first FROM must be declared again to be used here.
+ARG AIRFLOW_VERSION
 ENV FRAUD_DETECTION_PROJECT_PATH=/opt/fraud-detection \
     KEDRO_DISABLE_TELEMETRY=true \
     DO_NOT_TRACK=1 \

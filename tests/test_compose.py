@@ -97,3 +97,30 @@ def test_airflow_runs_the_project_image_with_the_dag(compose):
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/fraud-detection/airflow_dags" in dockerfile
     assert "postgres:5432/mlflow" in compose["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
+
+
+def test_dockerfile_declares_its_arguments_and_copies_what_exists():
+    """What `docker build` would reject or silently empty, checked without Docker: an
+    ARG used in a stage without being declared there (it expands to ''), and COPY
+    sources that are not in the repository."""
+    lines = (PROJECT_ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+    global_args: set[str] = set()
+    stage_args: set[str] | None = None
+    for line in (raw.strip() for raw in lines):
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, rest = line.partition(" ")
+        instruction = instruction.upper()
+        used = set(re.findall(r"\$\{(\w+)\}", rest))
+        if instruction == "FROM":
+            assert used <= global_args, f"FROM uses undeclared {used - global_args}"
+            stage_args = set()
+        elif instruction == "ARG":
+            (global_args if stage_args is None else stage_args).add(rest.split("=")[0])
+        elif instruction == "RUN" or (instruction == "COPY" and "--from" not in rest):
+            assert stage_args is not None
+            assert used <= stage_args, f"{line!r} uses {used - stage_args}, not declared in its stage"
+        if instruction == "COPY" and "--from" not in rest:
+            sources = [w for w in rest.split() if not w.startswith("--")][:-1]
+            missing = [s for s in sources if not (PROJECT_ROOT / s).exists()]
+            assert not missing, f"COPY of missing {missing}"
