@@ -108,6 +108,7 @@ class LoadedModel:
 
     def __post_init__(self) -> None:
         python_model = self._python_model
+        _single_threaded(getattr(python_model, "pipeline", None))
         self.compiled = CompiledPipeline.build(python_model) if python_model is not None else None
 
     @property
@@ -158,6 +159,15 @@ class LoadedModel:
             else:
                 self.verified_rows += len(scores)
         return scores, (scores >= self.threshold).astype(np.int64)
+
+
+def _single_threaded(pipeline: Any) -> None:
+    """Scores with one thread: a micro-batch is a few rows, and thread pools (OpenMP
+    in XGBoost, joblib in random forests) cost far more than they save on them while
+    the broker and the Kafka client threads need the cores. Predictions are the same."""
+    for _, step in getattr(pipeline, "steps", []):
+        if hasattr(step, "get_params") and "n_jobs" in step.get_params(deep=False):
+            step.set_params(n_jobs=1)
 
 
 def parse_model_uri(uri: str) -> tuple[str, str | None, str | None]:

@@ -1,0 +1,356 @@
+"""Real-time scorer benchmark: sustained throughput and end-to-end latency on a real broker.
+
+Run with ``make bench-scorer`` (never as a timed test). Steps:
+
+1. a broker: ``--bootstrap-servers`` or a temporary one started by ``scripts/kafka.sh``;
+2. a model: ``--model-uri`` with ``MLFLOW_TRACKING_URI``, or an XGBoost model with the
+   project's default search-space settings fitted on simulated data and registered
+   in a temporary MLflow database as ``fraud-detection@champion``;
+3. simulated transactions (``params:simulation`` population, 90 days): the first
+   ``--history-days`` are produced first and replayed into the scorer's state
+   (``--start-from latest``), so windows hold realistic history;
+4. for each rate in ``--rates``: a separate producer process sends the next
+   transactions at that fixed rate for ``--seconds`` (``acks=all``), while this
+   process consumes ``fraud_predictions``. End-to-end latency is the time from the
+   transaction's produce timestamp (Kafka CreateTime, set by the producer at send) to
+   the moment this process receives the prediction; "scored" latency stops at the
+   prediction's own produce timestamp (set by the scorer);
+5. drain: with the scorer stopped, ``--drain`` transactions are queued; the time the
+   restarted scorer needs to score them all gives its throughput ceiling.
+
+Usage::
+
+    python benchmarks/scorer_latency.py [--rates 500 1000 5000] [--seconds 30]
+
+Prints a table; writes benchmarks/results/scorer_latency.json (kept local).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pandas as pd
+import yaml
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+MODEL = "fraud-detection"
+RUN = time.strftime("%Y%m%d%H%M%S")  # fresh topics and group on a shared broker
+TOPICS = {"tx": f"bench-{RUN}-transactions", "labels": f"bench-{RUN}-labels", "predictions": f"bench-{RUN}-predictions"}
+
+
+def say(*parts: object) -> None:
+    """The benchmark's report goes to stdout."""
+    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
+    sys.stdout.flush()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TemporaryBroker:
+    """A broker run by scripts/kafka.sh in a temporary data dir on free ports."""
+
+    def __init__(self, workdir: Path):
+        self.env = {**os.environ, "KAFKA_DATA_DIR": str(workdir / "kafka"), "KAFKA_PORT": str(_free_port()),
+                    "KAFKA_CONTROLLER_PORT": str(_free_port()), "PYTHON": sys.executable}
+        self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
+
+    def _script(self, command: str) -> None:
+        result = subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), command], env=self.env, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise SystemExit(f"scripts/kafka.sh {command} failed:\n{result.stderr[-3000:]}")
+
+    def __enter__(self) -> TemporaryBroker:
+        self._script("start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._script("stop")
+
+
+def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) -> str:
+    """An XGBoost pipeline like the project's (default candidate settings), registered
+    as the champion in ``tracking_uri``."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    from xgboost import XGBClassifier
+
+    from fraud_detection import schema
+    from fraud_detection.model import FraudModel, build_model_pipeline
+    from fraud_detection.pipelines.feature_engineering.nodes import (
+        create_features,
+        feature_columns,
+    )
+
+    features = create_features(transactions, params["features"])
+    numeric, categorical = feature_columns(features)
+    init = {**params["training"]["candidates"]["xgboost"]["init"], "max_depth": 6, "learning_rate": 0.1}
+    pipeline = build_model_pipeline(XGBClassifier(**init), numeric, categorical, params["training"]["selection"])
+    pipeline.fit(features[numeric + categorical], features[schema.LABEL].astype(int))
+    model = FraudModel(pipeline, 0.5, numeric + categorical, "xgboost")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment("scorer-benchmark")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(name="model", python_model=model, registered_model_name=MODEL,
+                                       input_example=features[numeric + categorical].head(3))
+    MlflowClient().set_registered_model_alias(MODEL, "champion", info.registered_model_version)
+    return f"models:/{MODEL}@champion"
+
+
+def _paced_producer(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes], rate: float, ready: mp.Event) -> None:  # noqa: PLR0917
+    """Child process: sends pre-encoded messages at ``rate`` per second (acks=all)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_block_ms=30_000)
+    ready.set()
+    started = time.monotonic()
+    interval = 1.0 / rate
+    for i, (value, key) in enumerate(zip(values, keys, strict=True)):
+        delay = started + i * interval - time.monotonic()
+        if delay > 0.0005:
+            time.sleep(delay)
+        producer.send(topic, value=value, key=key)
+    producer.flush(timeout=120)
+    producer.close()
+
+
+def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return consumer.end_offsets(tps)
+    finally:
+        consumer.close()
+
+
+def _send_times(bootstrap: str, topic: str, start: dict[TopicPartition, int]) -> dict[str, float]:
+    """Produce timestamps (ms) of the transactions sent from ``start`` on, by id."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, max_poll_records=50_000)
+    try:
+        consumer.assign(list(start))
+        for tp, offset in start.items():
+            consumer.seek(tp, offset)
+        end = consumer.end_offsets(list(start))
+        out: dict[str, float] = {}
+        while any(consumer.position(tp) < end[tp] for tp in start):
+            for records in consumer.poll(timeout_ms=1000).values():
+                for r in records:
+                    out[orjson.loads(r.value)["transaction_id"]] = float(r.timestamp)
+        return out
+    finally:
+        consumer.close()
+
+
+class PredictionReader:
+    """Reads predictions from the current end of the topic, noting when each arrives."""
+
+    def __init__(self, bootstrap: str):
+        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5, max_poll_records=10_000)
+        tps = [TopicPartition(TOPICS["predictions"], p) for p in self.consumer.partitions_for_topic(TOPICS["predictions"])]
+        self.consumer.assign(tps)
+        self.consumer.seek_to_end()
+        for tp in tps:
+            self.consumer.position(tp)
+
+    def collect(self, expected: set[str], timeout_s: float) -> dict[str, dict]:
+        received: dict[str, dict] = {}
+        deadline = time.monotonic() + timeout_s
+        while not expected <= received.keys() and time.monotonic() < deadline:
+            for records in self.consumer.poll(timeout_ms=5).values():
+                now = time.time() * 1000.0
+                for r in records:
+                    message = orjson.loads(r.value)
+                    received.setdefault(message["transaction_id"], {"received_ms": now, "scored_ms": float(r.timestamp),
+                                                                    "processing_ms": message["processing_latency_ms"]})
+        return received
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class ScorerProcess:
+    def __init__(self, bootstrap: str, tracking_uri: str, model_uri: str, log: Path, *extra: str):
+        script = Path(sys.executable).with_name("fraud-detection-score")
+        command = [str(script)] if script.exists() else [sys.executable, "-m", "fraud_detection.scoring"]
+        self.log = log
+        self.offset = log.stat().st_size if log.exists() else 0
+        args = ["--bootstrap-servers", bootstrap, "--transactions-topic", TOPICS["tx"], "--labels-topic", TOPICS["labels"],
+                "--predictions-topic", TOPICS["predictions"], "--dead-letter-topic", f"{TOPICS['tx']}.dlq",
+                "--group-id", f"bench-{RUN}-scorer", "--model-uri", model_uri, "--project-path", str(ROOT),
+                "--status-every", "10", *extra]
+        with log.open("a") as out:
+            self.process = subprocess.Popen([*command, *args], stdout=out, stderr=subprocess.STDOUT,
+                                            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri})
+        deadline = time.monotonic() + 600
+        while "Scoring from offsets" not in log.read_text()[self.offset :]:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"The scorer did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=120)
+
+
+def _summary(rate: float | None, sent: dict[str, float], received: dict[str, dict], window_s: float) -> dict:
+    ids = [tid for tid in sent if tid in received]
+    delivered = np.array([received[t]["received_ms"] - sent[t] for t in ids])
+    scored = np.array([received[t]["scored_ms"] - sent[t] for t in ids])
+    processing = np.array([received[t]["processing_ms"] for t in ids])
+    first_sent = min(sent.values())
+    last_received = max(received[t]["received_ms"] for t in ids) if ids else first_sent
+    return {
+        "offered_tx_per_s": rate,
+        "sent": len(sent),
+        "predicted": len(ids),
+        "lost": len(sent) - len(ids),
+        "window_s": round(window_s, 1),
+        "throughput_tx_per_s": round(len(ids) / max((last_received - first_sent) / 1000.0, 1e-9), 1),
+        "e2e_ms_p50": round(float(np.percentile(delivered, 50)), 2) if ids else None,
+        "e2e_ms_p99": round(float(np.percentile(delivered, 99)), 2) if ids else None,
+        "e2e_ms_max": round(float(delivered.max()), 2) if ids else None,
+        "scored_ms_p50": round(float(np.percentile(scored, 50)), 2) if ids else None,
+        "scored_ms_p99": round(float(np.percentile(scored, 99)), 2) if ids else None,
+        "processing_ms_p50": round(float(np.percentile(processing, 50)), 2) if ids else None,
+        "processing_ms_p99": round(float(np.percentile(processing, 99)), 2) if ids else None,
+    }
+
+
+def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
+    from fraud_detection import schema
+    from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+    from fraud_detection.streaming.messages import encode_transactions
+    from fraud_detection.streaming.producer import PRODUCER_DEFAULTS, produce_frame
+
+    params = {name: yaml.safe_load((ROOT / f"conf/base/parameters_{name}.yml").read_text())
+              for name in ("simulation", "feature_engineering", "training")}
+    params = {"simulation": params["simulation"]["simulation"], "features": params["feature_engineering"]["features"],
+              "training": params["training"]["training"]}
+    transactions = simulate_transactions({**params["simulation"], "n_days": args.days})
+    start = transactions[schema.TIMESTAMP].min().normalize()
+    history = transactions[transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)]
+    live = transactions.iloc[len(history):]
+    say(f"{len(transactions)} simulated transactions; {len(history)} as history")
+
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") if args.model_uri else f"sqlite:///{workdir / 'mlflow.db'}"
+    model_uri = args.model_uri or register_model(tracking_uri, history, params)
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics({TOPICS["tx"]: {"num_partitions": args.partitions, "replication_factor": 1},
+                         TOPICS["labels"]: {"num_partitions": 1, "replication_factor": 1},
+                         TOPICS["predictions"]: {"num_partitions": args.partitions, "replication_factor": 1}})
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
+    report = produce_frame(producer, TOPICS["tx"], history)
+    producer.close()
+    assert report.ok, report.summary()
+
+    log = workdir / "scorer.log"
+    scorer = ScorerProcess(bootstrap, tracking_uri, model_uri, log, "--start-from", "latest")
+    results: dict = {"steps": []}
+    position = 0
+    for rate in args.rates:
+        n = int(rate * args.seconds)
+        chunk = live.iloc[position : position + n]
+        position += n
+        if len(chunk) < n:
+            raise SystemExit(f"Not enough simulated transactions for {rate}/s x {args.seconds}s: raise --days")
+        values = encode_transactions(chunk)
+        keys = [c.encode() for c in chunk[schema.CUSTOMER_ID]]
+        reader = PredictionReader(bootstrap)
+        before = _end_offsets(bootstrap, TOPICS["tx"])
+        spawn = mp.get_context("spawn")
+        ready = spawn.Event()
+        child = spawn.Process(target=_paced_producer, args=(bootstrap, TOPICS["tx"], values, keys, rate, ready))
+        child.start()
+        ready.wait(60)
+        started = time.monotonic()
+        received = reader.collect(set(chunk[schema.TRANSACTION_ID]), timeout_s=args.seconds * 4 + 60)
+        child.join()
+        reader.close()
+        sent = _send_times(bootstrap, TOPICS["tx"], before)
+        step = _summary(rate, sent, received, time.monotonic() - started)
+        results["steps"].append(step)
+        say(json.dumps(step))
+        time.sleep(2)
+    scorer.stop()
+
+    # Drain: the scorer's ceiling on a backlog.
+    chunk = live.iloc[position : position + args.drain]
+    producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
+    produce_frame(producer, TOPICS["tx"], chunk)
+    producer.close()
+    reader = PredictionReader(bootstrap)
+    started = time.monotonic()
+    scorer = ScorerProcess(bootstrap, tracking_uri, model_uri, log)
+    ready_s = time.monotonic() - started
+    t0 = time.monotonic()
+    received = reader.collect(set(chunk[schema.TRANSACTION_ID]), timeout_s=600)
+    drain_s = time.monotonic() - t0
+    reader.close()
+    scorer.stop()
+    results["drain"] = {"messages": len(chunk), "predicted": len(received), "start_s": round(ready_s, 1),
+                        "seconds": round(drain_s, 2), "tx_per_s": round(len(received) / drain_s, 1)}
+    say(json.dumps(results["drain"]))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bootstrap-servers", help="an existing broker (default: start a temporary one)")
+    parser.add_argument("--model-uri", help="serve this registered model (with MLFLOW_TRACKING_URI) instead of a fresh one")
+    parser.add_argument("--rates", type=float, nargs="+", default=[500, 1000, 5000])
+    parser.add_argument("--seconds", type=float, default=30.0, help="duration of each fixed-rate step")
+    parser.add_argument("--days", type=int, default=90, help="simulated days")
+    parser.add_argument("--history-days", type=int, default=40, help="days replayed into the state before measuring")
+    parser.add_argument("--drain", type=int, default=30_000, help="backlog size of the drain step")
+    parser.add_argument("--partitions", type=int, default=3)
+    args = parser.parse_args()
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    workdir = Path(tempfile.mkdtemp(prefix="scorer-bench-"))
+    try:
+        if args.bootstrap_servers:
+            results = run(args, args.bootstrap_servers, workdir)
+        else:
+            with TemporaryBroker(workdir) as broker:
+                results = run(args, broker.bootstrap, workdir)
+    finally:
+        log = workdir / "scorer.log"
+        if log.exists():
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            shutil.copy(log, RESULTS / "scorer_latency.log")
+    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()}
+    results["command"] = " ".join(["python", *sys.argv])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "scorer_latency.json").write_text(json.dumps(results, indent=2))
+    say("\n| offered tx/s | throughput tx/s | e2e p50 ms | e2e p99 ms | scored p99 ms | predicted/sent |")
+    say("|---|---|---|---|---|---|")
+    for s in results["steps"]:
+        say(f"| {s['offered_tx_per_s']:,.0f} | {s['throughput_tx_per_s']:,.0f} | {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | "
+              f"{s['scored_ms_p99']} | {s['predicted']}/{s['sent']} |")
+    drain = results["drain"]
+    say(f"\ndrain: {drain['messages']} queued transactions scored in {drain['seconds']} s ({drain['tx_per_s']:,.0f} tx/s)")
+    if all(s["lost"] == 0 for s in results["steps"]):
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
