@@ -10,12 +10,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.test_default_run import SMALL_RUN, make_project, run
-from tests.integration.airflow.conftest import DAG_ID, start_airflow
+from tests.integration.airflow.conftest import DAG_ID, DAG_PARAMS, start_airflow
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 MODEL = "fraud-detection"
-DAG_PARAMS = {key: value for key, value in SMALL_RUN.items() if key != "simulation"}
 
 
 def node_tasks() -> int:

@@ -12,13 +12,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.e2e.test_default_run import SMALL_RUN, make_project, run
-from tests.integration.airflow.conftest import DAG_ID, start_airflow
+from tests.integration.airflow.conftest import DAG_ID, DAG_PARAMS, start_airflow
 from tests.integration.kafka.conftest import kafka_broker  # noqa: F401 (the broker fixture)
 
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 TOPIC = "transactions-airflow"
-DAG_PARAMS = {key: value for key, value in SMALL_RUN.items() if key != "simulation"}
 
 
 @pytest.fixture(scope="module")
