@@ -140,3 +140,29 @@ def test_notebook_runs_against_the_catalog(first_run, monkeypatch):
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "rows_in" in text and "selected:" in text
     assert sum(1 for o in outputs if "image/png" in o.get("data", {})) == 5
+
+
+def test_monitoring_compares_a_window_with_the_champions_reference(first_run):
+    """The monitoring pipeline on the champion: the last week of the training data
+    itself shows no drift; the same simulation with doubled amounts does."""
+    from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+
+    current = first_run / "data/01_raw/current_transactions.parquet"
+    shutil.copy(first_run / "data/01_raw/transactions.parquet", current)
+    run(first_run, SMALL_RUN, pipeline="monitoring")
+    verdict = json.loads((first_run / "data/08_reporting/monitoring_verdict.json").read_text())
+    assert verdict["drift_detected"] is False, verdict["reasons"]
+    champion = MlflowClient().get_model_version_by_alias(MODEL, "champion")
+    assert verdict["model_version"] == str(champion.version)
+    assert "reference_profile.json" in {a.path for a in MlflowClient().list_artifacts(champion.run_id)}
+
+    shifted = simulate_transactions({**SMALL_RUN["simulation"], "mean_amount": [15.0, 300.0]})
+    shifted.to_parquet(current)
+    run(first_run, SMALL_RUN, pipeline="monitoring")
+    verdict = json.loads((first_run / "data/08_reporting/monitoring_verdict.json").read_text())
+    assert verdict["drift_detected"] is True and verdict["recommendation"] == "retrain"
+    assert "amount" in verdict["drifted_features"]
+    monitoring_run = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("e2e").experiment_id],
+                                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    assert monitoring_run.data.metrics["monitoring_drift_detected"] == 1.0
+    assert {"drift_report.html", "drift.png"} <= {a.path for a in MlflowClient().list_artifacts(monitoring_run.info.run_id)}

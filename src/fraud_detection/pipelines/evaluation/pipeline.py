@@ -2,6 +2,8 @@
 
 from kedro.pipeline import Pipeline, node, pipeline
 
+from fraud_detection.pipelines.monitoring.nodes import build_reference_profile
+
 from .nodes import (
     evaluate_on_test,
     plot_confusion_matrix,
@@ -41,6 +43,12 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["trained_candidates", "model_selection", "params:evaluation"],
                 outputs="feature_importance_plot",
                 name="plot_feature_importance_node",
+            ),
+            node(
+                build_reference_profile,
+                inputs=["test_set", "test_predictions", "model_selection", "evaluation_report", "selected_features", "params:monitoring"],
+                outputs="reference_profile",
+                name="build_reference_profile_node",
             ),
             node(
                 plot_score_distribution,

@@ -1,0 +1,41 @@
+"""Monitoring pipeline wiring: ``kedro run --pipelines monitoring``."""
+
+from kedro.pipeline import Pipeline, node, pipeline
+
+from fraud_detection.pipelines.ingestion.nodes import validate_transactions
+
+from .nodes import (
+    build_window_features,
+    detect_drift,
+    plot_drift,
+    render_drift_report,
+    score_window,
+)
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    return pipeline(
+        [
+            node(
+                validate_transactions,
+                inputs=["current_transactions", "params:ingestion"],
+                outputs=["current_validated_transactions", "current_quarantined_transactions", "current_data_quality_report"],
+                name="validate_current_transactions_node",
+            ),
+            node(
+                build_window_features,
+                inputs=["current_validated_transactions", "validated_transactions", "params:features", "params:monitoring"],
+                outputs="monitoring_window_features",
+                name="build_window_features_node",
+            ),
+            node(score_window, inputs=["monitoring_window_features", "current_champion"], outputs="monitoring_window_scores", name="score_window_node"),
+            node(
+                detect_drift,
+                inputs=["monitoring_window_scores", "champion_reference_profile", "params:monitoring"],
+                outputs=["monitoring_verdict", "monitoring_metrics"],
+                name="detect_drift_node",
+            ),
+            node(plot_drift, inputs="monitoring_verdict", outputs="drift_plot", name="plot_drift_node"),
+            node(render_drift_report, inputs="monitoring_verdict", outputs="drift_report", name="render_drift_report_node"),
+        ]
+    )

@@ -1,0 +1,117 @@
+"""Monitoring nodes: no drift on a held-back slice of the same distribution; drift
+when the simulator shifts amounts, the merchant mix or the fraud rate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from fraud_detection import schema
+from fraud_detection.model import FraudModel, build_model_pipeline
+from fraud_detection.pipelines.evaluation.nodes import model_metrics
+from fraud_detection.pipelines.feature_engineering.nodes import (
+    create_features,
+    feature_columns,
+)
+from fraud_detection.pipelines.monitoring.nodes import (
+    MonitoringParams,
+    build_reference_profile,
+    build_window_features,
+    detect_drift,
+    psi,
+    render_drift_report,
+    score_window,
+)
+from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+from tests.scoring.test_features import PARAMS as FEATURES
+
+SIM = {"n_days": 42, "n_customers": 400, "n_terminals": 800, "seed": 21}
+MONITORING = {"window_days": 7, "min_rows": 300, "sample_size": 1000,
+              "exclude_features": ["tx_day_of_week", "tx_during_weekend", "tx_dow_sin", "tx_dow_cos", "category_nb_tx_7d"],
+              "thresholds": {"min_labelled_rows": 300, "min_frauds": 5}}
+
+
+def days(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
+    start = frame[schema.TIMESTAMP].min().normalize()
+    day = (frame[schema.TIMESTAMP] - start).dt.days
+    return frame[(day >= first) & (day <= last)]
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A champion fitted on days 10-27, its reference profile from days 28-34."""
+    transactions = simulate_transactions(SIM)
+    features = create_features(transactions, FEATURES)
+    numeric, categorical = feature_columns(features)
+    train, test = days(features, 10, 27), days(features, 28, 34)
+    pipeline = build_model_pipeline(LogisticRegression(max_iter=500), numeric, categorical, {"mi_sample_size": 3000, "top_k": 15})
+    pipeline.fit(train[numeric + categorical], train[schema.LABEL].astype(int))
+    model = FraudModel(pipeline, 0.3, numeric + categorical, "logistic_regression")
+    scores = model.predict(None, test)["score"].to_numpy()
+    predictions = pd.DataFrame({schema.TRANSACTION_ID: test[schema.TRANSACTION_ID], "score_logistic_regression": scores})
+    report = {"metrics": {"logistic_regression": model_metrics(test[schema.LABEL].astype(int).to_numpy(), scores, 0.3)}}
+    selection = {"selected": "logistic_regression", "threshold": 0.3}
+    selected = list(pipeline.named_steps["select"].selected_features_)
+    profile = build_reference_profile(test, predictions, selection, report, selected, MONITORING)
+    return {"transactions": transactions, "model": model, "profile": profile}
+
+
+def monitor(trained, transactions: pd.DataFrame) -> dict:
+    """The monitoring nodes on days 35-41 of ``transactions``, history before them."""
+    current = days(transactions, 28, 41)
+    window = build_window_features(current, days(transactions, 0, 27), FEATURES, MONITORING)
+    scored = score_window(window, {"version": "1", "model": _Pyfunc(trained["model"])})
+    verdict, metrics = detect_drift(scored, trained["profile"], MONITORING)
+    assert metrics["monitoring_drift_detected"]["value"] == float(verdict["drift_detected"])
+    return verdict
+
+
+class _Pyfunc:
+    def __init__(self, model):
+        self.model = model
+
+    def predict(self, features):
+        return self.model.predict(None, features)
+
+
+def test_no_drift_on_a_held_back_slice_of_the_same_distribution(trained):
+    verdict = monitor(trained, trained["transactions"])
+    assert verdict["drift_detected"] is False, verdict["reasons"]
+    assert verdict["recommendation"] == "none" and verdict["status"] == "ok"
+    assert verdict["window"]["rows"] > 1000
+    assert verdict["performance"]["status"] == "measured"
+    assert all(f["psi"] < 0.1 for f in verdict["features"].values()), {n: f["psi"] for n, f in verdict["features"].items()}
+
+
+@pytest.mark.parametrize(
+    ("shift", "expected"),
+    [
+        ({"mean_amount": [15.0, 300.0]}, "amount"),
+        ({"online_terminal_share": 0.4, "travel_daily_rate": 0.03}, "country"),
+        ({"scenarios": {"compromised_terminals": {"daily_rate": 1.5e-3}, "compromised_customers": {"daily_rate": 3.0e-3}}}, "fraud rate"),
+    ],
+    ids=["amounts", "merchant_mix", "fraud_rate"],
+)
+def test_drift_is_detected_when_the_simulator_shifts(trained, shift, expected):
+    verdict = monitor(trained, simulate_transactions({**SIM, **shift}))
+    assert verdict["drift_detected"] is True and verdict["recommendation"] == "retrain"
+    assert expected in " ".join(verdict["reasons"]), verdict["reasons"]
+    html = render_drift_report(verdict)
+    assert "DRIFT DETECTED" in html and "data:image/png;base64," in html
+
+
+def test_a_short_window_says_insufficient_data(trained):
+    window = build_window_features(days(trained["transactions"], 40, 41), trained["transactions"], FEATURES, {**MONITORING, "window_days": 0.01})
+    scored = score_window(window, {"version": "1", "model": _Pyfunc(trained["model"])})
+    verdict, _ = detect_drift(scored, trained["profile"], MONITORING)
+    assert verdict["status"] == "insufficient_data" and verdict["drift_detected"] is False
+
+
+def test_psi_and_parameters():
+    assert psi([0.5, 0.5], [0.5, 0.5], 1e-4) == 0.0
+    assert psi([0.9, 0.1], [0.5, 0.5], 1e-4) > 0.2
+    with pytest.raises(ValueError, match="thresholds: \\['psii'\\]"):
+        MonitoringParams.from_dict({"thresholds": {"psii": 0.1}})
+    with pytest.raises(ValueError, match="Unknown key"):
+        MonitoringParams.from_dict({"window": 7})
