@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export KEDRO_LOGGING_MODULE_ALLOWLIST := pythonjsonlogger
 
-.PHONY: install install-dev run test test-unit lint format viz bench bench-kafka notebook mlflow-ui clean dag airflow-venv airflow-standalone
+.PHONY: install install-dev run test test-unit lint format viz bench bench-kafka bench-scorer notebook mlflow-ui clean dag airflow-venv airflow-standalone
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +71,11 @@ bench: install-dev
 # Producer and consumer throughput on 1M messages; starts its own broker (scripts/kafka.sh).
 bench-kafka: install-dev
 	$(BIN)/python benchmarks/kafka_throughput.py
+
+# Real-time scorer: throughput and end-to-end latency at 500, 1,000 and 5,000 tx/s on a
+# broker it starts (docs/benchmarks.md, "Real-time scorer").
+bench-scorer: install-dev
+	$(BIN)/python benchmarks/scorer_latency.py --seconds 20 --drain 20000
 
 # MLflow UI on the local tracking database (kedro-mlflow calls the `mlflow` CLI).
 mlflow-ui: install
