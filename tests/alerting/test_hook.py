@@ -4,6 +4,7 @@ the sinks pointed at local receivers (through `.env`, as users configure them)."
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 from kedro.framework.session import KedroSession
@@ -37,11 +38,14 @@ def project(tmp_path, monkeypatch, tracking_uri):
     (path / "conf/local/alerting.yml").write_text(FAST_RETRY)
     monkeypatch.chdir(path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-    # The run loads these from .env; deleting them first makes the test's teardown
-    # remove what the run loaded.
-    for name in ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
-    return path
+    # The run loads these from the project's .env into os.environ: put back what was
+    # there before, so they do not leak into later tests.
+    saved = {name: os.environ.pop(name, None) for name in ENV_VARS}
+    yield path
+    for name, value in saved.items():
+        os.environ.pop(name, None)
+        if value is not None:
+            os.environ[name] = value
 
 
 def write_env(project, webhook_url: str, smtp_host: str, smtp_port: int) -> None:

@@ -104,7 +104,7 @@ def test_drift_section_summarises_a_verdict_with_its_figure(report_run):
     page = ReportParser(html)
     assert "drift" in {img["data-figure"] for img in page.images}
     assert "drift detected" in html and "Drifted features: <strong>amount</strong>" in html
-    assert "Window 2026-11-20 to 2026-11-27 (5,400 transactions)" in html
+    assert "Window 2026-11-20 to 2026-11-27 (5,400 transactions). Drifted features" in html
     assert "Score distribution: drifted (PSI 0.310)" in html
     assert "<td>0.4100</td><td>0.6000</td>" in html  # AP now vs at training
     quiet = render(report_run, {"drift_detected": False, "features": [{"feature": "amount", "ks_pvalue": 0.5, "drifted": False}]})
