@@ -209,14 +209,20 @@ def drifted_features(verdict: Mapping[str, Any]) -> list[dict[str, Any]]:
 DRIFT_STATISTICS = ("psi", "ks_statistic", "ks_pvalue", "chi2_pvalue")
 
 
-def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
-    """The monitoring verdict says the inputs or the scores moved away from the
-    training-time reference.
+def _moved_metrics(performance: Mapping[str, Any]) -> list[str]:
+    """Metrics of the labelled window that degraded (or a fraud rate that shifted)."""
+    return [m for m, v in performance.items() if isinstance(v, Mapping) and (v.get("degraded") or v.get("drifted"))]
 
-    The verdict (written by the monitoring pipeline) is a mapping with at least
-    ``drift_detected``; ``features``, ``score`` (the score distribution's statistics),
-    ``performance`` (metrics on the window where labels arrived, with ``current`` and
-    ``reference`` values), ``window`` and ``thresholds`` are used when present.
+
+def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
+    """The monitoring verdict says the inputs, the scores or the model's performance
+    moved away from the training-time reference.
+
+    The verdict (written by the monitoring pipeline as ``monitoring_verdict``) is a
+    mapping with at least ``drift_detected``; ``features`` (statistics per feature,
+    ``drifted``), ``score`` (the score distribution's), ``performance`` (metrics where
+    labels arrived, ``current`` against ``reference``), ``reasons``,
+    ``recommendation``, ``window`` and ``model_version`` are used when present.
     """
     entries = drifted_features(verdict)
     drifted = [e for e in entries if e.get("drifted")]
@@ -227,22 +233,32 @@ def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
         table = Table(("feature", *stats, "drifted"), tuple((str(e["feature"]), *(_fmt(e.get(s)) for s in stats), _fmt(bool(e.get("drifted")))) for e in shown))
     score = verdict.get("score") or {}
     window = verdict.get("window") or {}
+    performance = verdict.get("performance") or {}
     facts = {
         "drifted features": ", ".join(str(e["feature"]) for e in drifted) or "none",
         "score drift": _fmt(bool(score.get("drifted"))) if score else "not measured",
     }
+    if verdict.get("recommendation"):
+        facts["recommendation"] = str(verdict["recommendation"])
+    if verdict.get("model_version"):
+        facts["champion version"] = str(verdict["model_version"])
     if isinstance(window, Mapping) and window:
-        facts["window"] = f"{window.get('start', '?')} to {window.get('end', '?')}" + (f" ({window['rows']:,} rows)" if "rows" in window else "")
-    for metric, values in (verdict.get("performance") or {}).items():
+        facts["window"] = f"{window.get('start', '?')} to {window.get('end', '?')}" + (f" ({window['rows']:,} rows)" if window.get("rows") is not None else "")
+    for metric, values in performance.items():
         if isinstance(values, Mapping) and "current" in values:
             facts[metric] = f"{_fmt(values.get('current'))} now vs {_fmt(values.get('reference'))} at training"
+    what = [f"{len(drifted)} feature(s)"] if drifted else []
+    what += ["the score distribution"] if score.get("drifted") else []
+    what += [", ".join(m.replace("_", " ") for m in _moved_metrics(performance))] if _moved_metrics(performance) else []
+    reasons = [str(r) for r in verdict.get("reasons") or []]
     return Alert(
         event=DRIFT_DETECTED,
         severity="warning",
-        title=f"[{run.environment}] Drift detected: {len(drifted)} feature(s)" + (" and the score distribution" if score.get("drifted") else ""),
+        title=f"[{run.environment}] Drift detected: " + (" and ".join(what) if what else "see the verdict"),
         summary=(
-            "The current window differs from the training-time reference beyond the configured thresholds. "
-            "Check the drifted features' sources; retraining is due if the change is real."
+            "The current window differs from the training-time reference beyond the configured thresholds"
+            + (": " + "; ".join(reasons) + "." if reasons else ".")
+            + " Check the drifted features' sources; retraining is due if the change is real."
         ),
         run=run,
         facts=facts,

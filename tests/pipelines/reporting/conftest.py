@@ -35,7 +35,8 @@ class KeptDataset(MemoryDataset):
 
 
 KEPT = ("data_summary", "feature_effects", "evaluation_report", "model_selection", "decision_thresholds",
-        "search_results", "test_predictions", "trained_candidates", "test_set", "model_report")
+        "search_results", "test_predictions", "trained_candidates", "test_set", "model_report",
+        "selected_features", "fraud_model")
 
 
 def params() -> dict:

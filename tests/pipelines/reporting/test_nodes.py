@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from types import SimpleNamespace
 
 import pytest
 
@@ -109,6 +110,38 @@ def test_drift_section_summarises_a_verdict_with_its_figure(report_run):
     assert "<td>0.4100</td><td>0.6000</td>" in html  # AP now vs at training
     quiet = render(report_run, {"drift_detected": False, "features": [{"feature": "amount", "ks_pvalue": 0.5, "drifted": False}]})
     assert "no drift" in quiet and 'data-figure="drift"' not in quiet
+
+
+def test_report_and_alert_read_the_monitoring_pipelines_verdict(report_run):
+    """A verdict from the monitoring pipeline's own nodes: the test window with amounts
+    tripled, against the reference profile of the same run."""
+    from fraud_detection.alerting import events
+    from fraud_detection.pipelines.monitoring.nodes import (
+        build_reference_profile,
+        detect_drift,
+        score_window,
+    )
+
+    monitoring = {**params()["monitoring"], "min_rows": 100, "window_days": None}
+    test_set = report_run.load("test_set")
+    profile = build_reference_profile(test_set, report_run.load("test_predictions"), report_run.load("model_selection"),
+                                      report_run.load("evaluation_report"), report_run.load("selected_features"), monitoring)
+    model = report_run.load("fraud_model")
+    champion = {"model": SimpleNamespace(predict=lambda frame: model.predict(None, frame)), "version": "3"}
+    shifted = test_set.assign(amount=test_set["amount"] * 3)
+    verdict, _ = detect_drift(score_window(shifted, champion), profile, monitoring)
+    assert verdict["drift_detected"] and "amount" in verdict["drifted_features"]
+
+    html = render(report_run, verdict)
+    assert "drift detected" in html and '<td class="name">amount</td>' in html
+    assert 'id="drift-reasons"' in html and "Recommendation: <strong>retrain</strong>" in html
+    assert "Champion version monitored: 3" in html
+
+    alert = events.drift_detected(verdict, events.RunInfo(environment="local", run_id="monitoring-1"))
+    assert alert.title.startswith("[local] Drift detected: ") and "feature(s)" in alert.title
+    assert "amount" in alert.facts["drifted features"] and alert.facts["recommendation"] == "retrain"
+    assert verdict["reasons"][0] in alert.summary
+    assert alert.table.rows[0][0] in verdict["drifted_features"]
 
 
 def test_threshold_explained_for_expected_cost():

@@ -366,6 +366,10 @@ def _drift(monitoring_verdict: dict[str, Any] | None) -> dict[str, Any] | None:
     ]
     return {
         "detected": bool(monitoring_verdict.get("drift_detected")),
+        "status": monitoring_verdict.get("status"),
+        "recommendation": monitoring_verdict.get("recommendation"),
+        "reasons": [str(r) for r in monitoring_verdict.get("reasons") or []],
+        "model_version": monitoring_verdict.get("model_version"),
         "window": monitoring_verdict.get("window") or {},
         "thresholds": monitoring_verdict.get("thresholds") or {},
         "features": entries,
