@@ -108,27 +108,27 @@ AIRFLOW_VENV := .venv-airflow
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW_PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 AIRFLOW_CONSTRAINTS = infra/airflow/constraints-$(AIRFLOW_PYTHON_VERSION).txt
-AIRFLOW_WHEELS := dist/airflow-venv
 
 $(AIRFLOW_VENV)/bin/activate:
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
 	$(AIRFLOW_VENV)/bin/pip install --quiet --upgrade "pip>=24"
 
-# Re-resolves in place when the project's dependencies or the pins change.
+# Re-resolves in place when the project's dependencies or the pins change: the wheel
+# first (same version, new metadata), then its dependencies and Airflow. Each build
+# uses its own folder, so test sessions running side by side do not race.
 $(AIRFLOW_VENV)/.installed: pyproject.toml $(wildcard infra/airflow/constraints-*.txt) | $(AIRFLOW_VENV)/bin/activate
-	rm -rf $(AIRFLOW_WHEELS)
-	$(BIN)/pip wheel --quiet --no-deps -w $(AIRFLOW_WHEELS) .
-	# The wheel first (same version, new metadata), then its dependencies and Airflow.
-	$(AIRFLOW_VENV)/bin/pip install --quiet --no-deps --force-reinstall $(AIRFLOW_WHEELS)/fraud_detection-*.whl
-	$(AIRFLOW_VENV)/bin/pip install --quiet $(if $(wildcard $(AIRFLOW_CONSTRAINTS)),-c $(AIRFLOW_CONSTRAINTS)) \
-	  "apache-airflow==$(AIRFLOW_VERSION)" $(AIRFLOW_WHEELS)/fraud_detection-*.whl
+	wheels=$$(mktemp -d) && $(BIN)/pip wheel --quiet --no-deps -w $$wheels . \
+	  && $(AIRFLOW_VENV)/bin/pip install --quiet --no-deps --force-reinstall $$wheels/fraud_detection-*.whl \
+	  && $(AIRFLOW_VENV)/bin/pip install --quiet $(if $(wildcard $(AIRFLOW_CONSTRAINTS)),-c $(AIRFLOW_CONSTRAINTS)) \
+	     "apache-airflow==$(AIRFLOW_VERSION)" $$wheels/fraud_detection-*.whl \
+	  && rm -rf $$wheels
 	$(AIRFLOW_VENV)/bin/pip check
 	touch $@
 
 airflow-venv: install $(AIRFLOW_VENV)/.installed
-	rm -rf $(AIRFLOW_WHEELS)
-	$(BIN)/pip wheel --quiet --no-deps -w $(AIRFLOW_WHEELS) .
-	$(AIRFLOW_VENV)/bin/pip install --quiet --no-deps --force-reinstall $(AIRFLOW_WHEELS)/fraud_detection-*.whl
+	wheels=$$(mktemp -d) && $(BIN)/pip wheel --quiet --no-deps -w $$wheels . \
+	  && $(AIRFLOW_VENV)/bin/pip install --quiet --no-deps --force-reinstall $$wheels/fraud_detection-*.whl \
+	  && rm -rf $$wheels
 
 # Airflow on this checkout (SQLite metadata in airflow_home/, UI on http://127.0.0.1:8080).
 airflow-standalone: airflow-venv

@@ -43,8 +43,8 @@ def project(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def airflow(airflow_venv, project, tmp_path_factory):
-    return start_airflow(tmp_path_factory.mktemp("airflow"), project)
+def airflow(generated_dags, project, tmp_path_factory):
+    return start_airflow(tmp_path_factory.mktemp("airflow"), generated_dags, project)
 
 
 def dags_test(airflow, logical_date: str):

@@ -36,10 +36,10 @@ def produced(kafka_broker, tmp_path_factory):  # noqa: F811
     return project, frame
 
 
-def test_dag_trains_and_promotes_from_kafka(airflow_venv, kafka_broker, produced, tmp_path_factory):  # noqa: F811
+def test_dag_trains_and_promotes_from_kafka(generated_dags, kafka_broker, produced, tmp_path_factory):  # noqa: F811
     project, frame = produced
     group = f"{TOPIC}-ingestion"
-    airflow = start_airflow(tmp_path_factory.mktemp("airflow-kafka-home"), project, kedro_env="kafka", extra_env={
+    airflow = start_airflow(tmp_path_factory.mktemp("airflow-kafka-home"), generated_dags, project, kedro_env="kafka", extra_env={
         "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
         "KAFKA_TRANSACTIONS_TOPIC": TOPIC,
         "KAFKA_CONSUMER_GROUP": group,

@@ -37,8 +37,8 @@ def seeded(services: Services, tmp_path_factory):  # noqa: F811
     return project
 
 
-def test_dag_trains_and_promotes_on_object_storage_and_mlflow_server(airflow_venv, services, seeded, tmp_path_factory):  # noqa: F811
-    airflow = start_airflow(tmp_path_factory.mktemp("airflow-prod-home"), seeded, kedro_env="prod",
+def test_dag_trains_and_promotes_on_object_storage_and_mlflow_server(generated_dags, services, seeded, tmp_path_factory):  # noqa: F811
+    airflow = start_airflow(tmp_path_factory.mktemp("airflow-prod-home"), generated_dags, seeded, kedro_env="prod",
                             extra_env={**services.client_env, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT})
     result = airflow("dags", "test", DAG_ID, "2026-01-01", "--conf", json.dumps({"kedro_params": DAG_PARAMS}))
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
