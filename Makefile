@@ -131,7 +131,9 @@ airflow-venv: install $(AIRFLOW_VENV)/.installed
 	  && rm -rf $$wheels
 
 # Airflow on this checkout (SQLite metadata in airflow_home/, UI on http://127.0.0.1:8080).
+# `airflow standalone` starts its components as `airflow ...` from PATH.
 airflow-standalone: airflow-venv
+	PATH="$(CURDIR)/$(AIRFLOW_VENV)/bin:$$PATH" \
 	AIRFLOW_HOME=$(CURDIR)/airflow_home AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/airflow_dags \
 	AIRFLOW__CORE__LOAD_EXAMPLES=false FRAUD_DETECTION_PROJECT_PATH=$(CURDIR) KEDRO_ENV=airflow \
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} \
