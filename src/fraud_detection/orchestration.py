@@ -77,8 +77,12 @@ class KedroTarget:
 
 @contextmanager
 def _session(target: KedroTarget, runtime_params: Mapping[str, Any] | None, mlflow_run_id: str | None) -> Iterator[KedroSession]:
-    """A ``KedroSession`` on ``target`` whose kedro-mlflow hook joins ``mlflow_run_id``
-    (or starts no run of its own when it is ``None`` and nothing runs)."""
+    """A ``KedroSession`` on ``target`` whose kedro-mlflow hook joins ``mlflow_run_id``.
+
+    With ``None``, ``MLFLOW_RUN_ID`` is cleared: the session is only used to load the
+    context (start-up checks, MLflow set-up), and a run left over from an earlier task
+    of the same process must not be joined.
+    """
     if mlflow_run_id is None:
         os.environ.pop(MLFLOW_RUN_ID_VARIABLE, None)
     else:
