@@ -59,3 +59,14 @@ HANDBOOK_MAPPING = {
     "amount": "TX_AMOUNT",
     "is_fraud": "TX_FRAUD",
 }
+
+
+def base_parameters(group: str, **overrides) -> dict:
+    """``params:<group>`` as ``conf/base`` defines it, with top-level keys overridden.
+
+    The YAML files are the only source of parameter defaults; tests start from them.
+    """
+    from kedro.config import OmegaConfigLoader
+
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
+    return {**loader["parameters"][group], **overrides}
