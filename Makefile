@@ -49,13 +49,21 @@ browser:
 	  else echo "Install Chromium or Chrome and set CHROMIUM=/path/to/it (needed by the model report test)" >&2; exit 1; fi; \
 	fi
 
-test: install-dev s3-server browser
-	$(BIN)/ruff check .
+# The whole suite, as CI runs it: style and layer checks, then every test, the ones
+# against real services (Kafka, S3, MLflow, Airflow) included.
+test: lint s3-server browser
 	$(BIN)/pytest
 
+# A contributor's inner loop: the tests that need no service, no browser and no
+# end-to-end run (a few minutes; see tests/README.md for the markers).
+test-unit: install-dev
+	$(BIN)/pytest -m "not integration and not airflow and not slow and not browser" -p no:cacheprovider
+
+# Style (ruff lint and format) and the import layers of docs/architecture.md.
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: install-dev
 	$(BIN)/ruff format .

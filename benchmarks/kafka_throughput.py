@@ -72,7 +72,7 @@ def _transactions(n: int):
 def produce(servers: str, n: int) -> dict:
     from kafka import KafkaAdminClient, KafkaProducer
 
-    from fraud_detection.streaming.producer import PRODUCER_DEFAULTS, produce_frame
+    from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
 
     frame = _transactions(n)
     admin = KafkaAdminClient(bootstrap_servers=servers)

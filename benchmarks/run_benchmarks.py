@@ -54,7 +54,7 @@ def features_step(source: str) -> dict:
     import pandas as pd
     import yaml
 
-    from fraud_detection.pipelines.feature_engineering.nodes import create_features
+    from fraud_detection.features import create_features
     from fraud_detection.pipelines.ingestion.nodes import (
         standardise_columns,
         validate_transactions,

@@ -95,11 +95,11 @@ def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) 
     from xgboost import XGBClassifier
 
     from fraud_detection import schema
-    from fraud_detection.model import FraudModel, build_model_pipeline
-    from fraud_detection.pipelines.feature_engineering.nodes import (
+    from fraud_detection.features import (
         create_features,
         feature_columns,
     )
+    from fraud_detection.model import FraudModel, build_model_pipeline
 
     features = create_features(transactions, params["features"])
     numeric, categorical = feature_columns(features)
@@ -237,7 +237,7 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     from fraud_detection import schema
     from fraud_detection.pipelines.simulation.nodes import simulate_transactions
     from fraud_detection.streaming.messages import encode_transactions
-    from fraud_detection.streaming.producer import PRODUCER_DEFAULTS, produce_frame
+    from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
 
     params = {name: yaml.safe_load((ROOT / f"conf/base/parameters_{name}.yml").read_text())
               for name in ("simulation", "feature_engineering", "training")}

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dotenv import load_dotenv
 from kedro.framework.hooks import hook_impl
 
+from fraud_detection.config import load_env_file
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
 from fraud_detection.validation import StartupValidationError, validate_environment
 
@@ -27,11 +27,8 @@ class StartupValidationHook:
     @hook_impl(tryfirst=True)
     def after_context_created(self, context: Any) -> None:
         project_path = Path(context.project_path)
-        env_file = project_path / ".env"
-        # Variables already set in the process win over the file, as users expect.
-        if env_file.is_file():
-            load_dotenv(env_file, override=False)
-            logger.info("Loaded environment variables from %s", env_file)
+        if load_env_file(project_path):
+            logger.info("Loaded environment variables from %s", project_path / ".env")
         try:
             config = context.config_loader["validation"]
         except KeyError:

@@ -178,3 +178,15 @@ class FraudModel(mlflow.pyfunc.PythonModel):
             raise ValueError(f"Model input lacks feature column(s) {missing}")
         scores = positive_scores(self.pipeline, model_input[self.input_columns])
         return pd.DataFrame({"score": scores, "decision": (scores >= self.threshold).astype("int64")})
+
+
+def feature_importance(pipeline: Any) -> pd.Series:
+    """Importance per model input: impurity/gain importances for trees, absolute
+    coefficients (on standardised inputs) for linear models."""
+    classifier = pipeline.named_steps["classifier"]
+    names = pipeline.named_steps["preprocess"].get_feature_names_out()
+    if hasattr(classifier, "feature_importances_"):
+        values = classifier.feature_importances_
+    else:
+        values = np.abs(np.ravel(classifier.coef_))
+    return pd.Series(values, index=names).sort_values(ascending=False)

@@ -8,11 +8,22 @@ at start-up with its name instead of silently taking a second, different default
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
+import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+
+
+def _iso_date(value: Any) -> Any:
+    """YAML reads ``2018-08-08`` as a date; parameters keep dates as ISO strings."""
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+# A date or timestamp given in YAML either quoted or not, kept as an ISO string.
+IsoDate = Annotated[str, BeforeValidator(_iso_date)]
 
 
 class ParameterError(ValueError):
@@ -98,7 +109,8 @@ def _parameter_error(
         allowed = sorted(owner.model_fields) if owner is not None else []
         where = ".".join([path, *map(str, level)])
         return UnknownParameterError(where, unknown, allowed)
-    first = problems[0]
+    # A bad value says more than the keys missing around it.
+    first = next((p for p in problems if p["type"] != "missing"), problems[0])
     key = ".".join([path, *map(str, first["loc"])])
     reason = first["msg"]
     if first["type"] == "missing":
@@ -115,6 +127,8 @@ def _field_model(model: Any, part: Any) -> Any:
     if model is None or not isinstance(part, str) or part not in model.model_fields:
         return None
     annotation = model.model_fields[part].annotation
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+    # dict[str, Model] and Model | None fields hold models one level down too.
+    for candidate in (annotation, *typing.get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
     return None

@@ -14,22 +14,12 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from fraud_detection.errors import StartupValidationError
 from fraud_detection.mlflow_server import check_mlflow_server
 from fraud_detection.object_store import check_object_store
 from fraud_detection.streaming.clients import check_kafka
 
-
-class StartupValidationError(RuntimeError):
-    """The environment is not fit to run; the message lists every problem found."""
-
-    def __init__(self, env: str | None, problems: list[str]):
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(
-            f"Start-up validation failed for Kedro environment '{env}' "
-            f"({len(problems)} problem(s)):\n{lines}"
-        )
-
+__all__ = ["StartupValidationError", "validate_environment"]
 
 def check_required_env_vars(names: list[str]) -> list[str]:
     """Reports required environment variables that are unset or empty."""

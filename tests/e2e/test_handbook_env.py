@@ -16,8 +16,6 @@ pytestmark = pytest.mark.slow
 
 def test_handbook_table_ingests_through_the_column_mapping(tmp_path, monkeypatch):
     folder = handbook_dir()
-    if folder is None:
-        pytest.skip("HANDBOOK_DATA_DIR is not set")
     project = make_project(tmp_path)
     monkeypatch.chdir(project)
     monkeypatch.setenv("HANDBOOK_TRANSACTIONS_PATH", str(folder / "transactions.parquet"))

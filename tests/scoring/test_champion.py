@@ -10,11 +10,11 @@ from sklearn.linear_model import LogisticRegression
 from xgboost import XGBClassifier
 
 from fraud_detection import schema
-from fraud_detection.model import FraudModel, build_model_pipeline
-from fraud_detection.pipelines.feature_engineering.nodes import (
+from fraud_detection.features import (
     create_features,
     feature_columns,
 )
+from fraud_detection.model import FraudModel, build_model_pipeline
 from fraud_detection.scoring.champion import (
     CompiledPipeline,
     LoadedModel,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from fraud_detection import schema
-from fraud_detection.pipelines.feature_engineering.nodes import create_features
+from fraud_detection.features import create_features
 from fraud_detection.pipelines.simulation.nodes import simulate_transactions
 from fraud_detection.scoring.features import OnlineFeatures
 

@@ -11,7 +11,8 @@ import pytest
 from kafka.errors import KafkaTimeoutError
 
 from fraud_detection.streaming import producer as producer_module
-from fraud_detection.streaming.producer import load_transactions, main, produce_frame
+from fraud_detection.streaming.producer import load_transactions, main
+from fraud_detection.streaming.publish import produce_frame
 from tests.conftest import PROJECT_ROOT, make_transactions
 
 

@@ -8,7 +8,6 @@ logged; the run's own error (the reason for the alert) is what the caller re-rai
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -30,6 +29,7 @@ from fraud_detection.alerting.sinks import (
     WebhookSink,
     is_transient,
 )
+from fraud_detection.config import load_project_config
 
 logger = logging.getLogger(__name__)
 
@@ -244,13 +244,4 @@ def alerter_from_config_loader(config_loader: Any) -> Alerter:
 def load_alerter(project_path: str | Path, env: str | None = None) -> Alerter:
     """The alerter of a project's environment, outside a Kedro session (Airflow
     callbacks): loads ``.env`` and the configuration as the session would."""
-    from dotenv import load_dotenv
-    from kedro.config import OmegaConfigLoader
-
-    from fraud_detection.settings import CONFIG_LOADER_ARGS
-
-    project = Path(project_path)
-    if (project / ".env").is_file():
-        load_dotenv(project / ".env", override=False)
-    loader = OmegaConfigLoader(conf_source=str(project / "conf"), env=env or os.environ.get("KEDRO_ENV"), **CONFIG_LOADER_ARGS)
-    return alerter_from_config_loader(loader)
+    return alerter_from_config_loader(load_project_config(project_path, env))

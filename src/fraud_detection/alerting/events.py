@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from fraud_detection.drift.verdict import drifted_features
+from fraud_detection.errors import DataQualityError, StartupValidationError
+
 PIPELINE_FAILED = "pipeline_failed"
 DATA_QUALITY_FAILED = "data_quality_failed"
 DRIFT_DETECTED = "drift_detected"
@@ -190,22 +193,6 @@ def data_quality_failed(error: BaseException, report: Mapping[str, Any] | None, 
     )
 
 
-def drifted_features(verdict: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The per-feature entries of a monitoring verdict, as a list of dicts with a
-    ``feature`` key, drifted ones first.
-
-    A verdict lists features either as ``{"features": {name: {...}}}`` or as
-    ``{"features": [{"feature": name, ...}]}``; each entry may carry ``drifted`` and
-    any statistics (``psi``, ``ks_statistic``, ``ks_pvalue``, ...).
-    """
-    raw = verdict.get("features") or {}
-    if isinstance(raw, Mapping):
-        entries = [{"feature": name, **(dict(v) if isinstance(v, Mapping) else {"value": v})} for name, v in raw.items()]
-    else:
-        entries = [dict(v) for v in raw if isinstance(v, Mapping)]
-    return sorted(entries, key=lambda e: (not e.get("drifted", False), -float(e.get("psi") or 0.0)))
-
-
 DRIFT_STATISTICS = ("psi", "ks_statistic", "ks_pvalue", "chi2_pvalue")
 
 
@@ -315,10 +302,6 @@ def service_unreachable(problems: Sequence[str], run: RunInfo, error: BaseExcept
 def alert_for_error(error: BaseException, node_name: str | None, run: RunInfo) -> Alert:
     """The alert that describes a failed run: data-quality and start-up failures get
     their own event types, anything else is a pipeline failure."""
-    # Imported here: the ingestion nodes pull pandas, which the Airflow callback's
-    # import of this module should not have to pay for.
-    from fraud_detection.pipelines.ingestion.nodes import DataQualityError
-    from fraud_detection.validation import StartupValidationError
 
     if isinstance(error, DataQualityError):
         return data_quality_failed(error, getattr(error, "report", None), node_name, run)

@@ -23,7 +23,7 @@ from kedro.framework.hooks import hook_impl
 from fraud_detection.alerting import events
 from fraud_detection.alerting.alerter import Alerter, alerter_from_config_loader
 from fraud_detection.alerting.events import Alert, RunInfo
-from fraud_detection.validation import StartupValidationError
+from fraud_detection.errors import StartupValidationError
 
 logger = logging.getLogger(__name__)
 

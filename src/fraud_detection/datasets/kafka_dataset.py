@@ -38,7 +38,7 @@ from fraud_detection.streaming.clients import (
     servers_text,
 )
 from fraud_detection.streaming.messages import decode_transactions, empty_transactions
-from fraud_detection.streaming.producer import PRODUCER_DEFAULTS, produce_frame
+from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
 
 logger = logging.getLogger(__name__)
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import mlflow
 
+from fraud_detection.config import EXTRA_PATTERNS, config_section, load_project_config
 from fraud_detection.scoring.champion import ChampionWatcher, ModelUnavailableError
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import (
@@ -75,22 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 def project_config(project_path: Path, env: str) -> dict[str, Any]:
     """``parameters``, the ``kafka`` credentials, ``globals`` and the MLflow tracking URI
     of a Kedro environment."""
-    from dotenv import load_dotenv
-    from kedro.config import OmegaConfigLoader
-
-    from fraud_detection.settings import CONFIG_LOADER_ARGS
-
-    if (project_path / ".env").is_file():
-        load_dotenv(project_path / ".env", override=False)
-    args = {**CONFIG_LOADER_ARGS}
-    args["config_patterns"] = {**args.get("config_patterns", {}), "mlflow": ["mlflow*", "mlflow*/**"]}
-    loader = OmegaConfigLoader(conf_source=str(project_path / "conf"), env=env, **args)
+    loader = load_project_config(project_path, env, extra_patterns=EXTRA_PATTERNS)
 
     def section(name: str) -> dict[str, Any]:
-        try:
-            return dict(loader[name])
-        except KeyError:
-            return {}
+        return config_section(loader, name)
 
     tracking = (section("mlflow").get("server") or {}).get("mlflow_tracking_uri") or "sqlite:///mlflow.db"
     if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):

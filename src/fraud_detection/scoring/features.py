@@ -14,7 +14,7 @@ each new row's window queries from them. Nothing is re-implemented loosely:
   grouped ``cumsum`` uses, so they are bit-identical to the batch ones;
 - the formulas that turn sums into features (mean, std, ratio, z-score, seconds since
   the previous transaction, fraud share) are the functions of
-  ``fraud_detection.pipelines.feature_engineering.nodes``.
+  ``fraud_detection.features``.
 
 ``tests/scoring/test_features.py`` proves the result equal to ``create_features`` on
 the same rows. Equality needs the batch and the stream to see the same rows in the
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from fraud_detection import schema
-from fraud_detection.pipelines.feature_engineering.nodes import (
+from fraud_detection.features import (
     ID_COLUMNS,
     FeatureParams,
     amount_moments,

@@ -20,7 +20,7 @@ from kafka.errors import RetriableError
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from fraud_detection.streaming.producer import (
+from fraud_detection.streaming.publish import (
     PRODUCER_DEFAULTS,
     DeliveryReport,
     produce_frame,

@@ -8,28 +8,28 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fraud_detection import schema
-from fraud_detection.model import FraudModel, build_model_pipeline
-from fraud_detection.pipelines.evaluation.nodes import model_metrics
-from fraud_detection.pipelines.feature_engineering.nodes import (
+from fraud_detection.features import (
     create_features,
     feature_columns,
 )
+from fraud_detection.model import FraudModel, build_model_pipeline
+from fraud_detection.pipelines.evaluation.nodes import model_metrics
+from fraud_detection.drift.statistics import MonitoringParams, build_reference_profile, psi
 from fraud_detection.pipelines.monitoring.nodes import (
-    MonitoringParams,
-    build_reference_profile,
     build_window_features,
     detect_drift,
-    psi,
     render_drift_report,
     score_window,
 )
 from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+from tests.conftest import base_parameters
 from tests.scoring.test_features import PARAMS as FEATURES
 
 SIM = {"n_days": 42, "n_customers": 400, "n_terminals": 800, "seed": 21}
-MONITORING = {"window_days": 7, "min_rows": 300, "sample_size": 1000,
+_BASE = base_parameters("monitoring")
+MONITORING = {**_BASE, "window_days": 7, "min_rows": 300, "sample_size": 1000,
               "exclude_features": ["tx_day_of_week", "tx_during_weekend", "tx_dow_sin", "tx_dow_cos", "category_nb_tx_7d"],
-              "thresholds": {"min_labelled_rows": 300, "min_frauds": 5}}
+              "thresholds": {**_BASE["thresholds"], "min_labelled_rows": 300, "min_frauds": 5}}
 
 
 def days(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:

@@ -1,8 +1,11 @@
 import pytest
 
 from fraud_detection.pipelines.promotion.nodes import PromotionParams, compare
+from tests.conftest import base_parameters
 
-P = PromotionParams.from_dict({"min_improvement": 0.01, "min_average_precision": 0.3, "min_roc_auc": 0.7})
+P = PromotionParams.from_dict(
+    base_parameters("promotion", min_improvement=0.01, min_average_precision=0.3, min_roc_auc=0.7)
+)
 
 
 def test_first_model_promoted_when_it_clears_the_floors():

@@ -14,6 +14,7 @@ from fraud_detection.pipelines.reporting.nodes import (
     explain_threshold,
     render_model_report,
 )
+from tests.conftest import base_parameters
 from tests.pipelines.reporting.conftest import PROMOTION_REPORT, params
 from tests.pipelines.reporting.html_probe import ReportParser, external_urls
 
@@ -116,11 +117,8 @@ def test_report_and_alert_read_the_monitoring_pipelines_verdict(report_run):
     """A verdict from the monitoring pipeline's own nodes: the test window with amounts
     tripled, against the reference profile of the same run."""
     from fraud_detection.alerting import events
-    from fraud_detection.pipelines.monitoring.nodes import (
-        build_reference_profile,
-        detect_drift,
-        score_window,
-    )
+    from fraud_detection.drift.statistics import build_reference_profile
+    from fraud_detection.pipelines.monitoring.nodes import detect_drift, score_window
 
     monitoring = {**params()["monitoring"], "min_rows": 100, "window_days": None}
     test_set = report_run.load("test_set")
@@ -158,7 +156,7 @@ def test_unknown_reporting_parameter_fails_with_its_name():
     with pytest.raises(ValueError, match=r"Unknown key\(s\) in params:reporting: \['top_feature'\]"):
         ReportingParams.from_dict({"top_feature": 3})
     with pytest.raises(ValueError, match="effect_grid must be at least two increasing quantiles"):
-        ReportingParams.from_dict({"effect_grid": [0.9, 0.1]})
+        ReportingParams.from_dict(base_parameters("reporting", effect_grid=[0.9, 0.1]))
 
 
 def test_optional_dataset_loads_none_until_written(tmp_path):

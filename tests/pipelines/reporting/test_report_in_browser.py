@@ -15,6 +15,8 @@ from tests.alerting.conftest import free_port
 from tests.pipelines.reporting.html_probe import ReportParser
 from tests.pipelines.reporting.test_nodes import FIGURES, SECTIONS, VERDICT, render
 
+pytestmark = pytest.mark.browser
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 # Runs in the page: records what loaded, what was laid out and anything the page's

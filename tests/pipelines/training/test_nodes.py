@@ -2,8 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_detection.pipelines.data_split.nodes import split_out_of_time
-from fraud_detection.pipelines.feature_engineering.nodes import create_features
+from fraud_detection.features import create_features
 from fraud_detection.pipelines.training.nodes import (
     TrainingParams,
     _best_threshold,
@@ -13,6 +12,7 @@ from fraud_detection.pipelines.training.nodes import (
     select_model,
     tune_candidates,
 )
+from fraud_detection.splits import split_out_of_time
 from tests.conftest import make_transactions
 
 SMALL = {

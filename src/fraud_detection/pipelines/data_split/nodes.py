@@ -1,181 +1,24 @@
-"""Out-of-time split and time-aware validation folds.
-
-With test window starting at day ``T``, labels are known up to ``T - delay``: the
-final model trains on ``[T - delay - train_days, T - delay)``, and validation folds
-repeat that shape further back (prequential validation, as in the Fraud Detection
-Handbook, chapter 5): fold ``k`` validates on
-``[T - delay - (k + 1) * fold_days, T - delay - k * fold_days)`` with a model trained on
-the ``train_days`` that end ``delay`` days before the fold starts.
-"""
+"""Data split node: development set and out-of-time test window."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass, fields
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from fraud_detection import schema
-
-logger = logging.getLogger(__name__)
-
-_DAY = pd.Timedelta(days=1)
+from fraud_detection import splits
 
 
-@dataclass(frozen=True)
-class SplitParams:
-    """Typed ``params:split``; unknown keys fail with their name."""
+def split_out_of_time(
+    features: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Splits the feature table by time (``fraud_detection.splits.split_out_of_time``).
 
-    train_days: int = 7
-    delay_days: int = 7
-    test_days: int = 7
-    test_start: str | None = None
-    n_folds: int = 4
-    fold_days: int = 7
-    remove_known_compromised: bool = True
-
-    @classmethod
-    def from_dict(cls, params: dict[str, Any]) -> SplitParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"Unknown key(s) in params:split: {unknown}; expected some of {sorted(known)}")
-        p = cls(**params)
-        for name in ("train_days", "test_days", "n_folds", "fold_days"):
-            if getattr(p, name) < 1:
-                raise ValueError(f"params:split.{name} must be at least 1")
-        if p.delay_days < 0:
-            raise ValueError("params:split.delay_days must not be negative")
-        return p
-
-
-def _day(ts: pd.Series) -> pd.Series:
-    return ts.dt.floor("D")
-
-
-def plan_split(first_day: pd.Timestamp, last_day: pd.Timestamp, p: SplitParams) -> dict[str, Any]:
-    """Computes the window dates of the split and of every validation fold.
-
-    Raises:
-        ValueError: When the data does not cover the requested windows, naming how
-            many days are needed and how many there are.
-    """
-    test_start = pd.Timestamp(p.test_start) if p.test_start else last_day - (p.test_days - 1) * _DAY
-    test_end = test_start + p.test_days * _DAY
-    labels_known_until = test_start - p.delay_days * _DAY
-    train_start = labels_known_until - p.train_days * _DAY
-    folds = []
-    for k in range(p.n_folds):
-        valid_end = labels_known_until - k * p.fold_days * _DAY
-        valid_start = valid_end - p.fold_days * _DAY
-        fold_train_end = valid_start - p.delay_days * _DAY
-        folds.append(
-            {
-                "fold": k,
-                "train_start": str(fold_train_end - p.train_days * _DAY),
-                "train_end": str(fold_train_end),
-                "valid_start": str(valid_start),
-                "valid_end": str(valid_end),
-            }
-        )
-    earliest = min(pd.Timestamp(f["train_start"]) for f in folds)
-    if earliest < first_day or test_end - _DAY > last_day:
-        needed = (test_end - earliest) // _DAY
-        available = (last_day - first_day) // _DAY + 1
-        raise ValueError(
-            f"The split needs data from {earliest.date()} to {(test_end - _DAY).date()} "
-            f"({needed} days: {p.n_folds} folds of {p.fold_days} days, train {p.train_days}, "
-            f"delay {p.delay_days}, test {p.test_days}) but the data covers "
-            f"{first_day.date()} to {last_day.date()} ({available} days). Reduce "
-            "params:split (n_folds, train_days, ...) or provide more history."
-        )
-    return {
-        "train_start": str(train_start),
-        "train_end": str(labels_known_until),
-        "test_start": str(test_start),
-        "test_end": str(test_end),
-        "delay_days": p.delay_days,
-        "development_start": str(earliest),
-        "folds": folds,
-        "remove_known_compromised": p.remove_known_compromised,
-    }
-
-
-def known_compromised(frame: pd.DataFrame, history_start: pd.Timestamp, eval_start: pd.Timestamp, delay_days: int) -> np.ndarray:
-    """Flags evaluation rows of customers already known to be compromised that day.
-
-    A customer is known compromised on day ``D`` when one of their transactions from
-    ``history_start`` up to ``D - delay - 1`` is labelled fraud (the Handbook's rule:
-    such cards are blocked, so scoring them again says nothing). Rows before
-    ``eval_start`` are never flagged.
-    """
-    day = _day(frame[schema.TIMESTAMP])
-    is_fraud = (frame[schema.LABEL].fillna(0).astype(int) == 1) & (day >= history_start)
-    first_fraud = day.where(is_fraud).groupby(frame[schema.CUSTOMER_ID]).transform("min")
-    cutoff = day - (delay_days + 1) * _DAY
-    return ((day >= eval_start) & first_fraud.notna() & (first_fraud <= cutoff)).to_numpy()
-
-
-def split_out_of_time(features: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    """Splits the feature table by time into development data and a test window.
-
-    The development set holds every labelled row the validation folds and the final
-    training window need; rows in the delay gap (labels not yet known when the test
-    starts) are in neither set. Test rows of customers already known compromised are
-    removed when ``remove_known_compromised`` is set.
+    Args:
+        features: The feature table, one row per transaction.
+        params: ``params:split``.
 
     Returns:
         The development set, the test set and the split plan (dates, folds, counts).
     """
-    p = SplitParams.from_dict(params)
-    day = _day(features[schema.TIMESTAMP])
-    plan = plan_split(day.min(), day.max(), p)
-    start, known_until = pd.Timestamp(plan["development_start"]), pd.Timestamp(plan["train_end"])
-    test_start, test_end = pd.Timestamp(plan["test_start"]), pd.Timestamp(plan["test_end"])
-    labelled = features[schema.LABEL].notna()
-    development = features[(day >= start) & (day < known_until) & labelled]
-    window = features[(day >= pd.Timestamp(plan["train_start"])) & (day < test_end)]
-    test_mask = (_day(window[schema.TIMESTAMP]) >= test_start) & window[schema.LABEL].notna()
-    if p.remove_known_compromised:
-        test_mask &= ~known_compromised(window, pd.Timestamp(plan["train_start"]), test_start, p.delay_days)
-    test = window[test_mask]
-    if development[schema.LABEL].nunique() < 2 or test.empty:
-        raise ValueError(
-            f"The split left {len(development)} development rows with labels "
-            f"{sorted(development[schema.LABEL].dropna().unique().tolist())} and {len(test)} test rows: "
-            "both classes are needed to train; check the data's dates and labels."
-        )
-    plan["counts"] = {
-        "development_rows": len(development),
-        "development_frauds": int(development[schema.LABEL].sum()),
-        "test_rows": len(test),
-        "test_frauds": int(test[schema.LABEL].sum()),
-    }
-    logger.info("Out-of-time split: %s", plan["counts"])
-    return development.reset_index(drop=True), test.reset_index(drop=True), plan
-
-
-def fold_indices(development: pd.DataFrame, plan: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Row positions (train, validation) of every prequential fold in ``development``.
-
-    Validation rows of customers known compromised at the fold's start are removed,
-    as on the test window.
-    """
-    day = _day(development[schema.TIMESTAMP])
-    out = []
-    for f in plan["folds"]:
-        train = ((day >= pd.Timestamp(f["train_start"])) & (day < pd.Timestamp(f["train_end"]))).to_numpy()
-        valid = ((day >= pd.Timestamp(f["valid_start"])) & (day < pd.Timestamp(f["valid_end"]))).to_numpy()
-        if plan.get("remove_known_compromised", True):
-            valid = valid & ~known_compromised(development, pd.Timestamp(f["train_start"]), pd.Timestamp(f["valid_start"]), plan["delay_days"])
-        out.append((np.flatnonzero(train), np.flatnonzero(valid)))
-    return out
-
-
-def final_training_rows(development: pd.DataFrame, plan: dict[str, Any]) -> np.ndarray:
-    """Row positions of the final training window in ``development``."""
-    day = _day(development[schema.TIMESTAMP])
-    mask = (day >= pd.Timestamp(plan["train_start"])) & (day < pd.Timestamp(plan["train_end"]))
-    return np.flatnonzero(mask.to_numpy())
+    return splits.split_out_of_time(features, params)

@@ -10,27 +10,28 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
     average_precision_score,
     classification_report,
     confusion_matrix,
     f1_score,
-    precision_recall_curve,
     precision_score,
     recall_score,
     roc_auc_score,
-    roc_curve,
 )
 
-from fraud_detection import schema  # noqa: E402
-from fraud_detection.model import positive_scores  # noqa: E402
+from fraud_detection import schema
+from fraud_detection.drift import statistics as drift
+from fraud_detection.model import positive_scores
+from fraud_detection.plotting import (
+    plot_confusion_matrix,
+    plot_feature_importance,
+    plot_pr_curves,
+    plot_roc_curves,
+    plot_score_distribution,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,88 +116,31 @@ def evaluate_on_test(
     return metrics, report
 
 
-def _model_columns(predictions: pd.DataFrame) -> list[str]:
-    return [c.removeprefix("score_") for c in predictions.columns if c.startswith("score_")]
+def build_reference_profile(  # noqa: PLR0917 (a Kedro node: one input per dataset)
+    test_set: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    model_selection: dict[str, Any],
+    evaluation_report: dict[str, Any],
+    selected_features: list[str],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """The reference profile the monitoring pipeline compares windows with
+    (``drift.build_reference_profile``): the selected model's inputs and scores on the
+    test window, with its test metrics."""
+    return drift.build_reference_profile(
+        test_set, test_predictions, model_selection, evaluation_report, selected_features, params
+    )
 
 
-def plot_pr_curves(predictions: pd.DataFrame, selection: dict[str, Any]) -> Figure:
-    """Precision-recall curves of every model on the test window."""
-    fig, ax = plt.subplots(figsize=(6, 5))
-    y = predictions[schema.LABEL].to_numpy(int)
-    for name in _model_columns(predictions):
-        s = predictions[f"score_{name}"].to_numpy(float)
-        precision, recall, _ = precision_recall_curve(y, s)
-        ax.plot(recall, precision, lw=2.5 if name == selection["selected"] else 1, label=f"{name} (AP {average_precision_score(y, s):.3f})")
-    ax.axhline(y.mean(), color="grey", ls=":", label=f"fraud rate {y.mean():.3%}")
-    ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall, test window")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_roc_curves(predictions: pd.DataFrame, selection: dict[str, Any]) -> Figure:
-    """ROC curves of every model on the test window."""
-    fig, ax = plt.subplots(figsize=(6, 5))
-    y = predictions[schema.LABEL].to_numpy(int)
-    for name in _model_columns(predictions):
-        s = predictions[f"score_{name}"].to_numpy(float)
-        fpr, tpr, _ = roc_curve(y, s)
-        ax.plot(fpr, tpr, lw=2.5 if name == selection["selected"] else 1, label=f"{name} (AUC {roc_auc_score(y, s):.3f})")
-    ax.plot([0, 1], [0, 1], color="grey", ls=":")
-    ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC, test window")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_confusion_matrix(report: dict[str, Any]) -> Figure:
-    """Confusion matrix of the selected model at its threshold."""
-    cm = report["confusion_matrix"]
-    matrix = np.array([[cm["tn"], cm["fp"]], [cm["fn"], cm["tp"]]])
-    fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.imshow(matrix, cmap="Blues")
-    for (i, j), v in np.ndenumerate(matrix):
-        ax.text(j, i, f"{v:,}", ha="center", va="center", color="black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["genuine", "fraud"], yticklabels=["genuine", "fraud"],
-           xlabel="Predicted", ylabel="Actual", title=f"{report['selected']} at threshold {report['threshold']:.3f}")
-    fig.tight_layout()
-    return fig
-
-
-def feature_importance(pipeline: Any) -> pd.Series:
-    """Importance per model input: impurity/gain importances for trees, absolute
-    coefficients (on standardised inputs) for linear models."""
-    classifier = pipeline.named_steps["classifier"]
-    names = pipeline.named_steps["preprocess"].get_feature_names_out()
-    if hasattr(classifier, "feature_importances_"):
-        values = classifier.feature_importances_
-    else:
-        values = np.abs(np.ravel(classifier.coef_))
-    return pd.Series(values, index=names).sort_values(ascending=False)
-
-
-def plot_feature_importance(trained_candidates: dict[str, Any], selection: dict[str, Any], params: dict[str, Any]) -> Figure:
-    """Top features of the selected model."""
-    selected = selection["selected"]
-    top = feature_importance(trained_candidates[selected]["pipeline"]).head(int(params.get("top_features", 20)))
-    fig, ax = plt.subplots(figsize=(7, 0.3 * len(top) + 1.5))
-    ax.barh(top.index[::-1], top.to_numpy()[::-1])
-    ax.set(xlabel="importance", title=f"Feature importance: {selected}")
-    fig.tight_layout()
-    return fig
-
-
-def plot_score_distribution(predictions: pd.DataFrame, selection: dict[str, Any], thresholds: dict[str, Any]) -> Figure:
-    """Score histograms of genuine and fraudulent test rows, with the threshold."""
-    selected = selection["selected"]
-    s = predictions[f"score_{selected}"]
-    y = predictions[schema.LABEL] == 1
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, 1, 51)
-    ax.hist(s[~y], bins=bins, alpha=0.6, density=True, label="genuine")
-    ax.hist(s[y], bins=bins, alpha=0.6, density=True, label="fraud")
-    ax.axvline(thresholds[selected]["threshold"], color="black", ls="--", label="threshold")
-    ax.set(yscale="log", xlabel="fraud score", ylabel="density", title=f"Score distribution: {selected}")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+__all__ = [
+    "build_reference_profile",
+    "card_precision_at_k",
+    "evaluate_on_test",
+    "model_metrics",
+    "plot_confusion_matrix",
+    "plot_feature_importance",
+    "plot_pr_curves",
+    "plot_roc_curves",
+    "plot_score_distribution",
+    "score_test_set",
+]

@@ -1,10 +1,9 @@
 """Evaluation pipeline wiring."""
 
-from kedro.pipeline import Pipeline, node, pipeline
-
-from fraud_detection.pipelines.monitoring.nodes import build_reference_profile
+from kedro.pipeline import Pipeline, node
 
 from .nodes import (
+    build_reference_profile,
     evaluate_on_test,
     plot_confusion_matrix,
     plot_feature_importance,
@@ -16,7 +15,7 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return Pipeline(
         [
             node(
                 score_test_set,
@@ -56,5 +55,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="score_distribution_plot",
                 name="plot_score_distribution_node",
             ),
-        ]
+        ],
+        # A namespace per stage: Kedro-Viz collapses the stage into one box and
+        # `kedro run --namespaces evaluation` runs it; dataset names stay global.
+        namespace="evaluation",
+        prefix_datasets_with_namespace=False,
+        tags=["evaluation"],
     )

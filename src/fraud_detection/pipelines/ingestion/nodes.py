@@ -15,23 +15,12 @@ import numpy as np
 import pandas as pd
 
 from fraud_detection import schema
+from fraud_detection.errors import DataQualityError
 from fraud_detection.schema import TRANSACTION_SCHEMA
 
 logger = logging.getLogger(__name__)
 
 QUARANTINE_REASON = "quarantine_reason"
-
-
-class DataQualityError(ValueError):
-    """The share of invalid rows is above the configured limit.
-
-    ``report`` holds the same counts and reasons as the ``data_quality_report`` the
-    run would have saved, for the alert that reports the stop.
-    """
-
-    def __init__(self, message: str, report: dict[str, Any] | None = None):
-        super().__init__(message)
-        self.report = report
 
 
 @dataclass(frozen=True)

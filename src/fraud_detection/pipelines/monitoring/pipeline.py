@@ -1,6 +1,6 @@
 """Monitoring pipeline wiring: ``kedro run --pipelines monitoring``."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node
 
 from fraud_detection.pipelines.ingestion.nodes import validate_transactions
 
@@ -14,7 +14,7 @@ from .nodes import (
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return Pipeline(
         [
             node(
                 validate_transactions,
@@ -37,5 +37,10 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(plot_drift, inputs="monitoring_verdict", outputs="drift_plot", name="plot_drift_node"),
             node(render_drift_report, inputs="monitoring_verdict", outputs="drift_report", name="render_drift_report_node"),
-        ]
+        ],
+        # A namespace per stage: Kedro-Viz collapses the stage into one box and
+        # `kedro run --namespaces monitoring` runs it; dataset names stay global.
+        namespace="monitoring",
+        prefix_datasets_with_namespace=False,
+        tags=["monitoring"],
     )

@@ -8,37 +8,28 @@ configured floors and beats the champion by the configured margin.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraud_detection import schema
+from fraud_detection.params import StrictParams
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class PromotionParams:
-    """Typed ``params:promotion``; unknown keys fail with their name."""
+class PromotionParams(StrictParams):
+    """Typed ``params:promotion`` (defaults in ``conf/base/parameters_promotion.yml``)."""
 
-    metric: str = "average_precision"
-    min_improvement: float = 0.005
-    min_average_precision: float = 0.1
-    min_roc_auc: float = 0.7
+    group: ClassVar[str] = "promotion"
 
-    @classmethod
-    def from_dict(cls, params: dict[str, Any]) -> PromotionParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"Unknown key(s) in params:promotion: {unknown}; expected some of {sorted(known)}")
-        p = cls(**params)
-        if p.metric not in {"average_precision", "roc_auc"}:
-            raise ValueError("params:promotion.metric must be 'average_precision' or 'roc_auc'")
-        return p
+    metric: Literal["average_precision", "roc_auc"]
+    min_improvement: float
+    min_average_precision: float = Field(ge=0, le=1)
+    min_roc_auc: float = Field(ge=0, le=1)
 
 
 def _score(model: Any, test_set: pd.DataFrame) -> dict[str, float]:
@@ -88,7 +79,7 @@ def decide_promotion(
     decision = {
         "promote": promote,
         "reason": reason,
-        "rule": {f.name: getattr(p, f.name) for f in fields(p)},
+        "rule": p.model_dump(),
         "challenger": {"metrics": challenger, "run_id": fraud_model.metadata.run_id},
         "champion": None if current_champion is None else {"version": current_champion["version"], "run_id": current_champion["run_id"], "metrics": champion},
         "challenger_run_id": fraud_model.metadata.run_id,

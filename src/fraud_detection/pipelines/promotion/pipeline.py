@@ -1,12 +1,12 @@
 """Promotion pipeline wiring."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node
 
 from .nodes import decide_promotion, record_promotion
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return Pipeline(
         [
             node(
                 decide_promotion,
@@ -20,5 +20,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="champion_alias",
                 name="record_promotion_node",
             ),
-        ]
+        ],
+        # A namespace per stage: Kedro-Viz collapses the stage into one box and
+        # `kedro run --namespaces promotion` runs it; dataset names stay global.
+        namespace="promotion",
+        prefix_datasets_with_namespace=False,
+        tags=["promotion"],
     )

@@ -10,25 +10,22 @@ from __future__ import annotations
 import base64
 import io
 import logging
-from dataclasses import dataclass, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ClassVar
 
-import matplotlib
+import jinja2
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from pydantic import Field, field_validator
 
-matplotlib.use("Agg")
-import jinja2  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-
-from fraud_detection import schema  # noqa: E402
-from fraud_detection.alerting.events import drifted_features  # noqa: E402
-from fraud_detection.model import positive_scores  # noqa: E402
-from fraud_detection.pipelines.evaluation.nodes import (  # noqa: E402
-    feature_importance,
+from fraud_detection import schema
+from fraud_detection.drift.verdict import drifted_features
+from fraud_detection.model import feature_importance, positive_scores
+from fraud_detection.params import StrictParams
+from fraud_detection.plotting import (
+    new_figure,
     plot_confusion_matrix,
     plot_pr_curves,
     plot_roc_curves,
@@ -45,26 +42,23 @@ CATEGORY_RAISES, CATEGORY_LOWERS = "this category raises the fraud score", "this
 FLAT, MIXED = "no clear effect", "mixed: rises and falls"
 
 
-@dataclass(frozen=True)
-class ReportingParams:
-    """Typed ``params:reporting``; unknown keys fail with their name."""
+class ReportingParams(StrictParams):
+    """Typed ``params:reporting`` (defaults in ``conf/base/parameters_reporting.yml``)."""
 
-    title: str = "Fraud detection model report"
-    top_features: int = 15
-    effect_sample_size: int = 2000
-    effect_grid: tuple[float, ...] = (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99)
-    random_state: int = 0
+    group: ClassVar[str] = "reporting"
 
+    title: str
+    top_features: int = Field(ge=1)
+    effect_sample_size: int = Field(ge=1)
+    effect_grid: tuple[float, ...]
+    random_state: int
+
+    @field_validator("effect_grid")
     @classmethod
-    def from_dict(cls, params: dict[str, Any]) -> ReportingParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"Unknown key(s) in params:reporting: {unknown}; expected some of {sorted(known)}")
-        p = cls(**{**params, "effect_grid": tuple(float(q) for q in params.get("effect_grid", cls.effect_grid))})
-        if len(p.effect_grid) < 2 or list(p.effect_grid) != sorted(p.effect_grid) or not 0.0 <= p.effect_grid[0] < p.effect_grid[-1] <= 1.0:
-            raise ValueError("params:reporting.effect_grid must be at least two increasing quantiles between 0 and 1")
-        return p
+    def _increasing_quantiles(cls, grid: tuple[float, ...]) -> tuple[float, ...]:
+        if len(grid) < 2 or list(grid) != sorted(grid) or not 0.0 <= grid[0] < grid[-1] <= 1.0:
+            raise ValueError("effect_grid must be at least two increasing quantiles between 0 and 1")
+        return grid
 
 
 def summarise_data(
@@ -223,14 +217,13 @@ def figure_to_base64(fig: Figure) -> str:
     """PNG of a figure as base64 text, for ``<img src="data:image/png;base64,...">``."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def plot_daily_volume(data_summary: dict[str, Any]) -> Figure:
     """Transactions and fraud rate per day, with the training and test windows."""
     daily = pd.DataFrame(data_summary["daily"])
-    fig, ax = plt.subplots(figsize=(8, 3.2))
+    fig, ax = new_figure(figsize=(8, 3.2))
     if daily.empty:
         ax.text(0.5, 0.5, "no transactions", ha="center", va="center")
         return fig
@@ -256,7 +249,7 @@ def plot_feature_effects(model: dict[str, Any], name: str) -> Figure:
     """Top features by importance, coloured by the direction of their effect."""
     features = model["features"][::-1]
     colours = {RAISES: "#c0392b", CATEGORY_RAISES: "#c0392b", LOWERS: "#2e86de", CATEGORY_LOWERS: "#2e86de", MIXED: "#8e44ad"}
-    fig, ax = plt.subplots(figsize=(7.5, 0.32 * len(features) + 1.6))
+    fig, ax = new_figure(figsize=(7.5, 0.32 * len(features) + 1.6))
     labels = [f["feature"] for f in features]
     ax.barh(labels, [f["importance"] for f in features], color=[colours.get(f["direction"], "#95a5a6") for f in features])
     ax.set(xlabel=model["importance_measure"], title=f"Feature importance and direction: {name}")
@@ -274,7 +267,7 @@ def plot_drift(entries: list[dict[str, Any]]) -> Figure | None:
     if not rows:
         return None
     rows = rows[::-1]
-    fig, ax = plt.subplots(figsize=(7.5, 0.3 * len(rows) + 1.6))
+    fig, ax = new_figure(figsize=(7.5, 0.3 * len(rows) + 1.6))
     ax.barh([str(e["feature"]) for e in rows], [float(e["psi"]) for e in rows],
             color=["#c0392b" if e.get("drifted") else "#95a5a6" for e in rows])
     ax.set(xlabel="population stability index (PSI)", title="Drift per feature, current window vs training reference")

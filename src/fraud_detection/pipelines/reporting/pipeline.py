@@ -1,12 +1,12 @@
 """Reporting pipeline wiring."""
 
-from kedro.pipeline import Pipeline, node, pipeline
+from kedro.pipeline import Pipeline, node
 
 from .nodes import explain_models, render_model_report, summarise_data
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    return pipeline(
+    return Pipeline(
         [
             node(
                 summarise_data,
@@ -37,5 +37,10 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="model_report",
                 name="render_model_report_node",
             ),
-        ]
+        ],
+        # A namespace per stage: Kedro-Viz collapses the stage into one box and
+        # `kedro run --namespaces reporting` runs it; dataset names stay global.
+        namespace="reporting",
+        prefix_datasets_with_namespace=False,
+        tags=["reporting"],
     )

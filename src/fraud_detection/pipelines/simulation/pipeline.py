@@ -16,7 +16,7 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
         **kwargs: Unused; accepted for Kedro's pipeline discovery.
 
     Returns:
-        A pipeline with the single node ``simulate_transactions_node``.
+        A pipeline with the single node ``simulation.simulate_transactions_node``.
     """
     return Pipeline(
         [
@@ -26,5 +26,10 @@ def create_pipeline(**kwargs: Any) -> Pipeline:
                 outputs="raw_transactions",
                 name="simulate_transactions_node",
             )
-        ]
+        ],
+        # A namespace per stage: Kedro-Viz collapses the stage into one box and
+        # `kedro run --namespaces simulation` runs it; dataset names stay global.
+        namespace="simulation",
+        prefix_datasets_with_namespace=False,
+        tags=["simulation"],
     )

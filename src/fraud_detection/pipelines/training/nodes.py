@@ -9,12 +9,13 @@ is touched by the evaluation pipeline alone.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields
 from itertools import product
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
+from pydantic import Field as PydanticField
+from pydantic import field_validator, model_validator
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
@@ -23,6 +24,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fraud_detection import schema
+from fraud_detection.features import feature_columns
 from fraud_detection.model import (
     FraudModel,
     build_model_pipeline,
@@ -31,62 +33,57 @@ from fraud_detection.model import (
     positive_scores,
     resampling_grid,
 )
-from fraud_detection.pipelines.data_split.nodes import final_training_rows, fold_indices
-from fraud_detection.pipelines.feature_engineering.nodes import feature_columns
+from fraud_detection.params import StrictParams
+from fraud_detection.splits import final_training_rows, fold_indices
 
 logger = logging.getLogger(__name__)
 
 BASELINE = "baseline"
 
 
-@dataclass(frozen=True)
-class CandidateSpec:
+class CandidateSpec(StrictParams):
+    """One model family of ``params:training.candidates``."""
+
     classifier: str
-    init: dict[str, Any] = field(default_factory=dict)
-    resampling: list[str] = field(default_factory=lambda: ["none"])
-    search_space: dict[str, list[Any]] = field(default_factory=dict)
+    init: dict[str, Any]
+    resampling: list[str] = PydanticField(min_length=1)
+    search_space: dict[str, list[Any]]
 
 
-@dataclass(frozen=True)
-class TrainingParams:
-    """Typed ``params:training``; unknown keys fail with their name."""
+class TrainingParams(StrictParams):
+    """Typed ``params:training`` (defaults in ``conf/base/parameters_training.yml``)."""
 
-    candidates: dict[str, CandidateSpec]
-    random_state: int = 42
-    search: str = "random"
-    n_iter: int = 6
-    selection: dict[str, Any] = field(default_factory=dict)
-    threshold: dict[str, Any] = field(default_factory=lambda: {"objective": "f_beta", "beta": 1.0})
-    baseline_features: list[str] = field(default_factory=lambda: [schema.AMOUNT])
-    families: list[str] | None = None
+    group: ClassVar[str] = "training"
 
+    candidates: dict[str, CandidateSpec] = PydanticField(min_length=1)
+    random_state: int
+    search: Literal["random", "grid"]
+    n_iter: int = PydanticField(ge=1)
+    selection: dict[str, Any]
+    threshold: dict[str, Any]
+    baseline_features: list[str] = PydanticField(min_length=1)
+    families: list[str] | None
+
+    @field_validator("threshold")
     @classmethod
-    def from_dict(cls, params: dict[str, Any]) -> TrainingParams:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise ValueError(f"Unknown key(s) in params:training: {unknown}; expected some of {sorted(known)}")
-        if not params.get("candidates"):
-            raise ValueError("params:training.candidates is empty: define at least one model family")
-        candidates = {}
-        for name, spec in params["candidates"].items():
-            spec_keys = {f.name for f in fields(CandidateSpec)}
-            bad = sorted(set(spec) - spec_keys)
-            if bad:
-                raise ValueError(f"Unknown key(s) in params:training.candidates.{name}: {bad}; expected some of {sorted(spec_keys)}")
-            candidates[name] = CandidateSpec(**spec)
-        families = params.get("families")
-        if families is not None:
-            missing = sorted(set(families) - set(candidates))
-            if missing or not families:
-                raise ValueError(f"params:training.families {families} must name some of the candidates {sorted(candidates)}")
-            candidates = {name: spec for name, spec in candidates.items() if name in families}
-        if params.get("search", "random") not in {"random", "grid"}:
-            raise ValueError("params:training.search must be 'random' or 'grid'")
-        objective = params.get("threshold", {}).get("objective", "f_beta")
-        if objective not in {"f_beta", "expected_cost"}:
-            raise ValueError("params:training.threshold.objective must be 'f_beta' or 'expected_cost'")
-        return cls(**{**params, "candidates": candidates})
+    def _known_objective(cls, threshold: dict[str, Any]) -> dict[str, Any]:
+        if threshold.get("objective", "f_beta") not in {"f_beta", "expected_cost"}:
+            raise ValueError("threshold.objective must be 'f_beta' or 'expected_cost'")
+        return threshold
+
+    @model_validator(mode="after")
+    def _families_among_candidates(self) -> TrainingParams:
+        if self.families is None:
+            return self
+        missing = sorted(set(self.families) - set(self.candidates))
+        if missing or not self.families:
+            raise ValueError(
+                f"families {self.families} must name some of the candidates {sorted(self.candidates)}"
+            )
+        # Only the chosen families are searched.
+        kept = {name: spec for name, spec in self.candidates.items() if name in self.families}
+        object.__setattr__(self, "candidates", kept)
+        return self
 
 
 def _search_space(spec: CandidateSpec, scale_pos_weight: float, random_state: int) -> list[dict[str, list[Any]]]:

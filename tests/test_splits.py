@@ -1,15 +1,15 @@
 import pandas as pd
 import pytest
 
-from fraud_detection.pipelines.data_split.nodes import (
+from fraud_detection.features import create_features
+from fraud_detection.splits import (
     SplitParams,
     fold_indices,
     known_compromised,
     plan_split,
     split_out_of_time,
 )
-from fraud_detection.pipelines.feature_engineering.nodes import create_features
-from tests.conftest import make_transactions
+from tests.conftest import base_parameters, make_transactions
 
 HANDBOOK = {"train_days": 7, "delay_days": 7, "test_days": 7, "test_start": "2018-08-08", "n_folds": 4, "fold_days": 7}
 
@@ -25,14 +25,14 @@ def test_handbook_protocol_is_expressible():
 
 
 def test_windows_never_overlap_in_time_order():
-    plan = plan_split(pd.Timestamp("2025-01-01"), pd.Timestamp("2025-04-30"), SplitParams.from_dict({}))
+    plan = plan_split(pd.Timestamp("2025-01-01"), pd.Timestamp("2025-04-30"), SplitParams.from_dict(base_parameters("split")))
     for f in plan["folds"]:
         assert f["train_end"] < f["valid_start"] < f["valid_end"] <= plan["train_end"] < plan["test_start"]
 
 
 def test_too_little_history_says_how_much_is_needed():
     with pytest.raises(ValueError, match=r"needs data from .* \(56 days: 4 folds of 7 days.*covers 2025-01-01 to 2025-01-20 \(20 days\)"):
-        plan_split(pd.Timestamp("2025-01-01"), pd.Timestamp("2025-01-20"), SplitParams.from_dict({}))
+        plan_split(pd.Timestamp("2025-01-01"), pd.Timestamp("2025-01-20"), SplitParams.from_dict(base_parameters("split")))
 
 
 def test_unknown_key_is_named():
