@@ -58,7 +58,7 @@ def _transactions(n: int):
     """At least ``n`` simulated transactions (the default mix, ~3.7x the customers)."""
     import yaml
 
-    from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+    from fraud_detection.simulator import simulate_transactions
 
     params = yaml.safe_load((ROOT / "conf/base/parameters_simulation.yml").read_text())["simulation"]
     scale = max(1.0, n / 280_000)

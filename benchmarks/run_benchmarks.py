@@ -64,7 +64,7 @@ def features_step(source: str) -> dict:
         raw = pd.read_parquet(Path(os.environ["HANDBOOK_DATA_DIR"]) / "transactions.parquet")
         params = {"column_mapping": HANDBOOK_MAPPING}
     else:
-        from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+        from fraud_detection.simulator import simulate_transactions
 
         sim = yaml.safe_load((ROOT / "conf/base/parameters_simulation.yml").read_text())["simulation"]
         sim.update(n_customers=10_500, n_terminals=21_000)

@@ -235,7 +235,7 @@ def _summary(rate: float | None, sent: dict[str, float], received: dict[str, dic
 
 def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     from fraud_detection import schema
-    from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+    from fraud_detection.simulator import simulate_transactions
     from fraud_detection.streaming.messages import encode_transactions
     from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
 

@@ -145,7 +145,8 @@ def test_notebook_runs_against_the_catalog(first_run, monkeypatch):
 def test_monitoring_compares_a_window_with_the_champions_reference(first_run):
     """The monitoring pipeline on the champion: the last week of the training data
     itself shows no drift; the same simulation with doubled amounts does."""
-    from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+    from fraud_detection.simulator import simulate_transactions
+    from tests.conftest import base_parameters
 
     current = first_run / "data/01_raw/current_transactions.parquet"
     shutil.copy(first_run / "data/01_raw/transactions.parquet", current)
@@ -156,7 +157,7 @@ def test_monitoring_compares_a_window_with_the_champions_reference(first_run):
     assert verdict["model_version"] == str(champion.version)
     assert "reference_profile.json" in {a.path for a in MlflowClient().list_artifacts(champion.run_id)}
 
-    shifted = simulate_transactions({**SMALL_RUN["simulation"], "mean_amount": [15.0, 300.0]})
+    shifted = simulate_transactions(base_parameters("simulation", **SMALL_RUN["simulation"], mean_amount=[15.0, 300.0]))
     shifted.to_parquet(current)
     run(first_run, SMALL_RUN, pipeline="monitoring")
     verdict = json.loads((first_run / "data/08_reporting/monitoring_verdict.json").read_text())

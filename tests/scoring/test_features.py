@@ -8,8 +8,9 @@ import pytest
 
 from fraud_detection import schema
 from fraud_detection.features import create_features
-from fraud_detection.pipelines.simulation.nodes import simulate_transactions
 from fraud_detection.scoring.features import OnlineFeatures
+from fraud_detection.simulator import simulate_transactions
+from tests.conftest import base_parameters
 
 PARAMS = {
     "customer_windows": ["1h", "1D", "7D", "30D"],
@@ -24,7 +25,7 @@ PARAMS = {
 @pytest.fixture(scope="module")
 def simulated() -> pd.DataFrame:
     # 45 days: longer than the state's horizon (30 + 7 days), so rows are evicted.
-    return simulate_transactions({"n_days": 45, "n_customers": 120, "n_terminals": 300, "seed": 11})
+    return simulate_transactions(base_parameters("simulation", n_days=45, n_customers=120, n_terminals=300, seed=11))
 
 
 def assert_features_equal(online: pd.DataFrame, batch: pd.DataFrame) -> None:

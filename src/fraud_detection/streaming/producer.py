@@ -57,7 +57,7 @@ def load_transactions(
         limit: Keep only the first ``limit`` transactions in time order.
     """
     if file is None:
-        from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+        from fraud_detection.simulator import simulate_transactions
 
         frame = simulate_transactions(params["simulation"])
     else:

@@ -28,8 +28,8 @@ from fraud_detection.features import (
     feature_columns,
 )
 from fraud_detection.model import FraudModel, build_model_pipeline
-from fraud_detection.pipelines.simulation.nodes import simulate_transactions
-from tests.conftest import PROJECT_ROOT
+from fraud_detection.simulator import simulate_transactions
+from tests.conftest import PROJECT_ROOT, base_parameters
 
 pytestmark = pytest.mark.integration
 
@@ -110,7 +110,7 @@ def scored(kafka_broker, tmp_path_factory):
     """A recorded day streamed through the scorer, with a crash in the middle."""
     root = tmp_path_factory.mktemp("scorer")
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    transactions = simulate_transactions({"n_days": 40, "n_customers": 250, "n_terminals": 500, "seed": 5})
+    transactions = simulate_transactions(base_parameters("simulation", n_days=40, n_customers=250, n_terminals=500, seed=5))
     day_start = transactions[schema.TIMESTAMP].min().normalize() + pd.Timedelta("39D")
     history = transactions[transactions[schema.TIMESTAMP] < day_start]
     day = transactions[transactions[schema.TIMESTAMP] >= day_start]

@@ -8,24 +8,29 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fraud_detection import schema
+from fraud_detection.drift.statistics import (
+    MonitoringParams,
+    build_reference_profile,
+    psi,
+)
 from fraud_detection.features import (
     create_features,
     feature_columns,
 )
 from fraud_detection.model import FraudModel, build_model_pipeline
 from fraud_detection.pipelines.evaluation.nodes import model_metrics
-from fraud_detection.drift.statistics import MonitoringParams, build_reference_profile, psi
 from fraud_detection.pipelines.monitoring.nodes import (
     build_window_features,
     detect_drift,
     render_drift_report,
     score_window,
 )
-from fraud_detection.pipelines.simulation.nodes import simulate_transactions
+from fraud_detection.simulator import simulate_transactions
 from tests.conftest import base_parameters
 from tests.scoring.test_features import PARAMS as FEATURES
+from tests.simulator.helpers import merged, simulation_parameters
 
-SIM = {"n_days": 42, "n_customers": 400, "n_terminals": 800, "seed": 21}
+SIM = simulation_parameters(n_days=42, n_customers=400, n_terminals=800, seed=21)
 _BASE = base_parameters("monitoring")
 MONITORING = {**_BASE, "window_days": 7, "min_rows": 300, "sample_size": 1000,
               "exclude_features": ["tx_day_of_week", "tx_during_weekend", "tx_dow_sin", "tx_dow_cos", "category_nb_tx_7d"],
@@ -94,7 +99,7 @@ def test_no_drift_on_a_held_back_slice_of_the_same_distribution(trained):
     ids=["amounts", "merchant_mix", "fraud_rate"],
 )
 def test_drift_is_detected_when_the_simulator_shifts(trained, shift, expected):
-    verdict = monitor(trained, simulate_transactions({**SIM, **shift}))
+    verdict = monitor(trained, simulate_transactions(merged(SIM, shift)))
     assert verdict["drift_detected"] is True and verdict["recommendation"] == "retrain"
     assert expected in " ".join(verdict["reasons"]), verdict["reasons"]
     html = render_drift_report(verdict)
