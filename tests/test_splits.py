@@ -11,7 +11,10 @@ from fraud_detection.splits import (
 )
 from tests.conftest import base_parameters, make_transactions
 
-HANDBOOK = {"train_days": 7, "delay_days": 7, "test_days": 7, "test_start": "2018-08-08", "n_folds": 4, "fold_days": 7}
+FEATURES = base_parameters("features")
+SPLIT = base_parameters("split")
+
+HANDBOOK = {**SPLIT, "train_days": 7, "delay_days": 7, "test_days": 7, "test_start": "2018-08-08", "n_folds": 4, "fold_days": 7}
 
 
 def test_handbook_protocol_is_expressible():
@@ -41,8 +44,8 @@ def test_unknown_key_is_named():
 
 
 def test_split_keeps_delay_gap_out_of_both_sets():
-    features = create_features(make_transactions(n=3000, days=60, seed=1), {})
-    params = {"train_days": 7, "delay_days": 7, "test_days": 7, "n_folds": 2, "fold_days": 7, "remove_known_compromised": False}
+    features = create_features(make_transactions(n=3000, days=60, seed=1), FEATURES)
+    params = {**SPLIT, "train_days": 7, "delay_days": 7, "test_days": 7, "n_folds": 2, "fold_days": 7, "remove_known_compromised": False}
     dev, test, plan = split_out_of_time(features, params)
     assert dev["timestamp"].max() < pd.Timestamp(plan["train_end"])
     assert test["timestamp"].min() >= pd.Timestamp(plan["test_start"])
@@ -64,8 +67,8 @@ def test_known_compromised_cards_removed_from_later_days_only():
 
 
 def test_folds_validate_after_they_train():
-    features = create_features(make_transactions(n=3000, days=60, seed=1), {})
-    dev, _, plan = split_out_of_time(features, {"n_folds": 2, "remove_known_compromised": False})
+    features = create_features(make_transactions(n=3000, days=60, seed=1), FEATURES)
+    dev, _, plan = split_out_of_time(features, {**SPLIT, "n_folds": 2, "remove_known_compromised": False})
     for (tr, va), f in zip(fold_indices(dev, plan), plan["folds"], strict=True):
         assert dev.iloc[tr]["timestamp"].max() < dev.iloc[va]["timestamp"].min()
         assert dev.iloc[va]["timestamp"].min() >= pd.Timestamp(f["valid_start"])

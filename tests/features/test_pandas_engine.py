@@ -14,7 +14,9 @@ from tests.conftest import (
     make_transactions,
 )
 
-PARAMS = {"customer_windows": ["1h", "1D", "7D"], "terminal_windows": ["1D", "7D"], "label_delay": "7D"}
+FEATURES = base_parameters("features")
+
+PARAMS = {**FEATURES, "customer_windows": ["1h", "1D", "7D"], "terminal_windows": ["1D", "7D"], "label_delay": "7D"}
 
 
 def _tx(rows):
@@ -73,7 +75,7 @@ def test_same_timestamp_rows_arriving_later_are_not_seen():
 def test_changing_or_adding_future_rows_never_changes_earlier_features():
     tx = make_transactions(n=600, days=40, seed=3)
     cutoff = pd.Timestamp("2025-01-25")
-    base = create_features(tx, {}).set_index("transaction_id")
+    base = create_features(tx, FEATURES).set_index("transaction_id")
     future = tx["timestamp"] > cutoff
     changed = tx.copy()
     changed.loc[future, "amount"] = changed.loc[future, "amount"] * 7 + 1
@@ -81,7 +83,7 @@ def test_changing_or_adding_future_rows_never_changes_earlier_features():
     extra = make_transactions(n=200, days=40, seed=9)
     extra = extra[extra["timestamp"] > cutoff].assign(transaction_id=lambda d: "X" + d["transaction_id"])
     changed = pd.concat([changed, extra], ignore_index=True)
-    after = create_features(changed, {}).set_index("transaction_id")
+    after = create_features(changed, FEATURES).set_index("transaction_id")
     past = base.index[base["timestamp"] <= cutoff]
     numeric, _ = feature_columns(base)
     assert len(past) > 300
@@ -91,11 +93,11 @@ def test_changing_or_adding_future_rows_never_changes_earlier_features():
 def test_labels_newer_than_the_delay_are_never_used():
     tx = make_transactions(n=600, days=40, seed=4, fraud_rate=0.2)
     cutoff = pd.Timestamp("2025-01-30")
-    base = create_features(tx, {"label_delay": "7D"}).set_index("transaction_id")
+    base = create_features(tx, {**FEATURES, "label_delay": "7D"}).set_index("transaction_id")
     recent = tx["timestamp"] > cutoff - pd.Timedelta("7D")
     flipped = tx.copy()
     flipped.loc[recent, "is_fraud"] = 1 - flipped.loc[recent, "is_fraud"]
-    after = create_features(flipped, {"label_delay": "7D"}).set_index("transaction_id")
+    after = create_features(flipped, {**FEATURES, "label_delay": "7D"}).set_index("transaction_id")
     upto = base.index[base["timestamp"] <= cutoff]
     numeric, _ = feature_columns(base)
     pd.testing.assert_frame_equal(base.loc[upto, numeric], after.loc[upto, numeric], check_exact=True)
@@ -106,7 +108,7 @@ def test_labels_newer_than_the_delay_are_never_used():
 
 def test_label_and_label_revealing_extras_are_never_features(transactions):
     with_extra = transactions.assign(fraud_scenario=transactions["is_fraud"].map({0: "genuine", 1: "card_testing"}), TX_FRAUD_SCENARIO=transactions["is_fraud"])
-    features = create_features(with_extra, {})
+    features = create_features(with_extra, FEATURES)
     numeric, categorical = feature_columns(features)
     assert "is_fraud" not in numeric + categorical
     assert "fraud_scenario" not in features.columns and "TX_FRAUD_SCENARIO" not in features.columns
@@ -125,7 +127,7 @@ def test_bad_parameters_fail_with_the_key():
 def test_create_features_does_not_mutate_input(transactions):
     shuffled = transactions.sample(frac=1.0, random_state=0)
     before = shuffled.copy()
-    create_features(shuffled, {})
+    create_features(shuffled, FEATURES)
     pd.testing.assert_frame_equal(shuffled, before)
 
 
@@ -149,7 +151,7 @@ def test_reproduces_the_handbook_reference_features():
     params = {"column_mapping": HANDBOOK_MAPPING}
     valid, quarantine, _ = validate_transactions(standardise_columns(raw, params), params)
     assert quarantine.empty
-    ours = create_features(valid, {"customer_windows": ["1D", "7D", "30D"], "label_delay": "7D"})
+    ours = create_features(valid, {**FEATURES, "customer_windows": ["1D", "7D", "30D"], "label_delay": "7D"})
     ours["TRANSACTION_ID"] = ours["transaction_id"].astype("int64")
     ref = pd.read_parquet(folder / "reference_features_2018-04.parquet")
     merged = ref.merge(ours, on="TRANSACTION_ID", how="left", validate="one_to_one")

@@ -61,6 +61,6 @@ def test_slice_stops_at_ingestion_when_too_many_rows_are_bad():
 def test_registry_composes_the_default_from_the_folders():
     pipes = register_pipelines()
     default_nodes = {n.name for n in pipes["__default__"].nodes}
-    assert "simulate_transactions_node" in default_nodes and "record_promotion_node" in default_nodes
-    assert "simulate_transactions_node" not in {n.name for n in pipes["train_and_promote"].nodes}
+    assert "simulation.simulate_transactions_node" in default_nodes and "promotion.record_promotion_node" in default_nodes
+    assert "simulation.simulate_transactions_node" not in {n.name for n in pipes["train_and_promote"].nodes}
     assert all(n.name.endswith("_node") for n in pipes["__default__"].nodes)

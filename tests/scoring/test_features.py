@@ -13,6 +13,7 @@ from fraud_detection.simulator import simulate_transactions
 from tests.conftest import base_parameters
 
 PARAMS = {
+    **base_parameters("features"),
     "customer_windows": ["1h", "1D", "7D", "30D"],
     "terminal_windows": ["1D", "7D", "30D"],
     "terminal_activity_windows": ["1h", "1D"],

@@ -175,7 +175,7 @@ def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(
     # while the refitted candidates are being saved.
     try:
         with pytest.raises(DatasetError) as failure:
-            run(project, SMALL_RUN, hooks=(stopper,), nodes=["split_out_of_time_node", "fit_candidates_node"])
+            run(project, SMALL_RUN, hooks=(stopper,), nodes=["data_split.split_out_of_time_node", "training.fit_candidates_node"])
         failed_after = time.monotonic() - stopper.stopped_at
     finally:
         services.start_s3()

@@ -13,9 +13,13 @@ from fraud_detection.pipelines.training.nodes import (
     tune_candidates,
 )
 from fraud_detection.splits import split_out_of_time
-from tests.conftest import make_transactions
+from tests.conftest import base_parameters, make_transactions
+
+FEATURES = base_parameters("features")
+SPLIT = base_parameters("split")
 
 SMALL = {
+    **base_parameters("training"),
     "search": "grid",
     "selection": {"mi_sample_size": 2000, "top_k": 8},
     "candidates": {
@@ -29,6 +33,7 @@ SMALL = {
             "classifier": "xgboost.XGBClassifier",
             "init": {"n_estimators": 10, "max_depth": 2, "n_jobs": 1},
             "resampling": ["none", "class_weight"],
+            "search_space": {},
         },
     },
 }
@@ -40,13 +45,13 @@ def _learnable(n=4000, days=60, seed=2):
     fraud = rng.uniform(size=n) < 0.06
     tx.loc[fraud, "amount"] = tx.loc[fraud, "amount"] * 6 + 150  # large amounts are fraud
     tx["is_fraud"] = fraud.astype("int64")
-    return create_features(tx, {})
+    return create_features(tx, FEATURES)
 
 
 @pytest.fixture(scope="module")
 def trained():
     features = _learnable()
-    dev, test, plan = split_out_of_time(features, {"n_folds": 2, "remove_known_compromised": False})
+    dev, test, plan = split_out_of_time(features, {**SPLIT, "n_folds": 2, "remove_known_compromised": False})
     results, oof = tune_candidates(dev, plan, SMALL)
     fitted = fit_candidates(dev, plan, results, SMALL)
     return dev, test, plan, results, oof, fitted
