@@ -55,7 +55,7 @@ test: lint s3-server browser
 	$(BIN)/pytest
 
 # A contributor's inner loop: the tests that need no service, no browser and no
-# end-to-end run (a few minutes; see tests/README.md for the markers).
+# end-to-end run (a few minutes; markers in pyproject.toml, docs/architecture.md).
 test-unit: install-dev
 	$(BIN)/pytest -m "not integration and not airflow and not slow and not browser" -p no:cacheprovider
 
