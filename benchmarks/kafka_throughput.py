@@ -49,8 +49,13 @@ def _free_port() -> int:
 
 
 def _broker(command: str, data_dir: Path, port: int, controller_port: int) -> None:
-    env = {**os.environ, "KAFKA_DATA_DIR": str(data_dir), "KAFKA_PORT": str(port),
-           "KAFKA_CONTROLLER_PORT": str(controller_port), "PYTHON": sys.executable}
+    env = {
+        **os.environ,
+        "KAFKA_DATA_DIR": str(data_dir),
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(controller_port),
+        "PYTHON": sys.executable,
+    }
     subprocess.run(["bash", str(ROOT / "scripts" / "kafka.sh"), command], env=env, check=True)
 
 
@@ -60,7 +65,9 @@ def _transactions(n: int):
 
     from fraud_detection.simulator import simulate_transactions
 
-    params = yaml.safe_load((ROOT / "conf/base/parameters_simulation.yml").read_text())["simulation"]
+    params = yaml.safe_load((ROOT / "conf/base/parameters_simulation.yml").read_text())[
+        "simulation"
+    ]
     scale = max(1.0, n / 280_000)
     params.update(n_customers=int(1500 * scale) + 100, n_terminals=int(3000 * scale) + 200, seed=1)
     frame = simulate_transactions(params)
@@ -83,7 +90,11 @@ def produce(servers: str, n: int) -> dict:
     producer.close()
     if not report.ok:
         raise RuntimeError(report.summary())
-    return {"messages": report.acknowledged, "seconds": round(report.elapsed_s, 2), "msgs_per_s": round(report.rate)}
+    return {
+        "messages": report.acknowledged,
+        "seconds": round(report.elapsed_s, 2),
+        "msgs_per_s": round(report.rate),
+    }
 
 
 def through_dataset(servers: str, n: int, workdir: Path) -> dict:
@@ -91,8 +102,12 @@ def through_dataset(servers: str, n: int, workdir: Path) -> dict:
 
     from fraud_detection.datasets.kafka_dataset import KafkaDataset
 
-    dataset = KafkaDataset(topic=TOPIC, bootstrap_servers=servers, group_id=f"bench-{uuid.uuid4().hex[:8]}",
-                           dead_letter_topic=f"{TOPIC}.dlq")
+    dataset = KafkaDataset(
+        topic=TOPIC,
+        bootstrap_servers=servers,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        dead_letter_topic=f"{TOPIC}.dlq",
+    )
     target = ParquetDataset(filepath=str(workdir / "batch.parquet"))
     started, cpu = time.perf_counter(), time.process_time()
     frame = dataset.load()
@@ -105,8 +120,13 @@ def through_dataset(servers: str, n: int, workdir: Path) -> dict:
 
 def _timing(n: int, started: float, cpu: float) -> dict:
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
-    return {"messages": n, "seconds": round(seconds, 2), "msgs_per_s": round(n / seconds),
-            "cpu_seconds": round(cpu_seconds, 2), "msgs_per_cpu_s": round(n / cpu_seconds)}
+    return {
+        "messages": n,
+        "seconds": round(seconds, 2),
+        "msgs_per_s": round(n / seconds),
+        "cpu_seconds": round(cpu_seconds, 2),
+        "msgs_per_cpu_s": round(n / cpu_seconds),
+    }
 
 
 def bare_loop(servers: str, n: int) -> dict:
@@ -115,8 +135,19 @@ def bare_loop(servers: str, n: int) -> dict:
 
     from fraud_detection.datasets.kafka_dataset import KafkaDataset
 
-    consumer_args = {k: v for k, v in KafkaDataset.DEFAULT_LOAD_ARGS.items() if k not in {
-        "max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms", "decode_chunk_size", "progress_every_s"}}
+    consumer_args = {
+        k: v
+        for k, v in KafkaDataset.DEFAULT_LOAD_ARGS.items()
+        if k
+        not in {
+            "max_messages",
+            "max_seconds",
+            "stall_timeout_s",
+            "poll_timeout_ms",
+            "decode_chunk_size",
+            "progress_every_s",
+        }
+    }
     started, cpu = time.perf_counter(), time.process_time()
     consumer = KafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False, **consumer_args)
     tps = [TopicPartition(TOPIC, p) for p in sorted(consumer.partitions_for_topic(TOPIC))]
@@ -135,7 +166,9 @@ def bare_loop(servers: str, n: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--bootstrap-servers", help="use this broker instead of starting one")
@@ -176,8 +209,12 @@ def main() -> None:
         "bare_poll_json_msgs_per_cpu_s": round(bare_cpu),
         "cpu_ratio": round(dataset_cpu / bare_cpu, 3),
         "runs": result,
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "kafka-python": version("kafka-python"),
-                    "load_average": os.getloadavg()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "kafka-python": version("kafka-python"),
+            "load_average": os.getloadavg(),
+        },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "kafka_throughput.local.json").write_text(json.dumps(summary, indent=2))

@@ -45,7 +45,11 @@ HANDBOOK_MAPPING = {
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1", KEDRO_LOGGING_MODULE_ALLOWLIST="pythonjsonlogger")
+    env.update(
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        KEDRO_LOGGING_MODULE_ALLOWLIST="pythonjsonlogger",
+    )
     return env
 
 
@@ -66,13 +70,17 @@ def features_step(source: str) -> dict:
     else:
         from fraud_detection.simulator import simulate_transactions
 
-        sim = yaml.safe_load((ROOT / "conf/base/parameters_simulation.yml").read_text())["simulation"]
+        sim = yaml.safe_load((ROOT / "conf/base/parameters_simulation.yml").read_text())[
+            "simulation"
+        ]
         sim.update(n_customers=10_500, n_terminals=21_000)
         raw = simulate_transactions(sim)
         params = {"column_mapping": {}}
     valid, _, _ = validate_transactions(standardise_columns(raw, params), params)
     del raw
-    feature_params = yaml.safe_load((ROOT / "conf/base/parameters_feature_engineering.yml").read_text())["features"]
+    feature_params = yaml.safe_load(
+        (ROOT / "conf/base/parameters_feature_engineering.yml").read_text()
+    )["features"]
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
     features = create_features(valid, feature_params)
@@ -89,7 +97,11 @@ def features_step(source: str) -> dict:
 
 def _child(step: str, source: str) -> dict:
     out = subprocess.run(
-        [sys.executable, __file__, "--child", step, source], capture_output=True, text=True, env=_env(), check=True
+        [sys.executable, __file__, "--child", step, source],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -98,7 +110,11 @@ def _project_copy(where: Path) -> Path:
     project = where / "project"
     project.mkdir()
     for name in ("conf", "data", "logs"):
-        shutil.copytree(ROOT / name, project / name, ignore=shutil.ignore_patterns("*.parquet", "*.json", "*.pkl", "*.png", "*.log"))
+        shutil.copytree(
+            ROOT / name,
+            project / name,
+            ignore=shutil.ignore_patterns("*.parquet", "*.json", "*.pkl", "*.png", "*.log"),
+        )
     (project / "src").mkdir()
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(ROOT / name, project / name)
@@ -110,7 +126,14 @@ def _kedro_run(project: Path, *args: str) -> float:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
     kedro = Path(sys.executable).with_name("kedro")
     start = time.perf_counter()
-    subprocess.run([str(kedro), "run", *args], cwd=project, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [str(kedro), "run", *args],
+        cwd=project,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -120,14 +143,22 @@ def training_step() -> dict:
         seconds = _kedro_run(project)
         report = json.loads((project / "data/08_reporting/evaluation_report.json").read_text())
         plan = json.loads((project / "data/05_model_input/split_plan.json").read_text())
-    return {"default_kedro_run_seconds": round(seconds, 1), "rows": plan["counts"], "selected": report["selected"],
-            "test_metrics": {k: {m: round(v, 4) for m, v in d.items()} for k, d in report["metrics"].items()}}
+    return {
+        "default_kedro_run_seconds": round(seconds, 1),
+        "rows": plan["counts"],
+        "selected": report["selected"],
+        "test_metrics": {
+            k: {m: round(v, 4) for m, v in d.items()} for k, d in report["metrics"].items()
+        },
+    }
 
 
 def handbook_step() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         project = _project_copy(Path(tmp))
-        os.environ["HANDBOOK_TRANSACTIONS_PATH"] = str(Path(os.environ["HANDBOOK_DATA_DIR"]) / "transactions.parquet")
+        os.environ["HANDBOOK_TRANSACTIONS_PATH"] = str(
+            Path(os.environ["HANDBOOK_DATA_DIR"]) / "transactions.parquet"
+        )
         seconds = _kedro_run(project, "--env", "handbook", "--pipelines", "train_and_promote")
         report = json.loads((project / "data/08_reporting/evaluation_report.json").read_text())
         search = json.loads((project / "data/06_models/search_results.json").read_text())
@@ -150,7 +181,9 @@ def handbook_step() -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["features", "training", "handbook"])
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -51,7 +51,11 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 MODEL = "fraud-detection"
 RUN = time.strftime("%Y%m%d%H%M%S")  # fresh topics and group on a shared broker
-TOPICS = {"tx": f"bench-{RUN}-transactions", "labels": f"bench-{RUN}-labels", "predictions": f"bench-{RUN}-predictions"}
+TOPICS = {
+    "tx": f"bench-{RUN}-transactions",
+    "labels": f"bench-{RUN}-labels",
+    "predictions": f"bench-{RUN}-predictions",
+}
 
 
 def say(*parts: object) -> None:
@@ -70,12 +74,23 @@ class TemporaryBroker:
     """A broker run by scripts/kafka.sh in a temporary data dir on free ports."""
 
     def __init__(self, workdir: Path):
-        self.env = {**os.environ, "KAFKA_DATA_DIR": str(workdir / "kafka"), "KAFKA_PORT": str(_free_port()),
-                    "KAFKA_CONTROLLER_PORT": str(_free_port()), "PYTHON": sys.executable}
+        self.env = {
+            **os.environ,
+            "KAFKA_DATA_DIR": str(workdir / "kafka"),
+            "KAFKA_PORT": str(_free_port()),
+            "KAFKA_CONTROLLER_PORT": str(_free_port()),
+            "PYTHON": sys.executable,
+        }
         self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
 
     def _script(self, command: str) -> None:
-        result = subprocess.run(["bash", str(ROOT / "scripts/kafka.sh"), command], env=self.env, capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts/kafka.sh"), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if result.returncode != 0:
             raise SystemExit(f"scripts/kafka.sh {command} failed:\n{result.stderr[-3000:]}")
 
@@ -103,22 +118,36 @@ def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) 
 
     features = create_features(transactions, params["features"])
     numeric, categorical = feature_columns(features)
-    init = {**params["training"]["candidates"]["xgboost"]["init"], "max_depth": 6, "learning_rate": 0.1}
-    pipeline = build_model_pipeline(XGBClassifier(**init), numeric, categorical, params["training"]["selection"])
+    init = {
+        **params["training"]["candidates"]["xgboost"]["init"],
+        "max_depth": 6,
+        "learning_rate": 0.1,
+    }
+    pipeline = build_model_pipeline(
+        XGBClassifier(**init), numeric, categorical, params["training"]["selection"]
+    )
     pipeline.fit(features[numeric + categorical], features[schema.LABEL].astype(int))
     model = FraudModel(pipeline, 0.5, numeric + categorical, "xgboost")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("scorer-benchmark")
     with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(name="model", python_model=model, registered_model_name=MODEL,
-                                       input_example=features[numeric + categorical].head(3))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            registered_model_name=MODEL,
+            input_example=features[numeric + categorical].head(3),
+        )
     MlflowClient().set_registered_model_alias(MODEL, "champion", info.registered_model_version)
     return f"models:/{MODEL}@champion"
 
 
-def _paced_producer(bootstrap: str, topic: str, values: list[bytes], keys: list[bytes], rate: float, ready: mp.Event) -> None:  # noqa: PLR0917
+def _paced_producer(  # noqa: PLR0917
+    bootstrap: str, topic: str, values: list[bytes], keys: list[bytes], rate: float, ready: mp.Event
+) -> None:
     """Child process: sends pre-encoded messages at ``rate`` per second (acks=all)."""
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_block_ms=30_000)
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_block_ms=30_000
+    )
     ready.set()
     started = time.monotonic()
     interval = 1.0 / rate
@@ -162,8 +191,13 @@ class PredictionReader:
     """Reads predictions from the current end of the topic, noting when each arrives."""
 
     def __init__(self, bootstrap: str):
-        self.consumer = KafkaConsumer(bootstrap_servers=bootstrap, fetch_max_wait_ms=5, max_poll_records=10_000)
-        tps = [TopicPartition(TOPICS["predictions"], p) for p in self.consumer.partitions_for_topic(TOPICS["predictions"])]
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, fetch_max_wait_ms=5, max_poll_records=10_000
+        )
+        tps = [
+            TopicPartition(TOPICS["predictions"], p)
+            for p in self.consumer.partitions_for_topic(TOPICS["predictions"])
+        ]
         self.consumer.assign(tps)
         self.consumer.seek_to_end()
         for tp in tps:
@@ -177,8 +211,14 @@ class PredictionReader:
                 now = time.time() * 1000.0
                 for r in records:
                     message = orjson.loads(r.value)
-                    received.setdefault(message["transaction_id"], {"received_ms": now, "scored_ms": float(r.timestamp),
-                                                                    "processing_ms": message["processing_latency_ms"]})
+                    received.setdefault(
+                        message["transaction_id"],
+                        {
+                            "received_ms": now,
+                            "scored_ms": float(r.timestamp),
+                            "processing_ms": message["processing_latency_ms"],
+                        },
+                    )
         return received
 
     def close(self) -> None:
@@ -188,16 +228,39 @@ class PredictionReader:
 class ScorerProcess:
     def __init__(self, bootstrap: str, tracking_uri: str, model_uri: str, log: Path, *extra: str):
         script = Path(sys.executable).with_name("fraud-detection-score")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "fraud_detection.scoring"]
+        command = (
+            [str(script)] if script.exists() else [sys.executable, "-m", "fraud_detection.scoring"]
+        )
         self.log = log
         self.offset = log.stat().st_size if log.exists() else 0
-        args = ["--bootstrap-servers", bootstrap, "--transactions-topic", TOPICS["tx"], "--labels-topic", TOPICS["labels"],
-                "--predictions-topic", TOPICS["predictions"], "--dead-letter-topic", f"{TOPICS['tx']}.dlq",
-                "--group-id", f"bench-{RUN}-scorer", "--model-uri", model_uri, "--project-path", str(ROOT),
-                "--status-every", "10", *extra]
+        args = [
+            "--bootstrap-servers",
+            bootstrap,
+            "--transactions-topic",
+            TOPICS["tx"],
+            "--labels-topic",
+            TOPICS["labels"],
+            "--predictions-topic",
+            TOPICS["predictions"],
+            "--dead-letter-topic",
+            f"{TOPICS['tx']}.dlq",
+            "--group-id",
+            f"bench-{RUN}-scorer",
+            "--model-uri",
+            model_uri,
+            "--project-path",
+            str(ROOT),
+            "--status-every",
+            "10",
+            *extra,
+        ]
         with log.open("a") as out:
-            self.process = subprocess.Popen([*command, *args], stdout=out, stderr=subprocess.STDOUT,
-                                            env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri})
+            self.process = subprocess.Popen(
+                [*command, *args],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+            )
         deadline = time.monotonic() + 600
         while "Scoring from offsets" not in log.read_text()[self.offset :]:
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -209,7 +272,9 @@ class ScorerProcess:
         self.process.wait(timeout=120)
 
 
-def _summary(rate: float | None, sent: dict[str, float], received: dict[str, dict], window_s: float) -> dict:
+def _summary(
+    rate: float | None, sent: dict[str, float], received: dict[str, dict], window_s: float
+) -> dict:
     ids = [tid for tid in sent if tid in received]
     delivered = np.array([received[t]["received_ms"] - sent[t] for t in ids])
     scored = np.array([received[t]["scored_ms"] - sent[t] for t in ids])
@@ -222,7 +287,9 @@ def _summary(rate: float | None, sent: dict[str, float], received: dict[str, dic
         "predicted": len(ids),
         "lost": len(sent) - len(ids),
         "window_s": round(window_s, 1),
-        "throughput_tx_per_s": round(len(ids) / max((last_received - first_sent) / 1000.0, 1e-9), 1),
+        "throughput_tx_per_s": round(
+            len(ids) / max((last_received - first_sent) / 1000.0, 1e-9), 1
+        ),
         "e2e_ms_p50": round(float(np.percentile(delivered, 50)), 2) if ids else None,
         "e2e_ms_p99": round(float(np.percentile(delivered, 99)), 2) if ids else None,
         "e2e_ms_max": round(float(delivered.max()), 2) if ids else None,
@@ -239,23 +306,38 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     from fraud_detection.streaming.messages import encode_transactions
     from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
 
-    params = {name: yaml.safe_load((ROOT / f"conf/base/parameters_{name}.yml").read_text())
-              for name in ("simulation", "feature_engineering", "training")}
-    params = {"simulation": params["simulation"]["simulation"], "features": params["feature_engineering"]["features"],
-              "training": params["training"]["training"]}
+    params = {
+        name: yaml.safe_load((ROOT / f"conf/base/parameters_{name}.yml").read_text())
+        for name in ("simulation", "feature_engineering", "training")
+    }
+    params = {
+        "simulation": params["simulation"]["simulation"],
+        "features": params["feature_engineering"]["features"],
+        "training": params["training"]["training"],
+    }
     transactions = simulate_transactions({**params["simulation"], "n_days": args.days})
     start = transactions[schema.TIMESTAMP].min().normalize()
-    history = transactions[transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)]
-    live = transactions.iloc[len(history):]
+    history = transactions[
+        transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)
+    ]
+    live = transactions.iloc[len(history) :]
     say(f"{len(transactions)} simulated transactions; {len(history)} as history")
 
-    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") if args.model_uri else f"sqlite:///{workdir / 'mlflow.db'}"
+    tracking_uri = (
+        os.environ.get("MLFLOW_TRACKING_URI")
+        if args.model_uri
+        else f"sqlite:///{workdir / 'mlflow.db'}"
+    )
     model_uri = args.model_uri or register_model(tracking_uri, history, params)
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics({TOPICS["tx"]: {"num_partitions": args.partitions, "replication_factor": 1},
-                         TOPICS["labels"]: {"num_partitions": 1, "replication_factor": 1},
-                         TOPICS["predictions"]: {"num_partitions": args.partitions, "replication_factor": 1}})
+    admin.create_topics(
+        {
+            TOPICS["tx"]: {"num_partitions": args.partitions, "replication_factor": 1},
+            TOPICS["labels"]: {"num_partitions": 1, "replication_factor": 1},
+            TOPICS["predictions"]: {"num_partitions": args.partitions, "replication_factor": 1},
+        }
+    )
     admin.close()
     producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
     report = produce_frame(producer, TOPICS["tx"], history)
@@ -271,18 +353,24 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
         chunk = live.iloc[position : position + n]
         position += n
         if len(chunk) < n:
-            raise SystemExit(f"Not enough simulated transactions for {rate}/s x {args.seconds}s: raise --days")
+            raise SystemExit(
+                f"Not enough simulated transactions for {rate}/s x {args.seconds}s: raise --days"
+            )
         values = encode_transactions(chunk)
         keys = [c.encode() for c in chunk[schema.CUSTOMER_ID]]
         reader = PredictionReader(bootstrap)
         before = _end_offsets(bootstrap, TOPICS["tx"])
         spawn = mp.get_context("spawn")
         ready = spawn.Event()
-        child = spawn.Process(target=_paced_producer, args=(bootstrap, TOPICS["tx"], values, keys, rate, ready))
+        child = spawn.Process(
+            target=_paced_producer, args=(bootstrap, TOPICS["tx"], values, keys, rate, ready)
+        )
         child.start()
         ready.wait(60)
         started = time.monotonic()
-        received = reader.collect(set(chunk[schema.TRANSACTION_ID]), timeout_s=args.seconds * 4 + 60)
+        received = reader.collect(
+            set(chunk[schema.TRANSACTION_ID]), timeout_s=args.seconds * 4 + 60
+        )
         child.join()
         reader.close()
         sent = _send_times(bootstrap, TOPICS["tx"], before)
@@ -306,20 +394,34 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     drain_s = time.monotonic() - t0
     reader.close()
     scorer.stop()
-    results["drain"] = {"messages": len(chunk), "predicted": len(received), "start_s": round(ready_s, 1),
-                        "seconds": round(drain_s, 2), "tx_per_s": round(len(received) / drain_s, 1)}
+    results["drain"] = {
+        "messages": len(chunk),
+        "predicted": len(received),
+        "start_s": round(ready_s, 1),
+        "seconds": round(drain_s, 2),
+        "tx_per_s": round(len(received) / drain_s, 1),
+    }
     say(json.dumps(results["drain"]))
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bootstrap-servers", help="an existing broker (default: start a temporary one)")
-    parser.add_argument("--model-uri", help="serve this registered model (with MLFLOW_TRACKING_URI) instead of a fresh one")
+    parser.add_argument(
+        "--bootstrap-servers", help="an existing broker (default: start a temporary one)"
+    )
+    parser.add_argument(
+        "--model-uri",
+        help="serve this registered model (with MLFLOW_TRACKING_URI) instead of a fresh one",
+    )
     parser.add_argument("--rates", type=float, nargs="+", default=[500, 1000, 5000])
-    parser.add_argument("--seconds", type=float, default=30.0, help="duration of each fixed-rate step")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="duration of each fixed-rate step"
+    )
     parser.add_argument("--days", type=int, default=90, help="simulated days")
-    parser.add_argument("--history-days", type=int, default=40, help="days replayed into the state before measuring")
+    parser.add_argument(
+        "--history-days", type=int, default=40, help="days replayed into the state before measuring"
+    )
     parser.add_argument("--drain", type=int, default=30_000, help="backlog size of the drain step")
     parser.add_argument("--partitions", type=int, default=3)
     args = parser.parse_args()
@@ -337,17 +439,27 @@ def main() -> None:
         if log.exists():
             RESULTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(log, RESULTS / "scorer_latency.log")
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "load_avg": os.getloadavg()}
+    results["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "load_avg": os.getloadavg(),
+    }
     results["command"] = " ".join(["python", *sys.argv])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scorer_latency.json").write_text(json.dumps(results, indent=2))
-    say("\n| offered tx/s | throughput tx/s | e2e p50 ms | e2e p99 ms | scored p99 ms | predicted/sent |")
+    say(
+        "\n| offered tx/s | throughput tx/s | e2e p50 ms | e2e p99 ms | scored p99 ms | predicted/sent |"
+    )
     say("|---|---|---|---|---|---|")
     for s in results["steps"]:
-        say(f"| {s['offered_tx_per_s']:,.0f} | {s['throughput_tx_per_s']:,.0f} | {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | "
-              f"{s['scored_ms_p99']} | {s['predicted']}/{s['sent']} |")
+        say(
+            f"| {s['offered_tx_per_s']:,.0f} | {s['throughput_tx_per_s']:,.0f} | {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | "
+            f"{s['scored_ms_p99']} | {s['predicted']}/{s['sent']} |"
+        )
     drain = results["drain"]
-    say(f"\ndrain: {drain['messages']} queued transactions scored in {drain['seconds']} s ({drain['tx_per_s']:,.0f} tx/s)")
+    say(
+        f"\ndrain: {drain['messages']} queued transactions scored in {drain['seconds']} s ({drain['tx_per_s']:,.0f} tx/s)"
+    )
     if all(s["lost"] == 0 for s in results["steps"]):
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -17,10 +17,14 @@ os.environ.setdefault("KEDRO_LOGGING_MODULE_ALLOWLIST", "pythonjsonlogger")
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def make_transactions(n: int = 400, days: int = 40, seed: int = 0, fraud_rate: float = 0.05) -> pd.DataFrame:
+def make_transactions(
+    n: int = 400, days: int = 40, seed: int = 0, fraud_rate: float = 0.05
+) -> pd.DataFrame:
     """Random canonical transactions over ``days`` days, in time order."""
     rng = np.random.default_rng(seed)
-    ts = pd.Timestamp("2025-01-01") + pd.to_timedelta(np.sort(rng.uniform(0, days * 86400, n)).round(), unit="s")
+    ts = pd.Timestamp("2025-01-01") + pd.to_timedelta(
+        np.sort(rng.uniform(0, days * 86400, n)).round(), unit="s"
+    )
     return pd.DataFrame(
         {
             "transaction_id": [f"T{i:06d}" for i in range(n)],

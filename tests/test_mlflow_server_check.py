@@ -56,8 +56,15 @@ def server(request) -> Iterator[FakeServer]:
 HEALTHY = {"/health": (200, "OK"), ARTIFACTS_ENDPOINT: (200, "{}")}
 NO_BUCKET = {
     "/health": (200, "OK"),
-    ARTIFACTS_ENDPOINT: (404, json.dumps({"error_code": "RESOURCE_DOES_NOT_EXIST",
-                                          "message": "Failed to list artifacts in s3://mlflow/: The specified bucket does not exist"})),
+    ARTIFACTS_ENDPOINT: (
+        404,
+        json.dumps(
+            {
+                "error_code": "RESOURCE_DOES_NOT_EXIST",
+                "message": "Failed to list artifacts in s3://mlflow/: The specified bucket does not exist",
+            }
+        ),
+    ),
 }
 
 
@@ -71,8 +78,10 @@ def test_healthy_server_passes_and_gets_the_clients_token(server, monkeypatch):
 @pytest.mark.parametrize("server", [NO_BUCKET], indirect=True)
 def test_server_that_cannot_reach_its_bucket_is_reported_with_its_own_message(server):
     (problem,) = check_mlflow_server({"tracking_uri": server.uri})
-    assert problem.startswith(f"MLflow server {server.uri} cannot use its artifact store (HTTP 404: Failed to list "
-                              "artifacts in s3://mlflow/: The specified bucket does not exist)")
+    assert problem.startswith(
+        f"MLflow server {server.uri} cannot use its artifact store (HTTP 404: Failed to list "
+        "artifacts in s3://mlflow/: The specified bucket does not exist)"
+    )
     assert "--artifacts-destination" in problem
     assert check_mlflow_server({"tracking_uri": server.uri, "artifacts": False}) == []
 
@@ -97,7 +106,10 @@ def test_unreachable_server_names_the_fix():
     ("section", "expected"),
     [
         ({"tracking_uri": None}, "tracking_uri is empty: set MLFLOW_TRACKING_URI"),
-        ({"tracking_uri": "sqlite:///mlflow.db"}, "MLFLOW_TRACKING_URI is 'sqlite:///mlflow.db'; this environment tracks to an MLflow server"),
+        (
+            {"tracking_uri": "sqlite:///mlflow.db"},
+            "MLFLOW_TRACKING_URI is 'sqlite:///mlflow.db'; this environment tracks to an MLflow server",
+        ),
         ({"tracking_uri": "http://x", "timeout": 3}, "Unknown key(s) ['timeout']"),
     ],
 )

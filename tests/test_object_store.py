@@ -41,10 +41,26 @@ def test_bucket_that_lists_and_takes_a_write_passes(stubbed):
 @pytest.mark.parametrize(
     ("code", "status", "expected"),
     [
-        ("InvalidAccessKeyId", 403, "does not know the access key in AWS_ACCESS_KEY_ID (InvalidAccessKeyId): set AWS_ACCESS_KEY_ID"),
-        ("SignatureDoesNotMatch", 403, "rejects the secret in AWS_SECRET_ACCESS_KEY (SignatureDoesNotMatch)"),
-        ("NoSuchBucket", 404, "Bucket 'data' does not exist at http://127.0.0.1:9 (NoSuchBucket): create it"),
-        ("AccessDenied", 403, "denies the configured keys permission to list bucket 'data' (AccessDenied)"),
+        (
+            "InvalidAccessKeyId",
+            403,
+            "does not know the access key in AWS_ACCESS_KEY_ID (InvalidAccessKeyId): set AWS_ACCESS_KEY_ID",
+        ),
+        (
+            "SignatureDoesNotMatch",
+            403,
+            "rejects the secret in AWS_SECRET_ACCESS_KEY (SignatureDoesNotMatch)",
+        ),
+        (
+            "NoSuchBucket",
+            404,
+            "Bucket 'data' does not exist at http://127.0.0.1:9 (NoSuchBucket): create it",
+        ),
+        (
+            "AccessDenied",
+            403,
+            "denies the configured keys permission to list bucket 'data' (AccessDenied)",
+        ),
         ("SlowDown", 503, "refused to list bucket 'data': SlowDown"),
     ],
 )
@@ -75,7 +91,13 @@ def _closed_port() -> int:
 def test_unreachable_endpoint_is_reported_once_and_fast():
     endpoint = f"http://127.0.0.1:{_closed_port()}"
     started = time.monotonic()
-    problems = check_object_store({"buckets": ["a", "b"], "credentials": {**CREDENTIALS, "endpoint_url": endpoint}, "timeout_s": 2})
+    problems = check_object_store(
+        {
+            "buckets": ["a", "b"],
+            "credentials": {**CREDENTIALS, "endpoint_url": endpoint},
+            "timeout_s": 2,
+        }
+    )
     assert time.monotonic() - started < 5
     assert problems == [
         f"Object store {endpoint} is not reachable (EndpointConnectionError): start it (`scripts/s3.sh start` "
@@ -86,10 +108,19 @@ def test_unreachable_endpoint_is_reported_once_and_fast():
 @pytest.mark.parametrize(
     ("section", "expected"),
     [
-        ({"buckets": ["a"], "credentials": "s3"}, "credentials names 's3', which is not an entry of credentials.yml"),
+        (
+            {"buckets": ["a"], "credentials": "s3"},
+            "credentials names 's3', which is not an entry of credentials.yml",
+        ),
         ({"buckets": [], "credentials": CREDENTIALS}, "buckets is empty"),
-        ({"buckets": ["a"], "credentials": {**CREDENTIALS, "key": None}}, "no access key configured"),
-        ({"buckets": ["a"], "credentials": CREDENTIALS, "bucket": "typo"}, "Unknown key(s) ['bucket']"),
+        (
+            {"buckets": ["a"], "credentials": {**CREDENTIALS, "key": None}},
+            "no access key configured",
+        ),
+        (
+            {"buckets": ["a"], "credentials": CREDENTIALS, "bucket": "typo"},
+            "Unknown key(s) ['bucket']",
+        ),
     ],
 )
 def test_incomplete_settings_are_reported_without_a_request(section, expected):

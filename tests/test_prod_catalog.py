@@ -15,8 +15,12 @@ from kedro.io import DataCatalog
 from tests.conftest import PROJECT_ROOT
 
 # Datasets whose home is the MLflow server (runs, registry), not a file.
-MLFLOW_TYPES = ("MlflowFraudModelDataset", "MlflowChampionDataset", "MlflowChampionArtifactDataset",
-                "MlflowMetricsHistoryDataset")
+MLFLOW_TYPES = (
+    "MlflowFraudModelDataset",
+    "MlflowChampionDataset",
+    "MlflowChampionArtifactDataset",
+    "MlflowMetricsHistoryDataset",
+)
 # Landing files written by upstream systems: overwritten in place, not versioned.
 LANDING = {"raw_transactions", "current_transactions"}
 
@@ -32,7 +36,9 @@ def prod_catalog() -> dict[str, dict[str, Any] | None]:
     mp = pytest.MonkeyPatch()
     mp.delenv("S3_BUCKET", raising=False)
     bootstrap_project(PROJECT_ROOT)
-    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), env="prod", **settings.CONFIG_LOADER_ARGS)
+    loader = OmegaConfigLoader(
+        str(PROJECT_ROOT / "conf"), env="prod", **settings.CONFIG_LOADER_ARGS
+    )
     catalog = DataCatalog.from_config(loader["catalog"], loader["credentials"])
     names = sorted(set().union(*(p.datasets() for p in pipelines.values())))
     names = [n for n in names if not n.startswith("params:") and n != "parameters"]
@@ -61,7 +67,21 @@ def test_every_run_output_is_versioned_and_landing_files_are_not(prod_catalog):
 
 
 def test_reports_and_plots_on_s3_are_also_logged_to_mlflow(prod_catalog):
-    wrapped = {n for n, e in prod_catalog.items() if e and str(e["type"]).endswith("RemoteMlflowArtifactDataset")}
-    assert {"evaluation_report", "promotion_report", "model_selection", "pr_curve_plot", "roc_curve_plot"} <= wrapped
+    wrapped = {
+        n
+        for n, e in prod_catalog.items()
+        if e and str(e["type"]).endswith("RemoteMlflowArtifactDataset")
+    }
+    assert {
+        "evaluation_report",
+        "promotion_report",
+        "model_selection",
+        "pr_curve_plot",
+        "roc_curve_plot",
+    } <= wrapped
     # kedro-mlflow's own wrapper cannot read a remote file to log it.
-    assert not [n for n, e in prod_catalog.items() if e and str(e["type"]).endswith(".MlflowArtifactDataset")]
+    assert not [
+        n
+        for n, e in prod_catalog.items()
+        if e and str(e["type"]).endswith(".MlflowArtifactDataset")
+    ]

@@ -14,28 +14,60 @@ from tests.conftest import base_parameters, make_transactions
 FEATURES = base_parameters("features")
 SPLIT = base_parameters("split")
 
-HANDBOOK = {**SPLIT, "train_days": 7, "delay_days": 7, "test_days": 7, "test_start": "2018-08-08", "n_folds": 4, "fold_days": 7}
+HANDBOOK = {
+    **SPLIT,
+    "train_days": 7,
+    "delay_days": 7,
+    "test_days": 7,
+    "test_start": "2018-08-08",
+    "n_folds": 4,
+    "fold_days": 7,
+}
 
 
 def test_handbook_protocol_is_expressible():
-    plan = plan_split(pd.Timestamp("2018-04-01"), pd.Timestamp("2018-09-30"), SplitParams.from_dict(HANDBOOK))
-    assert plan["train_start"] == "2018-07-25 00:00:00" and plan["train_end"] == "2018-08-01 00:00:00"
+    plan = plan_split(
+        pd.Timestamp("2018-04-01"), pd.Timestamp("2018-09-30"), SplitParams.from_dict(HANDBOOK)
+    )
+    assert (
+        plan["train_start"] == "2018-07-25 00:00:00" and plan["train_end"] == "2018-08-01 00:00:00"
+    )
     assert plan["test_start"] == "2018-08-08 00:00:00" and plan["test_end"] == "2018-08-15 00:00:00"
     first = plan["folds"][0]
     # As in the Handbook's model selection: train from 2018-07-11, validate 07-25 to 07-31.
-    assert first["train_start"] == "2018-07-11 00:00:00" and first["valid_start"] == "2018-07-25 00:00:00"
+    assert (
+        first["train_start"] == "2018-07-11 00:00:00"
+        and first["valid_start"] == "2018-07-25 00:00:00"
+    )
     assert plan["folds"][3]["valid_end"] == "2018-07-11 00:00:00"
 
 
 def test_windows_never_overlap_in_time_order():
-    plan = plan_split(pd.Timestamp("2025-01-01"), pd.Timestamp("2025-04-30"), SplitParams.from_dict(base_parameters("split")))
+    plan = plan_split(
+        pd.Timestamp("2025-01-01"),
+        pd.Timestamp("2025-04-30"),
+        SplitParams.from_dict(base_parameters("split")),
+    )
     for f in plan["folds"]:
-        assert f["train_end"] < f["valid_start"] < f["valid_end"] <= plan["train_end"] < plan["test_start"]
+        assert (
+            f["train_end"]
+            < f["valid_start"]
+            < f["valid_end"]
+            <= plan["train_end"]
+            < plan["test_start"]
+        )
 
 
 def test_too_little_history_says_how_much_is_needed():
-    with pytest.raises(ValueError, match=r"needs data from .* \(56 days: 4 folds of 7 days.*covers 2025-01-01 to 2025-01-20 \(20 days\)"):
-        plan_split(pd.Timestamp("2025-01-01"), pd.Timestamp("2025-01-20"), SplitParams.from_dict(base_parameters("split")))
+    with pytest.raises(
+        ValueError,
+        match=r"needs data from .* \(56 days: 4 folds of 7 days.*covers 2025-01-01 to 2025-01-20 \(20 days\)",
+    ):
+        plan_split(
+            pd.Timestamp("2025-01-01"),
+            pd.Timestamp("2025-01-20"),
+            SplitParams.from_dict(base_parameters("split")),
+        )
 
 
 def test_unknown_key_is_named():
@@ -45,7 +77,15 @@ def test_unknown_key_is_named():
 
 def test_split_keeps_delay_gap_out_of_both_sets():
     features = create_features(make_transactions(n=3000, days=60, seed=1), FEATURES)
-    params = {**SPLIT, "train_days": 7, "delay_days": 7, "test_days": 7, "n_folds": 2, "fold_days": 7, "remove_known_compromised": False}
+    params = {
+        **SPLIT,
+        "train_days": 7,
+        "delay_days": 7,
+        "test_days": 7,
+        "n_folds": 2,
+        "fold_days": 7,
+        "remove_known_compromised": False,
+    }
     dev, test, plan = split_out_of_time(features, params)
     assert dev["timestamp"].max() < pd.Timestamp(plan["train_end"])
     assert test["timestamp"].min() >= pd.Timestamp(plan["test_start"])
@@ -62,13 +102,17 @@ def test_known_compromised_cards_removed_from_later_days_only():
         }
     )
     # Fraud on Jan 1 is known from Jan 9 (delay 7 days, plus the day itself).
-    flags = known_compromised(tx, pd.Timestamp("2025-01-01"), pd.Timestamp("2025-01-08"), delay_days=7)
+    flags = known_compromised(
+        tx, pd.Timestamp("2025-01-01"), pd.Timestamp("2025-01-08"), delay_days=7
+    )
     assert flags.tolist() == [False, True, True, False]
 
 
 def test_folds_validate_after_they_train():
     features = create_features(make_transactions(n=3000, days=60, seed=1), FEATURES)
-    dev, _, plan = split_out_of_time(features, {**SPLIT, "n_folds": 2, "remove_known_compromised": False})
+    dev, _, plan = split_out_of_time(
+        features, {**SPLIT, "n_folds": 2, "remove_known_compromised": False}
+    )
     for (tr, va), f in zip(fold_indices(dev, plan), plan["folds"], strict=True):
         assert dev.iloc[tr]["timestamp"].max() < dev.iloc[va]["timestamp"].min()
         assert dev.iloc[va]["timestamp"].min() >= pd.Timestamp(f["valid_start"])

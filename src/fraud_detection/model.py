@@ -64,10 +64,24 @@ class CorrelationMISelector(TransformerMixin, BaseEstimator):
             idx = np.sort(rng.choice(idx, self.mi_sample_size, replace=False))
         sample = X.iloc[idx][numeric]
         # Rank-based bins: ties (e.g. many zero counts) share a bin.
-        binned = np.column_stack(
-            [pd.qcut(sample[c].rank(method="dense"), self.mi_bins, labels=False, duplicates="drop") for c in numeric]
-        ) if numeric else np.empty((len(idx), 0))
-        mi = mutual_info_classif(binned, y_arr[idx], discrete_features=True, random_state=self.random_state)
+        binned = (
+            np.column_stack(
+                [
+                    pd.qcut(
+                        sample[c].rank(method="dense"),
+                        self.mi_bins,
+                        labels=False,
+                        duplicates="drop",
+                    )
+                    for c in numeric
+                ]
+            )
+            if numeric
+            else np.empty((len(idx), 0))
+        )
+        mi = mutual_info_classif(
+            binned, y_arr[idx], discrete_features=True, random_state=self.random_state
+        )
         self.mutual_information_ = dict(zip(numeric, mi.tolist(), strict=True))
         ranked = [numeric[i] for i in np.argsort(-mi, kind="stable")]
         corr = X[numeric].corr().abs().fillna(0.0)
@@ -94,7 +108,9 @@ def import_class(path: str) -> type:
     try:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
-        raise ValueError(f"Cannot import classifier {path!r} named in params:training: {exc}") from exc
+        raise ValueError(
+            f"Cannot import classifier {path!r} named in params:training: {exc}"
+        ) from exc
 
 
 def build_model_pipeline(
@@ -110,7 +126,9 @@ def build_model_pipeline(
             ("numeric", StandardScaler(), make_column_selector(dtype_include=np.number)),
             (
                 "categorical",
-                OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False),
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False
+                ),
                 make_column_selector(dtype_exclude=np.number),
             ),
         ],
@@ -118,7 +136,10 @@ def build_model_pipeline(
     )
     return ImbPipeline(
         [
-            ("select", CorrelationMISelector(numeric, categorical, random_state=random_state, **selection)),
+            (
+                "select",
+                CorrelationMISelector(numeric, categorical, random_state=random_state, **selection),
+            ),
             ("preprocess", preprocess),
             ("resample", "passthrough"),
             ("classifier", classifier),
@@ -126,7 +147,9 @@ def build_model_pipeline(
     )
 
 
-def resampling_grid(strategy: str, classifier_path: str, scale_pos_weight: float, random_state: int) -> dict[str, list[Any]]:
+def resampling_grid(
+    strategy: str, classifier_path: str, scale_pos_weight: float, random_state: int
+) -> dict[str, list[Any]]:
     """Search-space entries that implement one resampling strategy."""
     if strategy == "none":
         return {"resample": ["passthrough"]}
@@ -138,7 +161,9 @@ def resampling_grid(strategy: str, classifier_path: str, scale_pos_weight: float
         if classifier_path.startswith("xgboost."):
             return {"resample": ["passthrough"], "classifier__scale_pos_weight": [scale_pos_weight]}
         return {"resample": ["passthrough"], "classifier__class_weight": ["balanced"]}
-    raise ValueError(f"Unknown resampling strategy {strategy!r}; expected one of {RESAMPLING_STRATEGIES}")
+    raise ValueError(
+        f"Unknown resampling strategy {strategy!r}; expected one of {RESAMPLING_STRATEGIES}"
+    )
 
 
 def describe_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -166,18 +191,24 @@ class FraudModel(mlflow.pyfunc.PythonModel):
     and the decision at the threshold chosen on validation data.
     """
 
-    def __init__(self, pipeline: ImbPipeline, threshold: float, input_columns: list[str], name: str):
+    def __init__(
+        self, pipeline: ImbPipeline, threshold: float, input_columns: list[str], name: str
+    ):
         self.pipeline = pipeline
         self.threshold = float(threshold)
         self.input_columns = list(input_columns)
         self.name = name
 
-    def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         missing = [c for c in self.input_columns if c not in model_input.columns]
         if missing:
             raise ValueError(f"Model input lacks feature column(s) {missing}")
         scores = positive_scores(self.pipeline, model_input[self.input_columns])
-        return pd.DataFrame({"score": scores, "decision": (scores >= self.threshold).astype("int64")})
+        return pd.DataFrame(
+            {"score": scores, "decision": (scores >= self.threshold).astype("int64")}
+        )
 
 
 def feature_importance(pipeline: Any) -> pd.Series:

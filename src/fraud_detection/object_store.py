@@ -90,7 +90,9 @@ def make_client(credentials: Mapping[str, Any], timeout_s: float = DEFAULT_TIMEO
 
 def _error_code(exc: ClientError) -> str:
     error = exc.response.get("Error", {})
-    return str(error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+    return str(
+        error.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "")
+    )
 
 
 def describe_error(exc: Exception, endpoint: str, bucket: str, action: str) -> str:
@@ -133,7 +135,10 @@ def _describe_client_error(exc: ClientError, endpoint: str, bucket: str, action:
             f"({code}): grant them read and write access to the bucket, or use keys that have it."
         )
     message = exc.response.get("Error", {}).get("Message", "")
-    return f"Object store {endpoint} refused to {action} bucket '{bucket}': {code} {message}".rstrip() + "."
+    return (
+        f"Object store {endpoint} refused to {action} bucket '{bucket}': {code} {message}".rstrip()
+        + "."
+    )
 
 
 def _is_store_wide(exc: Exception) -> bool:
@@ -190,10 +195,14 @@ def check_object_store(section: Mapping[str, Any]) -> list[str]:
     """
     unknown = sorted(set(section) - {"buckets", "credentials", "timeout_s"})
     if unknown:
-        return [f"Unknown key(s) {unknown} in startup_validation.object_store; expected buckets, credentials, timeout_s."]
+        return [
+            f"Unknown key(s) {unknown} in startup_validation.object_store; expected buckets, credentials, timeout_s."
+        ]
     buckets = [b for b in section.get("buckets") or [] if b]
     if not buckets:
-        return ["startup_validation.object_store.buckets is empty: list the buckets the catalog uses (S3_BUCKET)."]
+        return [
+            "startup_validation.object_store.buckets is empty: list the buckets the catalog uses (S3_BUCKET)."
+        ]
     credentials = section.get("credentials")
     if not isinstance(credentials, Mapping):
         return [

@@ -93,9 +93,7 @@ class StrictParams(BaseModel):
             raise _parameter_error(cls, err, path) from None
 
 
-def _parameter_error(
-    model: type[BaseModel], err: ValidationError, path: str
-) -> ParameterError:
+def _parameter_error(model: type[BaseModel], err: ValidationError, path: str) -> ParameterError:
     """The first problem of ``err`` as a ``ParameterError`` with the full dotted key."""
     problems = err.errors()
     extra = [p for p in problems if p["type"] == "extra_forbidden"]

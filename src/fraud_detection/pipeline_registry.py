@@ -11,7 +11,15 @@ import fraud_detection.pipelines
 
 # From raw data to a promoted model; every environment runs this one, with raw
 # transactions from the simulator, a file, Kafka or the object store.
-TRAINING_FLOW = ("ingestion", "feature_engineering", "data_split", "training", "evaluation", "promotion", "reporting")
+TRAINING_FLOW = (
+    "ingestion",
+    "feature_engineering",
+    "data_split",
+    "training",
+    "evaluation",
+    "promotion",
+    "reporting",
+)
 
 
 def register_pipelines() -> dict[str, Pipeline]:

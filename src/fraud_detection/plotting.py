@@ -50,7 +50,12 @@ def plot_pr_curves(predictions: pd.DataFrame, selection: dict[str, Any]) -> Figu
     for name in _model_columns(predictions):
         s = predictions[f"score_{name}"].to_numpy(float)
         precision, recall, _ = precision_recall_curve(y, s)
-        ax.plot(recall, precision, lw=2.5 if name == selection["selected"] else 1, label=f"{name} (AP {average_precision_score(y, s):.3f})")
+        ax.plot(
+            recall,
+            precision,
+            lw=2.5 if name == selection["selected"] else 1,
+            label=f"{name} (AP {average_precision_score(y, s):.3f})",
+        )
     ax.axhline(y.mean(), color="grey", ls=":", label=f"fraud rate {y.mean():.3%}")
     ax.set(xlabel="Recall", ylabel="Precision", title="Precision-recall, test window")
     ax.legend(fontsize=8)
@@ -65,7 +70,12 @@ def plot_roc_curves(predictions: pd.DataFrame, selection: dict[str, Any]) -> Fig
     for name in _model_columns(predictions):
         s = predictions[f"score_{name}"].to_numpy(float)
         fpr, tpr, _ = roc_curve(y, s)
-        ax.plot(fpr, tpr, lw=2.5 if name == selection["selected"] else 1, label=f"{name} (AUC {roc_auc_score(y, s):.3f})")
+        ax.plot(
+            fpr,
+            tpr,
+            lw=2.5 if name == selection["selected"] else 1,
+            label=f"{name} (AUC {roc_auc_score(y, s):.3f})",
+        )
     ax.plot([0, 1], [0, 1], color="grey", ls=":")
     ax.set(xlabel="False positive rate", ylabel="True positive rate", title="ROC, test window")
     ax.legend(fontsize=8)
@@ -81,16 +91,27 @@ def plot_confusion_matrix(report: dict[str, Any]) -> Figure:
     ax.imshow(matrix, cmap="Blues")
     for (i, j), v in np.ndenumerate(matrix):
         ax.text(j, i, f"{v:,}", ha="center", va="center", color="black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["genuine", "fraud"], yticklabels=["genuine", "fraud"],
-           xlabel="Predicted", ylabel="Actual", title=f"{report['selected']} at threshold {report['threshold']:.3f}")
+    ax.set(
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=["genuine", "fraud"],
+        yticklabels=["genuine", "fraud"],
+        xlabel="Predicted",
+        ylabel="Actual",
+        title=f"{report['selected']} at threshold {report['threshold']:.3f}",
+    )
     fig.tight_layout()
     return fig
 
 
-def plot_feature_importance(trained_candidates: dict[str, Any], selection: dict[str, Any], params: dict[str, Any]) -> Figure:
+def plot_feature_importance(
+    trained_candidates: dict[str, Any], selection: dict[str, Any], params: dict[str, Any]
+) -> Figure:
     """Top features of the selected model."""
     selected = selection["selected"]
-    top = feature_importance(trained_candidates[selected]["pipeline"]).head(int(params.get("top_features", 20)))
+    top = feature_importance(trained_candidates[selected]["pipeline"]).head(
+        int(params.get("top_features", 20))
+    )
     fig, ax = new_figure(figsize=(7, 0.3 * len(top) + 1.5))
     ax.barh(top.index[::-1], top.to_numpy()[::-1])
     ax.set(xlabel="importance", title=f"Feature importance: {selected}")
@@ -98,7 +119,9 @@ def plot_feature_importance(trained_candidates: dict[str, Any], selection: dict[
     return fig
 
 
-def plot_score_distribution(predictions: pd.DataFrame, selection: dict[str, Any], thresholds: dict[str, Any]) -> Figure:
+def plot_score_distribution(
+    predictions: pd.DataFrame, selection: dict[str, Any], thresholds: dict[str, Any]
+) -> Figure:
     """Score histograms of genuine and fraudulent test rows, with the threshold."""
     selected = selection["selected"]
     s = predictions[f"score_{selected}"]
@@ -108,7 +131,12 @@ def plot_score_distribution(predictions: pd.DataFrame, selection: dict[str, Any]
     ax.hist(s[~y], bins=bins, alpha=0.6, density=True, label="genuine")
     ax.hist(s[y], bins=bins, alpha=0.6, density=True, label="fraud")
     ax.axvline(thresholds[selected]["threshold"], color="black", ls="--", label="threshold")
-    ax.set(yscale="log", xlabel="fraud score", ylabel="density", title=f"Score distribution: {selected}")
+    ax.set(
+        yscale="log",
+        xlabel="fraud score",
+        ylabel="density",
+        title=f"Score distribution: {selected}",
+    )
     ax.legend()
     fig.tight_layout()
     return fig

@@ -44,15 +44,33 @@ class Column:
 
 TRANSACTION_SCHEMA: tuple[Column, ...] = (
     Column(TRANSACTION_ID, "str", True, False, description="Unique id of the transaction."),
-    Column(TIMESTAMP, "datetime", True, False, description="When the transaction happened (UTC, naive)."),
+    Column(
+        TIMESTAMP,
+        "datetime",
+        True,
+        False,
+        description="When the transaction happened (UTC, naive).",
+    ),
     Column(CUSTOMER_ID, "str", True, False, description="Card or customer id."),
     Column(TERMINAL_ID, "str", True, False, description="Merchant terminal id."),
     Column(MERCHANT_CATEGORY, "str", False, False, "unknown", "Merchant category (MCC group)."),
-    Column(AMOUNT, "float", True, False, description="Amount in the transaction currency, >= 0 (zero-amount card checks exist)."),
+    Column(
+        AMOUNT,
+        "float",
+        True,
+        False,
+        description="Amount in the transaction currency, >= 0 (zero-amount card checks exist).",
+    ),
     Column(CURRENCY, "str", False, False, "EUR", "ISO 4217 currency code."),
     Column(COUNTRY, "str", False, False, "unknown", "ISO 3166 alpha-2 country of the terminal."),
     Column(CHANNEL, "str", False, False, "unknown", "pos, ecommerce or atm."),
-    Column(LABEL, "label", False, True, description="1 fraud, 0 genuine, null while unknown (labels arrive late)."),
+    Column(
+        LABEL,
+        "label",
+        False,
+        True,
+        description="1 fraud, 0 genuine, null while unknown (labels arrive late).",
+    ),
 )
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in TRANSACTION_SCHEMA)

@@ -91,7 +91,9 @@ def plan_split(first_day: pd.Timestamp, last_day: pd.Timestamp, p: SplitParams) 
     }
 
 
-def known_compromised(frame: pd.DataFrame, history_start: pd.Timestamp, eval_start: pd.Timestamp, delay_days: int) -> np.ndarray:
+def known_compromised(
+    frame: pd.DataFrame, history_start: pd.Timestamp, eval_start: pd.Timestamp, delay_days: int
+) -> np.ndarray:
     """Flags evaluation rows of customers already known to be compromised that day.
 
     A customer is known compromised on day ``D`` when one of their transactions from
@@ -106,7 +108,9 @@ def known_compromised(frame: pd.DataFrame, history_start: pd.Timestamp, eval_sta
     return ((day >= eval_start) & first_fraud.notna() & (first_fraud <= cutoff)).to_numpy()
 
 
-def split_out_of_time(features: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def split_out_of_time(
+    features: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Splits the feature table by time into development data and a test window.
 
     The development set holds every labelled row the validation folds and the final
@@ -127,7 +131,9 @@ def split_out_of_time(features: pd.DataFrame, params: dict[str, Any]) -> tuple[p
     window = features[(day >= pd.Timestamp(plan["train_start"])) & (day < test_end)]
     test_mask = (_day(window[schema.TIMESTAMP]) >= test_start) & window[schema.LABEL].notna()
     if p.remove_known_compromised:
-        test_mask &= ~known_compromised(window, pd.Timestamp(plan["train_start"]), test_start, p.delay_days)
+        test_mask &= ~known_compromised(
+            window, pd.Timestamp(plan["train_start"]), test_start, p.delay_days
+        )
     test = window[test_mask]
     if development[schema.LABEL].nunique() < 2 or test.empty:
         raise ValueError(
@@ -145,7 +151,9 @@ def split_out_of_time(features: pd.DataFrame, params: dict[str, Any]) -> tuple[p
     return development.reset_index(drop=True), test.reset_index(drop=True), plan
 
 
-def fold_indices(development: pd.DataFrame, plan: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+def fold_indices(
+    development: pd.DataFrame, plan: dict[str, Any]
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Row positions (train, validation) of every prequential fold in ``development``.
 
     Validation rows of customers known compromised at the fold's start are removed,
@@ -154,10 +162,19 @@ def fold_indices(development: pd.DataFrame, plan: dict[str, Any]) -> list[tuple[
     day = _day(development[schema.TIMESTAMP])
     out = []
     for f in plan["folds"]:
-        train = ((day >= pd.Timestamp(f["train_start"])) & (day < pd.Timestamp(f["train_end"]))).to_numpy()
-        valid = ((day >= pd.Timestamp(f["valid_start"])) & (day < pd.Timestamp(f["valid_end"]))).to_numpy()
+        train = (
+            (day >= pd.Timestamp(f["train_start"])) & (day < pd.Timestamp(f["train_end"]))
+        ).to_numpy()
+        valid = (
+            (day >= pd.Timestamp(f["valid_start"])) & (day < pd.Timestamp(f["valid_end"]))
+        ).to_numpy()
         if plan.get("remove_known_compromised", True):
-            valid = valid & ~known_compromised(development, pd.Timestamp(f["train_start"]), pd.Timestamp(f["valid_start"]), plan["delay_days"])
+            valid = valid & ~known_compromised(
+                development,
+                pd.Timestamp(f["train_start"]),
+                pd.Timestamp(f["valid_start"]),
+                plan["delay_days"],
+            )
         out.append((np.flatnonzero(train), np.flatnonzero(valid)))
     return out
 

@@ -30,7 +30,9 @@ def dag_literal(name: str) -> dict:
     tree = ast.parse(DAG_FILE.read_text())
     for statement in tree.body:
         if isinstance(statement, ast.AnnAssign | ast.Assign):
-            targets = [statement.target] if isinstance(statement, ast.AnnAssign) else statement.targets
+            targets = (
+                [statement.target] if isinstance(statement, ast.AnnAssign) else statement.targets
+            )
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 return ast.literal_eval(statement.value)
     raise AssertionError(f"{name} not found in {DAG_FILE}")
@@ -40,7 +42,12 @@ def test_committed_dag_is_what_make_dag_generates(tmp_path):
     env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
     result = subprocess.run(
         ["make", "--no-print-directory", "-s", "dag", f"DAG_TARGET_DIR={tmp_path}"],
-        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     generated = tmp_path / DAG_FILE.name
@@ -68,9 +75,16 @@ def test_every_node_of_the_pipeline_runs_in_exactly_one_task():
 def catalog_of(env: str, monkeypatch: pytest.MonkeyPatch) -> DataCatalog:
     """The environment's catalog, built without the project's hooks (which would
     contact the environment's services)."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL_S3", "MLFLOW_TRACKING_URI"):
+    for name in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL_S3",
+        "MLFLOW_TRACKING_URI",
+    ):
         monkeypatch.setenv(name, os.environ.get(name) or "unused-by-this-test")
-    loader = OmegaConfigLoader(conf_source=str(PROJECT_ROOT / "conf"), env=env, **settings.CONFIG_LOADER_ARGS)
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), env=env, **settings.CONFIG_LOADER_ARGS
+    )
     return DataCatalog.from_config(loader["catalog"], loader["credentials"])
 
 
@@ -80,7 +94,11 @@ def test_datasets_crossing_task_boundaries_are_persisted(env, monkeypatch):
         pytest.skip(f"no conf/{env} in this checkout")
     bootstrap_project(PROJECT_ROOT)
     pipeline = pipelines[PIPELINE]
-    task_of = {node: task_id for task_id, group in dag_literal("NODE_GROUPS").items() for node in group["node_names"]}
+    task_of = {
+        node: task_id
+        for task_id, group in dag_literal("NODE_GROUPS").items()
+        for node in group["node_names"]
+    }
     producer = {output: node.name for node in pipeline.nodes for output in node.outputs}
     crossing = {
         name
@@ -90,10 +108,16 @@ def test_datasets_crossing_task_boundaries_are_persisted(env, monkeypatch):
     }
     assert {"validated_transactions", "fraud_model", "promotion_report"} <= crossing
     catalog = catalog_of(env, monkeypatch)
-    in_memory = sorted(name for name in crossing if name not in catalog or isinstance(catalog.get(name), MemoryDataset))
+    in_memory = sorted(
+        name
+        for name in crossing
+        if name not in catalog or isinstance(catalog.get(name), MemoryDataset)
+    )
     assert not in_memory, f"conf/{env}: {in_memory} cross a task boundary but are not persisted"
     # kedro-mlflow's model dataset forgets the model between processes; ours finds it in the run.
-    models = [name for name in crossing if isinstance(catalog.get(name), MlflowModelTrackingDataset)]
+    models = [
+        name for name in crossing if isinstance(catalog.get(name), MlflowModelTrackingDataset)
+    ]
     assert all(isinstance(catalog.get(name), MlflowFraudModelDataset) for name in models)
 
 

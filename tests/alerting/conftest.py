@@ -36,7 +36,13 @@ class _RecordingHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         receiver: WebhookReceiver = self.server.receiver
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        receiver.posts.append({"path": self.path, "content_type": self.headers["Content-Type"], "json": json.loads(body)})
+        receiver.posts.append(
+            {
+                "path": self.path,
+                "content_type": self.headers["Content-Type"],
+                "json": json.loads(body),
+            }
+        )
         status = receiver.statuses.pop(0) if receiver.statuses else 200
         self.send_response(status)
         self.end_headers()
@@ -64,7 +70,11 @@ class _MailboxHandler:
 
     async def handle_DATA(self, server, session, envelope):
         self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        self.messages.append(email.message_from_bytes(envelope.original_content or envelope.content, policy=email.policy.default))
+        self.messages.append(
+            email.message_from_bytes(
+                envelope.original_content or envelope.content, policy=email.policy.default
+            )
+        )
         return "250 Message accepted for delivery"
 
 

@@ -6,14 +6,32 @@ RUN = ev.RunInfo(environment="local", run_id="r1")
 
 
 def test_verdict_features_as_mapping_or_list_read_the_same_with_drifted_first():
-    as_mapping = {"features": {"hour": {"psi": 0.5, "drifted": False}, "amount": {"psi": 0.3, "drifted": True}}}
-    as_list = {"features": [{"feature": "hour", "psi": 0.5, "drifted": False}, {"feature": "amount", "psi": 0.3, "drifted": True}]}
+    as_mapping = {
+        "features": {
+            "hour": {"psi": 0.5, "drifted": False},
+            "amount": {"psi": 0.3, "drifted": True},
+        }
+    }
+    as_list = {
+        "features": [
+            {"feature": "hour", "psi": 0.5, "drifted": False},
+            {"feature": "amount", "psi": 0.3, "drifted": True},
+        ]
+    }
     assert ev.drifted_features(as_mapping) == ev.drifted_features(as_list)
     assert [e["feature"] for e in ev.drifted_features(as_mapping)] == ["amount", "hour"]
 
 
 def test_first_promotion_has_no_champion_column_values():
-    alert = ev.promotion_decided({"promote": True, "reason": "no champion yet", "challenger": {"metrics": {"roc_auc": 0.9}}, "champion": None}, RUN)
+    alert = ev.promotion_decided(
+        {
+            "promote": True,
+            "reason": "no champion yet",
+            "challenger": {"metrics": {"roc_auc": 0.9}},
+            "champion": None,
+        },
+        RUN,
+    )
     assert alert.event == ev.MODEL_PROMOTED
     assert alert.table.rows == (("roc_auc", "0.9000", "-", "-"),)
     assert alert.facts["champion version"] == "none"
@@ -28,8 +46,14 @@ def test_long_errors_are_cut_for_chat_but_kept_whole_in_details():
 
 def test_mlflow_link_only_when_a_web_ui_is_known():
     assert ev.mlflow_run_url(None, "sqlite:///mlflow.db", "1", "abc") is None
-    assert ev.mlflow_run_url(None, "http://mlflow:5000/", "1", "abc") == "http://mlflow:5000/#/experiments/1/runs/abc"
-    assert ev.mlflow_run_url("https://ui.example.test", "sqlite:///x", "2", "abc") == "https://ui.example.test/#/experiments/2/runs/abc"
+    assert (
+        ev.mlflow_run_url(None, "http://mlflow:5000/", "1", "abc")
+        == "http://mlflow:5000/#/experiments/1/runs/abc"
+    )
+    assert (
+        ev.mlflow_run_url("https://ui.example.test", "sqlite:///x", "2", "abc")
+        == "https://ui.example.test/#/experiments/2/runs/abc"
+    )
 
 
 def test_alert_text_lists_facts_then_the_run_identity():

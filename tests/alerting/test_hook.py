@@ -20,8 +20,17 @@ from tests.alerting.conftest import body_text, free_port
 from tests.conftest import make_transactions
 from tests.e2e.test_default_run import make_project
 
-ENV_VARS = ("ALERT_WEBHOOK_URL", "ALERT_SMTP_HOST", "ALERT_SMTP_PORT", "ALERT_SMTP_SECURITY", "ALERT_EMAIL_FROM", "ALERT_EMAIL_TO")
-FAST_RETRY = "alerting:\n  retry: {attempts: 2, initial_wait_seconds: 0.01, max_wait_seconds: 0.02}\n"
+ENV_VARS = (
+    "ALERT_WEBHOOK_URL",
+    "ALERT_SMTP_HOST",
+    "ALERT_SMTP_PORT",
+    "ALERT_SMTP_SECURITY",
+    "ALERT_EMAIL_FROM",
+    "ALERT_EMAIL_TO",
+)
+FAST_RETRY = (
+    "alerting:\n  retry: {attempts: 2, initial_wait_seconds: 0.01, max_wait_seconds: 0.02}\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +76,9 @@ def run(project, runtime_params: dict | None = None) -> str:
     return session_id
 
 
-def test_data_quality_stop_alerts_with_counts_and_reasons_and_the_run_still_fails(project, webhook, smtp):
+def test_data_quality_stop_alerts_with_counts_and_reasons_and_the_run_still_fails(
+    project, webhook, smtp
+):
     write_env(project, webhook.url, smtp.host, smtp.port)
     raw = make_transactions(n=400, days=30, seed=3)
     raw.loc[:59, "customer_id"] = None
@@ -78,12 +89,22 @@ def test_data_quality_stop_alerts_with_counts_and_reasons_and_the_run_still_fail
     (post,) = webhook.events()
     text = str(post)
     assert post["text"] == "[local] Data-quality limit exceeded: ingestion stopped the run"
-    for fragment in ("missing_customer_id", "60", "amount_out_of_range", "10", "17.50%", "5.00%", "enforce_quality_limit_node",
-                     failure.value.session_id):
+    for fragment in (
+        "missing_customer_id",
+        "60",
+        "amount_out_of_range",
+        "10",
+        "17.50%",
+        "5.00%",
+        "enforce_quality_limit_node",
+        failure.value.session_id,
+    ):
         assert fragment in text, fragment
     (mail,) = smtp.messages
     assert mail["X-Fraud-Detection-Event"] == "data_quality_failed"
-    assert "missing_customer_id  60" in body_text(mail) and f"run id            {failure.value.session_id}" in body_text(mail)
+    assert "missing_customer_id  60" in body_text(
+        mail
+    ) and f"run id            {failure.value.session_id}" in body_text(mail)
 
 
 def test_failed_node_alerts_with_its_name_error_and_run_ids(project, webhook, smtp):
@@ -92,7 +113,10 @@ def test_failed_node_alerts_with_its_name_error_and_run_ids(project, webhook, sm
         run(project, {"ingestion": {"column_mapping": {"amount": "TX_AMOUNT"}}})
     (post,) = webhook.events()
     assert post["text"] == "[local] Pipeline run failed in node ingestion.standardise_columns_node"
-    facts = {f["text"].split("\n")[0].strip("*"): f["text"].split("\n")[1] for f in post["blocks"][2]["fields"]}
+    facts = {
+        f["text"].split("\n")[0].strip("*"): f["text"].split("\n")[1]
+        for f in post["blocks"][2]["fields"]
+    }
     assert facts["node"] == "ingestion.standardise_columns_node"
     assert facts["error type"] == "ValueError"
     assert facts["run id"] == failure.value.session_id
@@ -125,12 +149,20 @@ def test_dead_sinks_never_mask_the_original_error(project, caplog):
             run(project)
     assert failure.value.report["rows_quarantined"] == 100
     messages = [r.getMessage() for r in caplog.records]
-    assert any("Alert sink webhook could not send the data_quality_failed alert after 2 attempt(s)" in m for m in messages)
-    assert any("Alert sink email could not send the data_quality_failed alert after 2 attempt(s)" in m for m in messages)
+    assert any(
+        "Alert sink webhook could not send the data_quality_failed alert after 2 attempt(s)" in m
+        for m in messages
+    )
+    assert any(
+        "Alert sink email could not send the data_quality_failed alert after 2 attempt(s)" in m
+        for m in messages
+    )
 
 
 def test_typo_in_alerting_yml_fails_at_start_up_with_the_key(project):
-    (project / "conf/local/alerting.yml").write_text("alerting:\n  events:\n    model_promotd: [webhook]\n")
+    (project / "conf/local/alerting.yml").write_text(
+        "alerting:\n  events:\n    model_promotd: [webhook]\n"
+    )
     with pytest.raises(ValueError, match=r"alerting.events: \['model_promotd'\]"):
         run(project)
 
@@ -144,7 +176,9 @@ class _Context:
         from fraud_detection.settings import CONFIG_LOADER_ARGS
 
         self.env = env
-        self.config_loader = OmegaConfigLoader(conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS)
+        self.config_loader = OmegaConfigLoader(
+            conf_source=str(project / "conf"), env=env, **CONFIG_LOADER_ARGS
+        )
 
 
 def _hook_manager(hook: AlertingHook):
@@ -169,14 +203,23 @@ def test_drift_verdict_saved_by_a_pipeline_alerts_with_the_drifted_features(proj
     hook = AlertingHook()
     manager = _hook_manager(hook)
     manager.hook.after_context_created(context=_Context(project))
-    manager.hook.before_pipeline_run(run_params={"run_id": "monitoring-run-1", "env": "local"}, pipeline=None, catalog=None)
-    monitoring = pipeline([node(lambda: verdict, inputs=None, outputs="monitoring_verdict", name="check_drift_node")])
+    manager.hook.before_pipeline_run(
+        run_params={"run_id": "monitoring-run-1", "env": "local"}, pipeline=None, catalog=None
+    )
+    monitoring = pipeline(
+        [node(lambda: verdict, inputs=None, outputs="monitoring_verdict", name="check_drift_node")]
+    )
     catalog = DataCatalog({"monitoring_verdict": MemoryDataset()})
     SequentialRunner().run(monitoring, catalog, manager, run_id="monitoring-run-1")
     (post,) = webhook.events()
     assert post["text"] == "[local] Drift detected: 1 feature(s)"
     text = str(post)
-    assert "amount" in text and "0.4100" in text and "monitoring-run-1" in text and "2026-11-20 to 2026-11-27 (5,400 rows)" in text
+    assert (
+        "amount" in text
+        and "0.4100" in text
+        and "monitoring-run-1" in text
+        and "2026-11-20 to 2026-11-27 (5,400 rows)" in text
+    )
     assert "hour" not in post["blocks"][-1]["text"]["text"]  # only drifted features in the table
     assert smtp.messages[0]["X-Fraud-Detection-Event"] == "drift_detected"
 
@@ -187,23 +230,43 @@ def test_promotion_decision_saved_to_the_registry_alerts_side_by_side(project, r
         "promote": False,
         "reason": "challenger average_precision 0.5000 does not beat champion 0.5200 by the margin 0.005 (gain -0.0200)",
         "challenger": {"metrics": {"average_precision": 0.50, "roc_auc": 0.93}, "run_id": "new"},
-        "champion": {"version": "7", "run_id": "old", "metrics": {"average_precision": 0.52, "roc_auc": 0.94}},
+        "champion": {
+            "version": "7",
+            "run_id": "old",
+            "metrics": {"average_precision": 0.52, "roc_auc": 0.94},
+        },
         "challenger_run_id": "new",
         "test_rows": 4677,
     }
     hook = AlertingHook()
     manager = _hook_manager(hook)
     manager.hook.after_context_created(context=_Context(project))
-    manager.hook.before_pipeline_run(run_params={"run_id": "training-run-9", "env": "local"}, pipeline=None, catalog=None)
-    promotion = pipeline([node(lambda report: report, inputs="promotion_report", outputs="champion_alias", name="record_promotion_node")])
-    catalog = DataCatalog({"promotion_report": MemoryDataset(decision), "champion_alias": MemoryDataset()})
+    manager.hook.before_pipeline_run(
+        run_params={"run_id": "training-run-9", "env": "local"}, pipeline=None, catalog=None
+    )
+    promotion = pipeline(
+        [
+            node(
+                lambda report: report,
+                inputs="promotion_report",
+                outputs="champion_alias",
+                name="record_promotion_node",
+            )
+        ]
+    )
+    catalog = DataCatalog(
+        {"promotion_report": MemoryDataset(decision), "champion_alias": MemoryDataset()}
+    )
     SequentialRunner().run(promotion, catalog, manager)
     # Routed to the webhook only in conf/base/alerting.yml.
     (post,) = webhook.events()
     assert smtp.messages == []
     assert post["text"] == "[local] Challenger rejected: champion kept"
     table = post["blocks"][-1]["text"]["text"]
-    assert "average_precision  0.5000      0.5200    -0.0200" in table and "roc_auc            0.9300      0.9400    -0.0100" in table
+    assert (
+        "average_precision  0.5000      0.5200    -0.0200" in table
+        and "roc_auc            0.9300      0.9400    -0.0100" in table
+    )
     assert "training-run-9" in str(post) and "does not beat champion" in str(post)
 
 
@@ -212,6 +275,17 @@ def test_verdict_without_drift_sends_nothing(project, receivers_env):
     hook = AlertingHook()
     manager = _hook_manager(hook)
     manager.hook.after_context_created(context=_Context(project))
-    monitoring = pipeline([node(lambda: {"drift_detected": False, "features": {}}, inputs=None, outputs="monitoring_verdict", name="check_drift_node")])
-    SequentialRunner().run(monitoring, DataCatalog({"monitoring_verdict": MemoryDataset()}), manager)
+    monitoring = pipeline(
+        [
+            node(
+                lambda: {"drift_detected": False, "features": {}},
+                inputs=None,
+                outputs="monitoring_verdict",
+                name="check_drift_node",
+            )
+        ]
+    )
+    SequentialRunner().run(
+        monitoring, DataCatalog({"monitoring_verdict": MemoryDataset()}), manager
+    )
     assert webhook.posts == [] and smtp.messages == []

@@ -21,18 +21,33 @@ from fraud_detection.pipelines.ingestion.nodes import DataQualityError
 from fraud_detection.validation import StartupValidationError
 from tests.alerting.conftest import _MailboxHandler, body_text, free_port
 
-RUN = RunInfo(environment="prod", run_id="2026-11-28T10.00.00.000Z", mlflow_run_id="abc123", mlflow_run_url="http://mlflow.example.test/#/experiments/1/runs/abc123")
-FAST = RetryPolicy(attempts=3, initial_wait_seconds=0.01, max_wait_seconds=0.05, max_total_seconds=5)
+RUN = RunInfo(
+    environment="prod",
+    run_id="2026-11-28T10.00.00.000Z",
+    mlflow_run_id="abc123",
+    mlflow_run_url="http://mlflow.example.test/#/experiments/1/runs/abc123",
+)
+FAST = RetryPolicy(
+    attempts=3, initial_wait_seconds=0.01, max_wait_seconds=0.05, max_total_seconds=5
+)
 
 DQ_REPORT = {
-    "rows_in": 1000, "rows_valid": 880, "rows_quarantined": 120, "invalid_share": 0.12,
-    "max_invalid_share": 0.05, "quarantined_by_reason": {"missing_customer_id": 100, "amount_out_of_range": 20},
+    "rows_in": 1000,
+    "rows_valid": 880,
+    "rows_quarantined": 120,
+    "invalid_share": 0.12,
+    "max_invalid_share": 0.05,
+    "quarantined_by_reason": {"missing_customer_id": 100, "amount_out_of_range": 20},
 }
 DECISION = {
     "promote": True,
     "reason": "challenger average_precision 0.6100 beats champion 0.5800 by +0.0300 (margin 0.005)",
     "challenger": {"metrics": {"average_precision": 0.61, "roc_auc": 0.91}, "run_id": "abc123"},
-    "champion": {"version": "3", "run_id": "old999", "metrics": {"average_precision": 0.58, "roc_auc": 0.90}},
+    "champion": {
+        "version": "3",
+        "run_id": "old999",
+        "metrics": {"average_precision": 0.58, "roc_auc": 0.90},
+    },
     "challenger_run_id": "abc123",
     "test_rows": 19499,
 }
@@ -51,29 +66,71 @@ VERDICT = {
 
 def one_of_each() -> dict[str, ev.Alert]:
     return {
-        ev.PIPELINE_FAILED: ev.pipeline_failed(KeyError("customer_id"), "create_features_node", RUN),
-        ev.DATA_QUALITY_FAILED: ev.alert_for_error(DataQualityError("120 of 1000 transactions failed", report=DQ_REPORT), "validate_transactions_node", RUN),
+        ev.PIPELINE_FAILED: ev.pipeline_failed(
+            KeyError("customer_id"), "create_features_node", RUN
+        ),
+        ev.DATA_QUALITY_FAILED: ev.alert_for_error(
+            DataQualityError("120 of 1000 transactions failed", report=DQ_REPORT),
+            "validate_transactions_node",
+            RUN,
+        ),
         ev.DRIFT_DETECTED: ev.drift_detected(VERDICT, RUN),
         ev.MODEL_PROMOTED: ev.promotion_decided(DECISION, RUN),
-        ev.CHALLENGER_REJECTED: ev.promotion_decided({**DECISION, "promote": False, "reason": "does not beat champion"}, RUN),
-        ev.SERVICE_UNREACHABLE: ev.alert_for_error(StartupValidationError("prod", ["Kafka at kafka:9092 did not answer within 5 s."]), None, RUN),
+        ev.CHALLENGER_REJECTED: ev.promotion_decided(
+            {**DECISION, "promote": False, "reason": "does not beat champion"}, RUN
+        ),
+        ev.SERVICE_UNREACHABLE: ev.alert_for_error(
+            StartupValidationError("prod", ["Kafka at kafka:9092 did not answer within 5 s."]),
+            None,
+            RUN,
+        ),
     }
 
 
 # What each event must tell its reader, whatever the sink.
 EXPECTED = {
-    ev.PIPELINE_FAILED: ["Pipeline run failed in node create_features_node", "KeyError", "create_features_node"],
-    ev.DATA_QUALITY_FAILED: ["Data-quality limit exceeded", "missing_customer_id", "100", "amount_out_of_range", "12.00%", "5.00%", "validate_transactions_node"],
-    ev.DRIFT_DETECTED: ["Drift detected: 2 feature(s) and the score distribution", "amount", "customer_tx_count_1D", "0.4100", "0.4100 now vs 0.6000 at training"],
+    ev.PIPELINE_FAILED: [
+        "Pipeline run failed in node create_features_node",
+        "KeyError",
+        "create_features_node",
+    ],
+    ev.DATA_QUALITY_FAILED: [
+        "Data-quality limit exceeded",
+        "missing_customer_id",
+        "100",
+        "amount_out_of_range",
+        "12.00%",
+        "5.00%",
+        "validate_transactions_node",
+    ],
+    ev.DRIFT_DETECTED: [
+        "Drift detected: 2 feature(s) and the score distribution",
+        "amount",
+        "customer_tx_count_1D",
+        "0.4100",
+        "0.4100 now vs 0.6000 at training",
+    ],
     ev.MODEL_PROMOTED: ["New champion", "0.6100", "0.5800", "+0.0300", "beats champion"],
     ev.CHALLENGER_REJECTED: ["Challenger rejected", "0.6100", "0.5800", "does not beat champion"],
-    ev.SERVICE_UNREACHABLE: ["Start-up checks failed: 1 problem(s)", "Kafka at kafka:9092 did not answer"],
+    ev.SERVICE_UNREACHABLE: [
+        "Start-up checks failed: 1 problem(s)",
+        "Kafka at kafka:9092 did not answer",
+    ],
 }
-IDENTITY = ["prod", "2026-11-28T10.00.00.000Z", "abc123", "http://mlflow.example.test/#/experiments/1/runs/abc123"]
+IDENTITY = [
+    "prod",
+    "2026-11-28T10.00.00.000Z",
+    "abc123",
+    "http://mlflow.example.test/#/experiments/1/runs/abc123",
+]
 
 
 def test_slack_webhook_receives_every_event_type_with_its_content(webhook):
-    alerter = Alerter({"webhook": WebhookSink(url=webhook.url, format="slack")}, {e: ["webhook"] for e in ev.EVENT_TYPES}, FAST)
+    alerter = Alerter(
+        {"webhook": WebhookSink(url=webhook.url, format="slack")},
+        {e: ["webhook"] for e in ev.EVENT_TYPES},
+        FAST,
+    )
     alerts = one_of_each()
     for alert in alerts.values():
         assert alerter.send(alert) == {"log": True, "webhook": True}
@@ -89,26 +146,46 @@ def test_slack_webhook_receives_every_event_type_with_its_content(webhook):
 
 
 def test_teams_webhook_gets_an_adaptive_card_with_facts_and_a_link_to_the_run(webhook):
-    alerter = Alerter({"webhook": WebhookSink(url=webhook.url, format="teams")}, {ev.MODEL_PROMOTED: ["webhook"]}, FAST)
+    alerter = Alerter(
+        {"webhook": WebhookSink(url=webhook.url, format="teams")},
+        {ev.MODEL_PROMOTED: ["webhook"]},
+        FAST,
+    )
     alerter.send(one_of_each()[ev.MODEL_PROMOTED])
     (post,) = webhook.events()
     assert post["type"] == "message"
     card = post["attachments"][0]["content"]
     assert post["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
-    facts = {f["title"]: f["value"] for f in next(b for b in card["body"] if b["type"] == "FactSet")["facts"]}
-    assert facts["decision"] == "promoted" and facts["environment"] == "prod" and facts["MLflow run id"] == "abc123"
+    facts = {
+        f["title"]: f["value"]
+        for f in next(b for b in card["body"] if b["type"] == "FactSet")["facts"]
+    }
+    assert (
+        facts["decision"] == "promoted"
+        and facts["environment"] == "prod"
+        and facts["MLflow run id"] == "abc123"
+    )
     assert card["actions"][0]["url"] == RUN.mlflow_run_url
     assert "average_precision  0.6100      0.5800    +0.0300" in card["body"][-1]["text"]
 
 
 def test_email_receives_every_event_type_as_text_and_html(smtp):
-    sink = EmailSink(host=smtp.host, port=smtp.port, sender="fraud@example.test", recipients=["ops@example.test", "ml@example.test"], security="none")
+    sink = EmailSink(
+        host=smtp.host,
+        port=smtp.port,
+        sender="fraud@example.test",
+        recipients=["ops@example.test", "ml@example.test"],
+        security="none",
+    )
     alerter = Alerter({"email": sink}, {e: ["email"] for e in ev.EVENT_TYPES}, FAST)
     alerts = one_of_each()
     for alert in alerts.values():
         assert alerter.send(alert)["email"] is True
     assert len(smtp.messages) == len(alerts)
-    assert smtp.handler.envelopes[0] == ("fraud@example.test", ["ops@example.test", "ml@example.test"])
+    assert smtp.handler.envelopes[0] == (
+        "fraud@example.test",
+        ["ops@example.test", "ml@example.test"],
+    )
     for (event, alert), message in zip(alerts.items(), smtp.messages, strict=True):
         assert message["Subject"] == alert.title
         assert message["X-Fraud-Detection-Event"] == event
@@ -120,8 +197,16 @@ def test_email_receives_every_event_type_as_text_and_html(smtp):
 
 
 def test_promotion_email_shows_challenger_and_champion_side_by_side(smtp):
-    sink = EmailSink(host=smtp.host, port=smtp.port, sender="f@example.test", recipients=["o@example.test"], security="none")
-    Alerter({"email": sink}, {ev.MODEL_PROMOTED: ["email"]}, FAST).send(one_of_each()[ev.MODEL_PROMOTED])
+    sink = EmailSink(
+        host=smtp.host,
+        port=smtp.port,
+        sender="f@example.test",
+        recipients=["o@example.test"],
+        security="none",
+    )
+    Alerter({"email": sink}, {ev.MODEL_PROMOTED: ["email"]}, FAST).send(
+        one_of_each()[ev.MODEL_PROMOTED]
+    )
     text = body_text(smtp.messages[0])
     assert "metric             challenger  champion  gain" in text
     assert "average_precision  0.6100      0.5800    +0.0300" in text
@@ -138,16 +223,29 @@ def _self_signed_certificate(tmp_path):
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
     cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return cert_file, key_file
 
 
@@ -163,15 +261,33 @@ def test_email_over_starttls_logs_in_with_the_configured_credentials(tmp_path):
 
     handler = _MailboxHandler()
     controller = Controller(
-        handler, hostname="127.0.0.1", port=free_port(), tls_context=server_tls, require_starttls=True,
-        authenticator=authenticator, auth_require_tls=True,
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
     )
     controller.start()
     try:
-        config = {"sinks": {"email": {"host": "127.0.0.1", "port": controller.port, "security": "starttls", "ca_file": str(cert_file),
-                                      "sender": "f@example.test", "recipients": "o@example.test", "credentials": "alerting_smtp"}},
-                  "events": {"pipeline_failed": ["email"]}}
-        alerter = build_alerter(config, {"alerting_smtp": {"username": "alerts", "password": "s3cret"}})
+        config = {
+            "sinks": {
+                "email": {
+                    "host": "127.0.0.1",
+                    "port": controller.port,
+                    "security": "starttls",
+                    "ca_file": str(cert_file),
+                    "sender": "f@example.test",
+                    "recipients": "o@example.test",
+                    "credentials": "alerting_smtp",
+                }
+            },
+            "events": {"pipeline_failed": ["email"]},
+        }
+        alerter = build_alerter(
+            config, {"alerting_smtp": {"username": "alerts", "password": "s3cret"}}
+        )
         assert alerter.send(one_of_each()[ev.PIPELINE_FAILED]) == {"log": True, "email": True}
     finally:
         controller.stop()
@@ -182,8 +298,17 @@ def test_email_over_starttls_logs_in_with_the_configured_credentials(tmp_path):
 def test_dead_webhook_and_refused_smtp_are_retried_then_logged_without_raising(caplog):
     dead_http, dead_smtp = free_port(), free_port()
     alerter = Alerter(
-        {"webhook": WebhookSink(url=f"http://127.0.0.1:{dead_http}/hook", timeout_seconds=1),
-         "email": EmailSink(host="127.0.0.1", port=dead_smtp, sender="f@example.test", recipients=["o@example.test"], security="none", timeout_seconds=1)},
+        {
+            "webhook": WebhookSink(url=f"http://127.0.0.1:{dead_http}/hook", timeout_seconds=1),
+            "email": EmailSink(
+                host="127.0.0.1",
+                port=dead_smtp,
+                sender="f@example.test",
+                recipients=["o@example.test"],
+                security="none",
+                timeout_seconds=1,
+            ),
+        },
         {ev.PIPELINE_FAILED: ["webhook", "email"]},
         FAST,
     )
@@ -193,14 +318,20 @@ def test_dead_webhook_and_refused_smtp_are_retried_then_logged_without_raising(c
     assert results == {"log": True, "webhook": False, "email": False}
     assert time.monotonic() - started < 5
     failures = [r.getMessage() for r in caplog.records if "could not send" in r.getMessage()]
-    assert any("webhook could not send the pipeline_failed alert after 3 attempt(s)" in m for m in failures)
-    assert any("email could not send the pipeline_failed alert after 3 attempt(s)" in m for m in failures)
+    assert any(
+        "webhook could not send the pipeline_failed alert after 3 attempt(s)" in m for m in failures
+    )
+    assert any(
+        "email could not send the pipeline_failed alert after 3 attempt(s)" in m for m in failures
+    )
     # The webhook URL is a secret: never logged.
     assert str(dead_http) not in caplog.text
 
 
 def test_transient_webhook_errors_are_retried_and_permanent_ones_are_not(webhook):
-    alerter = Alerter({"webhook": WebhookSink(url=webhook.url)}, {ev.PIPELINE_FAILED: ["webhook"]}, FAST)
+    alerter = Alerter(
+        {"webhook": WebhookSink(url=webhook.url)}, {ev.PIPELINE_FAILED: ["webhook"]}, FAST
+    )
     webhook.statuses[:] = [503, 500]
     assert alerter.send(one_of_each()[ev.PIPELINE_FAILED])["webhook"] is True
     assert len(webhook.posts) == 3
@@ -211,8 +342,14 @@ def test_transient_webhook_errors_are_retried_and_permanent_ones_are_not(webhook
 
 
 def test_retries_stop_at_the_total_time_budget():
-    slow = RetryPolicy(attempts=50, initial_wait_seconds=0.2, max_wait_seconds=0.2, max_total_seconds=0.5)
-    alerter = Alerter({"webhook": WebhookSink(url=f"http://127.0.0.1:{free_port()}/")}, {ev.PIPELINE_FAILED: ["webhook"]}, slow)
+    slow = RetryPolicy(
+        attempts=50, initial_wait_seconds=0.2, max_wait_seconds=0.2, max_total_seconds=0.5
+    )
+    alerter = Alerter(
+        {"webhook": WebhookSink(url=f"http://127.0.0.1:{free_port()}/")},
+        {ev.PIPELINE_FAILED: ["webhook"]},
+        slow,
+    )
     started = time.monotonic()
     assert alerter.send(one_of_each()[ev.PIPELINE_FAILED])["webhook"] is False
     assert time.monotonic() - started < 2
@@ -220,8 +357,21 @@ def test_retries_stop_at_the_total_time_budget():
 
 def test_events_route_only_to_their_configured_sinks(webhook, smtp):
     config = {
-        "sinks": {"webhook": {"url": webhook.url}, "email": {"host": smtp.host, "port": smtp.port, "security": "none", "sender": "f@example.test", "recipients": ["o@example.test"]}},
-        "events": {"model_promoted": ["webhook", "email"], "challenger_rejected": ["webhook"], "drift_detected": []},
+        "sinks": {
+            "webhook": {"url": webhook.url},
+            "email": {
+                "host": smtp.host,
+                "port": smtp.port,
+                "security": "none",
+                "sender": "f@example.test",
+                "recipients": ["o@example.test"],
+            },
+        },
+        "events": {
+            "model_promoted": ["webhook", "email"],
+            "challenger_rejected": ["webhook"],
+            "drift_detected": [],
+        },
         "retry": {"attempts": 1},
     }
     alerter = build_alerter(config)
@@ -233,24 +383,42 @@ def test_events_route_only_to_their_configured_sinks(webhook, smtp):
 
 
 def test_unset_sinks_leave_alerts_in_the_log_only(caplog):
-    config = {"sinks": {"webhook": {"credentials": "alerting_webhook"}, "email": {"host": None}}, "events": {"pipeline_failed": ["webhook", "email"]}}
+    config = {
+        "sinks": {"webhook": {"credentials": "alerting_webhook"}, "email": {"host": None}},
+        "events": {"pipeline_failed": ["webhook", "email"]},
+    }
     alerter = build_alerter(config, {"alerting_webhook": {"url": None}})
     with caplog.at_level(logging.INFO, logger="fraud_detection.alerts"):
         assert alerter.send(one_of_each()[ev.PIPELINE_FAILED]) == {"log": True}
     (record,) = [r for r in caplog.records if r.name == "fraud_detection.alerts"]
     assert record.levelno == logging.ERROR and record.alert_event == "pipeline_failed"
-    assert record.alert["run"]["mlflow_run_id"] == "abc123" and record.alert["facts"]["node"] == "create_features_node"
+    assert (
+        record.alert["run"]["mlflow_run_id"] == "abc123"
+        and record.alert["facts"]["node"] == "create_features_node"
+    )
 
 
 @pytest.mark.parametrize(
     ("config", "message"),
     [
         ({"sink": {}}, r"Unknown key\(s\) in alerting: \['sink'\]"),
-        ({"events": {"model_promotd": ["webhook"]}}, r"Unknown key\(s\) in alerting.events: \['model_promotd'\]"),
-        ({"events": {"model_promoted": ["slack"]}}, r"alerting.events.model_promoted names unknown sink\(s\) \['slack'\]"),
-        ({"sinks": {"email": {"host": "smtp.example.test"}}}, "has a host but no sender and no recipients"),
+        (
+            {"events": {"model_promotd": ["webhook"]}},
+            r"Unknown key\(s\) in alerting.events: \['model_promotd'\]",
+        ),
+        (
+            {"events": {"model_promoted": ["slack"]}},
+            r"alerting.events.model_promoted names unknown sink\(s\) \['slack'\]",
+        ),
+        (
+            {"sinks": {"email": {"host": "smtp.example.test"}}},
+            "has a host but no sender and no recipients",
+        ),
         ({"sinks": {"webhook": {"url": "http://x", "format": "discord"}}}, "format must be one of"),
-        ({"sinks": {"webhook": {"credentials": "nope"}}}, "names 'nope', which is not an entry of credentials.yml"),
+        (
+            {"sinks": {"webhook": {"credentials": "nope"}}},
+            "names 'nope', which is not an entry of credentials.yml",
+        ),
         ({"retry": {"attempts": 0}}, "attempts must be at least 1"),
     ],
 )

@@ -40,7 +40,9 @@ def tracking(database, tmp_path, monkeypatch):
 
 def dataset() -> MlflowFraudModelDataset:
     # Explicit requirements: MLflow would otherwise infer them in a subprocess (slow).
-    return MlflowFraudModelDataset(save_args={"name": "fraud_model", "pip_requirements": ["pandas"]})
+    return MlflowFraudModelDataset(
+        save_args={"name": "fraud_model", "pip_requirements": ["pandas"]}
+    )
 
 
 def test_a_fresh_instance_loads_the_latest_model_of_the_active_run(tracking):
@@ -58,7 +60,12 @@ def test_a_fresh_instance_loads_the_latest_model_of_the_active_run(tracking):
 def test_models_of_other_runs_are_never_loaded(tracking):
     with mlflow.start_run():
         dataset().save(ConstantScore(0.1))
-    with mlflow.start_run() as other, pytest.raises(DatasetError, match=f"run {other.info.run_id} has logged no model named 'fraud_model'"):
+    with (
+        mlflow.start_run() as other,
+        pytest.raises(
+            DatasetError, match=f"run {other.info.run_id} has logged no model named 'fraud_model'"
+        ),
+    ):
         dataset().load()
 
 

@@ -48,12 +48,17 @@ def _artifact(run_id: str, name: str) -> bytes:
 
 def test_versioned_save_keeps_the_catalog_copy_and_logs_the_same_bytes(tracking, memory):
     dataset = RemoteMlflowArtifactDataset(
-        dataset={"type": "json.JSONDataset", "filepath": "memory:///reports/evaluation_report.json"},
+        dataset={
+            "type": "json.JSONDataset",
+            "filepath": "memory:///reports/evaluation_report.json",
+        },
         version=Version(None, "2026-01-01T00.00.00.000Z"),
     )
     with mlflow.start_run() as run:
         dataset.save({"auc": 0.9})
-    stored = memory.cat("/reports/evaluation_report.json/2026-01-01T00.00.00.000Z/evaluation_report.json")
+    stored = memory.cat(
+        "/reports/evaluation_report.json/2026-01-01T00.00.00.000Z/evaluation_report.json"
+    )
     assert json.loads(stored) == {"auc": 0.9}
     assert _artifact(run.info.run_id, "evaluation_report.json") == stored
     assert dataset.load() == {"auc": 0.9}
@@ -62,8 +67,11 @@ def test_versioned_save_keeps_the_catalog_copy_and_logs_the_same_bytes(tracking,
 
 def test_plot_goes_to_the_artifact_folder(tracking, memory):
     dataset = RemoteMlflowArtifactDataset(
-        dataset={"type": "matplotlib.MatplotlibDataset", "filepath": "memory:///reports/pr_curve.png",
-                 "save_args": {"dpi": 50}},
+        dataset={
+            "type": "matplotlib.MatplotlibDataset",
+            "filepath": "memory:///reports/pr_curve.png",
+            "save_args": {"dpi": 50},
+        },
         artifact_path="plots",
     )
     figure, axis = plt.subplots()
@@ -74,7 +82,9 @@ def test_plot_goes_to_the_artifact_folder(tracking, memory):
 
 
 def test_without_an_active_run_the_file_is_saved_but_not_logged(tracking, memory, caplog):
-    dataset = RemoteMlflowArtifactDataset(dataset={"type": "json.JSONDataset", "filepath": "memory:///reports/r.json"})
+    dataset = RemoteMlflowArtifactDataset(
+        dataset={"type": "json.JSONDataset", "filepath": "memory:///reports/r.json"}
+    )
     dataset.save({"a": 1})
     assert memory.exists("/reports/r.json")
     assert mlflow.active_run() is None
@@ -82,7 +92,9 @@ def test_without_an_active_run_the_file_is_saved_but_not_logged(tracking, memory
 
 
 def test_failed_catalog_save_logs_nothing(tracking, monkeypatch):
-    dataset = RemoteMlflowArtifactDataset(dataset={"type": "json.JSONDataset", "filepath": "memory:///reports/r.json"})
+    dataset = RemoteMlflowArtifactDataset(
+        dataset={"type": "json.JSONDataset", "filepath": "memory:///reports/r.json"}
+    )
 
     def refuse(data: object) -> None:
         raise DatasetError("store down")

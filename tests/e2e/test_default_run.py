@@ -38,7 +38,11 @@ def make_project(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     project.mkdir()
     for name in ("conf", "data", "logs"):
-        shutil.copytree(PROJECT_ROOT / name, project / name, ignore=shutil.ignore_patterns("*.parquet", "*.json", "*.pkl", "*.png", "*.log"))
+        shutil.copytree(
+            PROJECT_ROOT / name,
+            project / name,
+            ignore=shutil.ignore_patterns("*.parquet", "*.json", "*.pkl", "*.png", "*.log"),
+        )
     (project / "src").mkdir()  # the package itself is installed
     for name in ("pyproject.toml", ".telemetry"):
         shutil.copy(PROJECT_ROOT / name, project / name)
@@ -72,15 +76,31 @@ def test_default_run_registers_and_promotes_a_champion(first_run):
     client = MlflowClient()
     champion = client.get_model_version_by_alias(MODEL, "champion")
     run_data = client.get_run(champion.run_id).data
-    for metric in ("test_average_precision", "test_roc_auc", "test_precision", "test_recall", "test_f1",
-                   "test_card_precision_at_100", "test_baseline_average_precision", "decision_threshold"):
+    for metric in (
+        "test_average_precision",
+        "test_roc_auc",
+        "test_precision",
+        "test_recall",
+        "test_f1",
+        "test_card_precision_at_100",
+        "test_baseline_average_precision",
+        "decision_threshold",
+    ):
         assert metric in run_data.metrics, metric
     assert run_data.tags["promotion.decision"] == "promoted"
     assert run_data.params["split.n_folds"] == "2"
     artifacts = {a.path for a in client.list_artifacts(champion.run_id)}
-    assert {"pr_curve.png", "roc_curve.png", "confusion_matrix.png", "feature_importance.png",
-            "score_distribution.png", "evaluation_report.json", "promotion_report.json",
-            "model_report.html", "feature_effects.json"} <= artifacts
+    assert {
+        "pr_curve.png",
+        "roc_curve.png",
+        "confusion_matrix.png",
+        "feature_importance.png",
+        "score_distribution.png",
+        "evaluation_report.json",
+        "promotion_report.json",
+        "model_report.html",
+        "feature_effects.json",
+    } <= artifacts
     report = json.loads((first_run / "data/08_reporting/promotion_report.json").read_text())
     assert report["promote"] is True and report["champion"] is None
 
@@ -95,11 +115,15 @@ def test_counts_add_up_and_quarantine_is_persisted(first_run):
 def test_champion_from_registry_scores_like_the_pipeline(first_run):
     test_set = pd.read_parquet(first_run / "data/05_model_input/test_set.parquet")
     predictions = pd.read_parquet(first_run / "data/07_model_output/test_predictions.parquet")
-    selected = json.loads((first_run / "data/06_models/model_selection.json").read_text())["selected"]
+    selected = json.loads((first_run / "data/06_models/model_selection.json").read_text())[
+        "selected"
+    ]
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     assert model.metadata.signature is not None
     out = model.predict(test_set)
-    pd.testing.assert_series_equal(out["score"], predictions[f"score_{selected}"], check_names=False, rtol=1e-12)
+    pd.testing.assert_series_equal(
+        out["score"], predictions[f"score_{selected}"], check_names=False, rtol=1e-12
+    )
 
 
 def test_equal_or_worse_challenger_is_never_promoted(first_run):
@@ -112,8 +136,16 @@ def test_equal_or_worse_challenger_is_never_promoted(first_run):
     # it reaches the comparison and loses it.
     worse = {
         **SMALL_RUN,
-        "training": {"families": ["logistic_regression"], "search": "grid",
-                     "candidates": {"logistic_regression": {"search_space": {"classifier__C": [1.0e-7]}, "resampling": ["none"]}}},
+        "training": {
+            "families": ["logistic_regression"],
+            "search": "grid",
+            "candidates": {
+                "logistic_regression": {
+                    "search_space": {"classifier__C": [1.0e-7]},
+                    "resampling": ["none"],
+                }
+            },
+        },
         "promotion": {"min_average_precision": 0.0, "min_roc_auc": 0.0},
     }
     run(first_run, worse, pipeline="train_and_promote")
@@ -122,7 +154,10 @@ def test_equal_or_worse_challenger_is_never_promoted(first_run):
     assert len(versions) == 3
     report = json.loads((first_run / "data/08_reporting/promotion_report.json").read_text())
     assert report["promote"] is False and "does not beat champion" in report["reason"]
-    assert report["challenger"]["metrics"]["average_precision"] < report["champion"]["metrics"]["average_precision"]
+    assert (
+        report["challenger"]["metrics"]["average_precision"]
+        < report["champion"]["metrics"]["average_precision"]
+    )
     latest = max(versions, key=lambda v: int(v.version))
     assert client.get_run(latest.run_id).data.tags["promotion.decision"] == "rejected"
 
@@ -131,10 +166,17 @@ def test_notebook_runs_against_the_catalog(first_run, monkeypatch):
     import nbformat
     from nbclient import NotebookClient
 
-    notebook = nbformat.read(PROJECT_ROOT / "notebooks" / "fraud_detection_walkthrough.ipynb", as_version=4)
+    notebook = nbformat.read(
+        PROJECT_ROOT / "notebooks" / "fraud_detection_walkthrough.ipynb", as_version=4
+    )
     (first_run / "notebooks").mkdir(exist_ok=True)
     monkeypatch.setenv("FRAUD_DETECTION_PROJECT", str(first_run))
-    NotebookClient(notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(first_run / "notebooks")}}).execute()
+    NotebookClient(
+        notebook,
+        timeout=300,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(first_run / "notebooks")}},
+    ).execute()
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
@@ -155,15 +197,24 @@ def test_monitoring_compares_a_window_with_the_champions_reference(first_run):
     assert verdict["drift_detected"] is False, verdict["reasons"]
     champion = MlflowClient().get_model_version_by_alias(MODEL, "champion")
     assert verdict["model_version"] == str(champion.version)
-    assert "reference_profile.json" in {a.path for a in MlflowClient().list_artifacts(champion.run_id)}
+    assert "reference_profile.json" in {
+        a.path for a in MlflowClient().list_artifacts(champion.run_id)
+    }
 
-    shifted = simulate_transactions(base_parameters("simulation", **SMALL_RUN["simulation"], mean_amount=[15.0, 300.0]))
+    shifted = simulate_transactions(
+        base_parameters("simulation", **SMALL_RUN["simulation"], mean_amount=[15.0, 300.0])
+    )
     shifted.to_parquet(current)
     run(first_run, SMALL_RUN, pipeline="monitoring")
     verdict = json.loads((first_run / "data/08_reporting/monitoring_verdict.json").read_text())
     assert verdict["drift_detected"] is True and verdict["recommendation"] == "retrain"
     assert "amount" in verdict["drifted_features"]
-    monitoring_run = MlflowClient().search_runs([MlflowClient().get_experiment_by_name("e2e").experiment_id],
-                                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    monitoring_run = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name("e2e").experiment_id],
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     assert monitoring_run.data.metrics["monitoring_drift_detected"] == 1.0
-    assert {"drift_report.html", "drift.png"} <= {a.path for a in MlflowClient().list_artifacts(monitoring_run.info.run_id)}
+    assert {"drift_report.html", "drift.png"} <= {
+        a.path for a in MlflowClient().list_artifacts(monitoring_run.info.run_id)
+    }

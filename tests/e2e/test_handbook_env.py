@@ -43,7 +43,9 @@ def test_failed_quality_gate_leaves_quarantine_and_report_on_disk(tmp_path, monk
     raw.loc[:49, "amount"] = -1.0  # 25% bad, limit 5%
     raw.to_parquet(project / "data/01_raw/transactions.parquet")
     bootstrap_project(project)
-    with pytest.raises(DataQualityError, match=r"50 of 200 transactions \(25.00%\) failed validation"):
+    with pytest.raises(
+        DataQualityError, match=r"50 of 200 transactions \(25.00%\) failed validation"
+    ):
         with KedroSession.create(project_path=project) as session:
             session.run(pipeline_names=["ingestion"])
     quarantine = pd.read_parquet(project / "data/02_intermediate/quarantined_transactions.parquet")

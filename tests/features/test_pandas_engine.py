@@ -16,13 +16,26 @@ from tests.conftest import (
 
 FEATURES = base_parameters("features")
 
-PARAMS = {**FEATURES, "customer_windows": ["1h", "1D", "7D"], "terminal_windows": ["1D", "7D"], "label_delay": "7D"}
+PARAMS = {
+    **FEATURES,
+    "customer_windows": ["1h", "1D", "7D"],
+    "terminal_windows": ["1D", "7D"],
+    "label_delay": "7D",
+}
 
 
 def _tx(rows):
-    df = pd.DataFrame(rows, columns=["transaction_id", "timestamp", "customer_id", "terminal_id", "amount", "is_fraud"])
+    df = pd.DataFrame(
+        rows,
+        columns=["transaction_id", "timestamp", "customer_id", "terminal_id", "amount", "is_fraud"],
+    )
     df["timestamp"] = pd.to_datetime(df["timestamp"]).astype("datetime64[ns]")
-    for col, value in {"merchant_category": "grocery", "currency": "EUR", "country": "FR", "channel": "pos"}.items():
+    for col, value in {
+        "merchant_category": "grocery",
+        "currency": "EUR",
+        "country": "FR",
+        "channel": "pos",
+    }.items():
         df[col] = value
     return df
 
@@ -40,7 +53,9 @@ def test_customer_windows_by_hand():
     f = create_features(tx, PARAMS).set_index("transaction_id")
     assert f.loc["b", "customer_nb_tx_1h"] == 2 and f.loc["b", "customer_avg_amount_1h"] == 20.0
     assert f.loc["c", "customer_nb_tx_1h"] == 1
-    assert f.loc["c", "customer_nb_tx_1d"] == 3 and f.loc["c", "customer_avg_amount_1d"] == pytest.approx(30.0)
+    assert f.loc["c", "customer_nb_tx_1d"] == 3 and f.loc[
+        "c", "customer_avg_amount_1d"
+    ] == pytest.approx(30.0)
     assert f.loc["c", "customer_std_amount_1d"] == pytest.approx(20.0)
     assert f.loc["d", "customer_nb_tx_1d"] == 1 and f.loc["d", "customer_nb_tx_7d"] == 4
     assert f.loc["b", "customer_seconds_since_prev_tx"] == 1800
@@ -67,7 +82,12 @@ def test_delayed_terminal_risk_uses_labels_exactly_delay_old():
 
 
 def test_same_timestamp_rows_arriving_later_are_not_seen():
-    tx = _tx([("a", "2025-01-01 10:00", "c1", "m1", 10.0, 0), ("b", "2025-01-01 10:00", "c1", "m1", 20.0, 0)])
+    tx = _tx(
+        [
+            ("a", "2025-01-01 10:00", "c1", "m1", 10.0, 0),
+            ("b", "2025-01-01 10:00", "c1", "m1", 20.0, 0),
+        ]
+    )
     f = create_features(tx, PARAMS).set_index("transaction_id")
     assert f.loc["a", "customer_nb_tx_1h"] == 1 and f.loc["b", "customer_nb_tx_1h"] == 2
 
@@ -81,13 +101,17 @@ def test_changing_or_adding_future_rows_never_changes_earlier_features():
     changed.loc[future, "amount"] = changed.loc[future, "amount"] * 7 + 1
     changed.loc[future, "is_fraud"] = 1 - changed.loc[future, "is_fraud"]
     extra = make_transactions(n=200, days=40, seed=9)
-    extra = extra[extra["timestamp"] > cutoff].assign(transaction_id=lambda d: "X" + d["transaction_id"])
+    extra = extra[extra["timestamp"] > cutoff].assign(
+        transaction_id=lambda d: "X" + d["transaction_id"]
+    )
     changed = pd.concat([changed, extra], ignore_index=True)
     after = create_features(changed, FEATURES).set_index("transaction_id")
     past = base.index[base["timestamp"] <= cutoff]
     numeric, _ = feature_columns(base)
     assert len(past) > 300
-    pd.testing.assert_frame_equal(base.loc[past, numeric], after.loc[past, numeric], check_exact=True)
+    pd.testing.assert_frame_equal(
+        base.loc[past, numeric], after.loc[past, numeric], check_exact=True
+    )
 
 
 def test_labels_newer_than_the_delay_are_never_used():
@@ -100,25 +124,36 @@ def test_labels_newer_than_the_delay_are_never_used():
     after = create_features(flipped, {**FEATURES, "label_delay": "7D"}).set_index("transaction_id")
     upto = base.index[base["timestamp"] <= cutoff]
     numeric, _ = feature_columns(base)
-    pd.testing.assert_frame_equal(base.loc[upto, numeric], after.loc[upto, numeric], check_exact=True)
+    pd.testing.assert_frame_equal(
+        base.loc[upto, numeric], after.loc[upto, numeric], check_exact=True
+    )
     # ...while the flipped labels do reach rows more than a delay later.
     later = base.index[base["timestamp"] > cutoff + pd.Timedelta("1D")]
-    assert not np.allclose(base.loc[later, "terminal_risk_7d"], after.loc[later, "terminal_risk_7d"])
+    assert not np.allclose(
+        base.loc[later, "terminal_risk_7d"], after.loc[later, "terminal_risk_7d"]
+    )
 
 
 def test_label_and_label_revealing_extras_are_never_features(transactions):
-    with_extra = transactions.assign(fraud_scenario=transactions["is_fraud"].map({0: "genuine", 1: "card_testing"}), TX_FRAUD_SCENARIO=transactions["is_fraud"])
+    with_extra = transactions.assign(
+        fraud_scenario=transactions["is_fraud"].map({0: "genuine", 1: "card_testing"}),
+        TX_FRAUD_SCENARIO=transactions["is_fraud"],
+    )
     features = create_features(with_extra, FEATURES)
     numeric, categorical = feature_columns(features)
     assert "is_fraud" not in numeric + categorical
     assert "fraud_scenario" not in features.columns and "TX_FRAUD_SCENARIO" not in features.columns
-    assert not {"transaction_id", "customer_id", "terminal_id", "timestamp"} & set(numeric + categorical)
+    assert not {"transaction_id", "customer_id", "terminal_id", "timestamp"} & set(
+        numeric + categorical
+    )
 
 
 def test_bad_parameters_fail_with_the_key():
     with pytest.raises(ValueError, match="customer_window"):
         FeatureParams.from_dict({"customer_window": ["1D"]})
-    with pytest.raises(ValueError, match="params:features.terminal_windows.0': invalid duration 'a week'"):
+    with pytest.raises(
+        ValueError, match="params:features.terminal_windows.0': invalid duration 'a week'"
+    ):
         FeatureParams.from_dict(base_parameters("features", terminal_windows=["a week"]))
     with pytest.raises(ValueError, match="label_delay must be positive"):
         FeatureParams.from_dict(base_parameters("features", label_delay="0D"))
@@ -151,7 +186,9 @@ def test_reproduces_the_handbook_reference_features():
     params = {"column_mapping": HANDBOOK_MAPPING}
     valid, quarantine, _ = validate_transactions(standardise_columns(raw, params), params)
     assert quarantine.empty
-    ours = create_features(valid, {**FEATURES, "customer_windows": ["1D", "7D", "30D"], "label_delay": "7D"})
+    ours = create_features(
+        valid, {**FEATURES, "customer_windows": ["1D", "7D", "30D"], "label_delay": "7D"}
+    )
     ours["TRANSACTION_ID"] = ours["transaction_id"].astype("int64")
     ref = pd.read_parquet(folder / "reference_features_2018-04.parquet")
     merged = ref.merge(ours, on="TRANSACTION_ID", how="left", validate="one_to_one")
@@ -168,5 +205,8 @@ def test_reproduces_the_handbook_reference_features():
         diff = (merged[theirs].astype(float) - merged[mine].astype(float)).abs()
         assert diff[~tie].max() <= 1e-9, f"{mine} differs from {theirs} by up to {diff[~tie].max()}"
     for w in (1, 7, 30):
-        counts = (merged.loc[tie, f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW"] - merged.loc[tie, f"customer_nb_tx_{w}d"]).abs()
+        counts = (
+            merged.loc[tie, f"CUSTOMER_ID_NB_TX_{w}DAY_WINDOW"]
+            - merged.loc[tie, f"customer_nb_tx_{w}d"]
+        ).abs()
         assert set(counts) == {0.0, 1.0} and (counts == 1).sum() == 6

@@ -47,7 +47,9 @@ def test_ingestion_to_split_slice_produces_disjoint_sets():
     assert dq["rows_in"] == 3000 and dq["rows_quarantined"] == 1
     assert set(dev["transaction_id"]).isdisjoint(test["transaction_id"])
     assert dev["timestamp"].max() < test["timestamp"].min()
-    assert catalog.load("quarantined_transactions")["quarantine_reason"].tolist() == ["amount_out_of_range"]
+    assert catalog.load("quarantined_transactions")["quarantine_reason"].tolist() == [
+        "amount_out_of_range"
+    ]
 
 
 def test_slice_stops_at_ingestion_when_too_many_rows_are_bad():
@@ -61,6 +63,11 @@ def test_slice_stops_at_ingestion_when_too_many_rows_are_bad():
 def test_registry_composes_the_default_from_the_folders():
     pipes = register_pipelines()
     default_nodes = {n.name for n in pipes["__default__"].nodes}
-    assert "simulation.simulate_transactions_node" in default_nodes and "promotion.record_promotion_node" in default_nodes
-    assert "simulation.simulate_transactions_node" not in {n.name for n in pipes["train_and_promote"].nodes}
+    assert (
+        "simulation.simulate_transactions_node" in default_nodes
+        and "promotion.record_promotion_node" in default_nodes
+    )
+    assert "simulation.simulate_transactions_node" not in {
+        n.name for n in pipes["train_and_promote"].nodes
+    }
     assert all(n.name.endswith("_node") for n in pipes["__default__"].nodes)

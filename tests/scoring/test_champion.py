@@ -33,21 +33,33 @@ class _Pyfunc:
         return self.model
 
 
-@pytest.mark.parametrize("classifier", [LogisticRegression(max_iter=300), XGBClassifier(n_estimators=20, max_depth=3),
-                                        RandomForestClassifier(n_estimators=10, random_state=0)])
+@pytest.mark.parametrize(
+    "classifier",
+    [
+        LogisticRegression(max_iter=300),
+        XGBClassifier(n_estimators=20, max_depth=3),
+        RandomForestClassifier(n_estimators=10, random_state=0),
+    ],
+)
 def test_compiled_pipeline_scores_like_the_pipeline(classifier):
     transactions = make_transactions(n=3000, days=40, seed=2)
     transactions.loc[transactions.index[::17], "country"] = "XX"  # rare: infrequent for the encoder
     features = create_features(transactions, PARAMS)
     numeric, categorical = feature_columns(features)
-    pipeline = build_model_pipeline(classifier, numeric, categorical, {"mi_sample_size": 2000, "top_k": 12})
+    pipeline = build_model_pipeline(
+        classifier, numeric, categorical, {"mi_sample_size": 2000, "top_k": 12}
+    )
     pipeline.fit(features[numeric + categorical], features[schema.LABEL])
-    model = LoadedModel("m", "1", None, _Pyfunc(FraudModel(pipeline, 0.2, numeric + categorical, "m")))
+    model = LoadedModel(
+        "m", "1", None, _Pyfunc(FraudModel(pipeline, 0.2, numeric + categorical, "m"))
+    )
     assert isinstance(model.compiled, CompiledPipeline)
     online = OnlineFeatures(PARAMS)
     scores, expected = [], []
     for start in range(0, len(transactions), 50):
-        batch = online.update_records(TransactionRecords.from_frame(transactions.iloc[start : start + 50]))
+        batch = online.update_records(
+            TransactionRecords.from_frame(transactions.iloc[start : start + 50])
+        )
         got, decisions = model.predict_batch(batch)
         reference = model.predict(batch.frame())
         scores.append(got)
@@ -58,7 +70,11 @@ def test_compiled_pipeline_scores_like_the_pipeline(classifier):
 
 
 def test_model_uris_name_an_alias_or_a_version():
-    assert parse_model_uri("models:/fraud-detection@champion") == ("fraud-detection", "champion", None)
+    assert parse_model_uri("models:/fraud-detection@champion") == (
+        "fraud-detection",
+        "champion",
+        None,
+    )
     assert parse_model_uri("models:/fraud-detection/3") == ("fraud-detection", None, "3")
     with pytest.raises(ValueError, match="models:/<name>@<alias>"):
         parse_model_uri("runs:/abc/model")
@@ -68,9 +84,13 @@ def test_a_different_compiled_result_falls_back_to_the_pipeline():
     transactions = make_transactions(n=800, days=10, seed=4)
     features = create_features(transactions, PARAMS)
     numeric, categorical = feature_columns(features)
-    pipeline = build_model_pipeline(LogisticRegression(max_iter=300), numeric, categorical, {"mi_sample_size": 500})
+    pipeline = build_model_pipeline(
+        LogisticRegression(max_iter=300), numeric, categorical, {"mi_sample_size": 500}
+    )
     pipeline.fit(features[numeric + categorical], features[schema.LABEL])
-    model = LoadedModel("m", "1", None, _Pyfunc(FraudModel(pipeline, 0.5, numeric + categorical, "m")))
+    model = LoadedModel(
+        "m", "1", None, _Pyfunc(FraudModel(pipeline, 0.5, numeric + categorical, "m"))
+    )
     model.compiled.mean = model.compiled.mean + 1.0  # a broken compilation
     batch = OnlineFeatures(PARAMS).update_records(TransactionRecords.from_frame(transactions))
     scores, _ = model.predict_batch(batch)

@@ -26,7 +26,9 @@ PARAMS = {
 @pytest.fixture(scope="module")
 def simulated() -> pd.DataFrame:
     # 45 days: longer than the state's horizon (30 + 7 days), so rows are evicted.
-    return simulate_transactions(base_parameters("simulation", n_days=45, n_customers=120, n_terminals=300, seed=11))
+    return simulate_transactions(
+        base_parameters("simulation", n_days=45, n_customers=120, n_terminals=300, seed=11)
+    )
 
 
 def assert_features_equal(online: pd.DataFrame, batch: pd.DataFrame) -> None:
@@ -36,9 +38,17 @@ def assert_features_equal(online: pd.DataFrame, batch: pd.DataFrame) -> None:
     assert (online.dtypes == batch.dtypes).all(), online.dtypes[online.dtypes != batch.dtypes]
     for column in online.columns:
         if column == schema.LABEL or not pd.api.types.is_numeric_dtype(batch[column]):
-            assert online[column].astype("str").tolist() == batch[column].astype("str").tolist(), column
+            assert online[column].astype("str").tolist() == batch[column].astype("str").tolist(), (
+                column
+            )
             continue
-        np.testing.assert_allclose(online[column].to_numpy(float), batch[column].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            online[column].to_numpy(float),
+            batch[column].to_numpy(float),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=column,
+        )
 
 
 def stream(online: OnlineFeatures, transactions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -73,15 +83,19 @@ def test_labels_arriving_late_on_their_own_count_like_labels_in_the_data(simulat
         batch = unlabelled.iloc[start : start + 250]
         now = batch[schema.TIMESTAMP].iloc[0]
         ready = order[labelled_upto:][due.to_numpy()[order[labelled_upto:]] <= now]
-        online.apply_labels(simulated[schema.TRANSACTION_ID].to_numpy()[ready].tolist(),
-                            simulated[schema.LABEL].to_numpy()[ready].tolist())
+        online.apply_labels(
+            simulated[schema.TRANSACTION_ID].to_numpy()[ready].tolist(),
+            simulated[schema.LABEL].to_numpy()[ready].tolist(),
+        )
         labelled_upto += len(ready)
         parts.append(online.update(batch))
     batch_features = create_features(simulated, PARAMS)
     streamed = pd.concat(parts, ignore_index=True)
     # The label column itself is what arrived with the transaction (none); the
     # features built from labels equal the batch ones, which saw every label.
-    assert_features_equal(streamed.drop(columns=schema.LABEL), batch_features.drop(columns=schema.LABEL))
+    assert_features_equal(
+        streamed.drop(columns=schema.LABEL), batch_features.drop(columns=schema.LABEL)
+    )
     assert online.stats.labels_applied == labelled_upto
 
 
@@ -89,10 +103,24 @@ def test_a_label_for_an_unseen_transaction_waits_for_it():
     online = OnlineFeatures(PARAMS)
     online.apply_labels(["T1"], [1])
     assert online.stats.labels_pending == 1
-    row = {"transaction_id": "T1", "timestamp": pd.Timestamp("2025-01-01"), "customer_id": "C1", "terminal_id": "M1",
-           "merchant_category": "grocery", "amount": 10.0, "currency": "EUR", "country": "FR", "channel": "pos",
-           "is_fraud": pd.NA}
-    later = {**row, "transaction_id": "T2", "timestamp": pd.Timestamp("2025-01-09"), "customer_id": "C2"}
+    row = {
+        "transaction_id": "T1",
+        "timestamp": pd.Timestamp("2025-01-01"),
+        "customer_id": "C1",
+        "terminal_id": "M1",
+        "merchant_category": "grocery",
+        "amount": 10.0,
+        "currency": "EUR",
+        "country": "FR",
+        "channel": "pos",
+        "is_fraud": pd.NA,
+    }
+    later = {
+        **row,
+        "transaction_id": "T2",
+        "timestamp": pd.Timestamp("2025-01-09"),
+        "customer_id": "C2",
+    }
     online.update(pd.DataFrame([row]))
     features = online.update(pd.DataFrame([later]))
     assert features["terminal_nb_tx_30d"].tolist() == [1.0]
@@ -106,7 +134,9 @@ def test_repeated_transaction_ids_are_skipped_and_change_nothing(simulated):
     again = online.update(pd.concat([head.iloc[1000:1500], head.iloc[1500:]]))
     assert online.stats.duplicates == 500
     assert len(first) + len(again) == 2000
-    assert_features_equal(pd.concat([first, again], ignore_index=True), create_features(head, PARAMS))
+    assert_features_equal(
+        pd.concat([first, again], ignore_index=True), create_features(head, PARAMS)
+    )
 
 
 def test_fast_path_on_decoded_messages_equals_the_frame_path(simulated):
@@ -126,7 +156,15 @@ def test_fast_path_on_decoded_messages_equals_the_frame_path(simulated):
     assert list(got.columns) == list(expected.columns)
     for column in expected.columns:
         if pd.api.types.is_numeric_dtype(expected[column]) and column != schema.LABEL:
-            np.testing.assert_array_equal(got[column].to_numpy(float), expected[column].to_numpy(float), err_msg=column)
+            np.testing.assert_array_equal(
+                got[column].to_numpy(float), expected[column].to_numpy(float), err_msg=column
+            )
         else:
             assert got[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
-    assert [clean_category(v) for v in (None, float("nan"), "", "  Fr ", 3)] == ["unknown", "unknown", "unknown", "fr", "3"]
+    assert [clean_category(v) for v in (None, float("nan"), "", "  Fr ", 3)] == [
+        "unknown",
+        "unknown",
+        "unknown",
+        "fr",
+        "3",
+    ]

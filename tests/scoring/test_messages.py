@@ -17,7 +17,9 @@ def _same(a: TransactionRecords, b: TransactionRecords) -> None:
     for name in TransactionRecords.__dataclass_fields__:
         left, right = getattr(a, name), getattr(b, name)
         if name == "is_fraud":
-            assert [None if math.isnan(v) else v for v in left] == [None if math.isnan(v) else v for v in right]
+            assert [None if math.isnan(v) else v for v in left] == [
+                None if math.isnan(v) else v for v in right
+            ]
         else:
             assert left == right, name
 
@@ -28,8 +30,18 @@ def test_ordinary_messages_decode_like_the_ingestion_decoder():
     frame.loc[::5, "country"] = None
     frame.loc[::11, "channel"] = "  POS "
     values = encode_transactions(frame)
-    values.append(orjson.dumps({"transaction_id": "Z1", "timestamp": "2025-01-03T10:00:00+02:00",
-                                "customer_id": "C1", "terminal_id": "M1", "amount": 12, "is_fraud": True}))
+    values.append(
+        orjson.dumps(
+            {
+                "transaction_id": "Z1",
+                "timestamp": "2025-01-03T10:00:00+02:00",
+                "customer_id": "C1",
+                "terminal_id": "M1",
+                "amount": 12,
+                "is_fraud": True,
+            }
+        )
+    )
     fast, positions, rejected = decode_records(values)
     assert positions == list(range(len(values))) and rejected == {}
     _same(fast, TransactionRecords.from_frame(decode_transactions(values).frame))

@@ -26,7 +26,10 @@ def _closed_port() -> int:
 def test_unreachable_servers_fail_within_the_bootstrap_timeout():
     servers = f"127.0.0.1:{_closed_port()}"
     started = time.monotonic()
-    with pytest.raises(KafkaConnectionError, match=f"No Kafka broker answered at {servers} within 1s.*scripts/kafka.sh start"):
+    with pytest.raises(
+        KafkaConnectionError,
+        match=f"No Kafka broker answered at {servers} within 1s.*scripts/kafka.sh start",
+    ):
         connect(KafkaConsumer, servers, bootstrap_timeout_ms=1000)
     assert time.monotonic() - started < 5
 
@@ -37,17 +40,24 @@ def test_invalid_settings_are_named():
 
 
 def test_unset_credentials_fall_back_to_the_client_defaults():
-    assert client_settings({"security_protocol": "PLAINTEXT", "sasl_mechanism": None}) == {"security_protocol": "PLAINTEXT"}
+    assert client_settings({"security_protocol": "PLAINTEXT", "sasl_mechanism": None}) == {
+        "security_protocol": "PLAINTEXT"
+    }
     assert client_settings(None) == {}
 
 
 def test_startup_check_reports_unreachable_servers(tmp_path):
     servers = f"127.0.0.1:{_closed_port()}"
-    problems = validate_environment({"kafka": {"bootstrap_servers": servers, "timeout_s": 1}}, tmp_path)
+    problems = validate_environment(
+        {"kafka": {"bootstrap_servers": servers, "timeout_s": 1}}, tmp_path
+    )
     assert len(problems) == 1 and f"No Kafka broker answered at {servers}" in problems[0]
 
 
 def test_startup_check_refuses_bad_sections():
     assert "Unknown key(s) ['bootstrap']" in check_kafka({"bootstrap": "x"})[0]
     assert "bootstrap_servers is empty" in check_kafka({"bootstrap_servers": ""})[0]
-    assert "not an entry of credentials.yml" in check_kafka({"bootstrap_servers": "h:1", "credentials": "kafka"})[0]
+    assert (
+        "not an entry of credentials.yml"
+        in check_kafka({"bootstrap_servers": "h:1", "credentials": "kafka"})[0]
+    )

@@ -32,7 +32,12 @@ class _Future:
 class StubProducer:
     """Records what is sent; fails or never settles the messages it is told to."""
 
-    def __init__(self, fail: set[int] = frozenset(), unsettled: set[int] = frozenset(), raise_at: int | None = None):
+    def __init__(
+        self,
+        fail: set[int] = frozenset(),
+        unsettled: set[int] = frozenset(),
+        raise_at: int | None = None,
+    ):
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.fail, self.unsettled, self.raise_at = fail, unsettled, raise_at
 
@@ -41,7 +46,9 @@ class StubProducer:
         if n == self.raise_at:
             raise KafkaTimeoutError("Failed to update metadata after 30.0 secs.")
         self.sent.append((topic, key, value))
-        return _Future(RuntimeError(f"boom {n}") if n in self.fail else None, settle=n not in self.unsettled)
+        return _Future(
+            RuntimeError(f"boom {n}") if n in self.fail else None, settle=n not in self.unsettled
+        )
 
     def flush(self, timeout):
         if self.unsettled:
@@ -54,7 +61,9 @@ def test_every_row_is_sent_keyed_by_customer_and_acknowledged():
     report = produce_frame(stub, "transactions", frame, chunk_rows=50)
     assert report.ok and report.acknowledged == report.sent == 120 and report.unacknowledged == 0
     assert [key.decode() for _, key, _ in stub.sent] == frame["customer_id"].tolist()
-    assert [orjson.loads(v)["transaction_id"] for _, _, v in stub.sent] == frame["transaction_id"].tolist()
+    assert [orjson.loads(v)["transaction_id"] for _, _, v in stub.sent] == frame[
+        "transaction_id"
+    ].tolist()
 
 
 def test_failed_and_unsettled_messages_count_as_not_acknowledged():
@@ -84,7 +93,9 @@ def test_missing_key_column_is_refused():
 
 
 def test_a_file_is_mapped_onto_the_schema_and_sent_in_time_order(tmp_path):
-    source = make_transactions(n=40).rename(columns={"transaction_id": "TX_ID", "amount": "TX_AMOUNT"})
+    source = make_transactions(n=40).rename(
+        columns={"transaction_id": "TX_ID", "amount": "TX_AMOUNT"}
+    )
     source = source.sample(frac=1.0, random_state=1)
     path = tmp_path / "tx.csv"
     source.to_csv(path, index=False)
@@ -98,13 +109,18 @@ def test_a_file_is_mapped_onto_the_schema_and_sent_in_time_order(tmp_path):
 def test_the_mapping_flag_wins_over_the_parameters(tmp_path):
     path = tmp_path / "tx.parquet"
     make_transactions(n=5).rename(columns={"amount": "AMT"}).to_parquet(path)
-    frame = load_transactions(path, {"ingestion": {"column_mapping": {"amount": "WRONG"}}}, column_mapping={"amount": "AMT"})
+    frame = load_transactions(
+        path,
+        {"ingestion": {"column_mapping": {"amount": "WRONG"}}},
+        column_mapping={"amount": "AMT"},
+    )
     assert frame["amount"].notna().all()
 
 
 def test_mapping_flag_parsing():
     assert producer_module._parse_mapping("transaction_id=TX_ID, amount=TX_AMOUNT") == {
-        "transaction_id": "TX_ID", "amount": "TX_AMOUNT",
+        "transaction_id": "TX_ID",
+        "amount": "TX_AMOUNT",
     }
     with pytest.raises(Exception, match="canonical=source"):
         producer_module._parse_mapping("transaction_id")
@@ -118,8 +134,18 @@ def _closed_port() -> int:
 
 def test_unreachable_cluster_exits_2_before_simulating(caplog):
     started = time.monotonic()
-    code = main(["--bootstrap-servers", f"127.0.0.1:{_closed_port()}", "--connect-timeout", "1",
-                 "--project-path", str(PROJECT_ROOT), "--limit", "5"])
+    code = main(
+        [
+            "--bootstrap-servers",
+            f"127.0.0.1:{_closed_port()}",
+            "--connect-timeout",
+            "1",
+            "--project-path",
+            str(PROJECT_ROOT),
+            "--limit",
+            "5",
+        ]
+    )
     assert code == 2
     assert time.monotonic() - started < 10
     assert "No Kafka broker answered at 127.0.0.1:" in caplog.text

@@ -5,7 +5,9 @@ Use it in the DAG as ``on_failure_callback``::
     from functools import partial
     from fraud_detection.alerting import airflow_failure_callback
 
-    default_args = {"on_failure_callback": partial(airflow_failure_callback, project_path=PROJECT_PATH, env=ENV)}
+    default_args = {
+        "on_failure_callback": partial(airflow_failure_callback, project_path=PROJECT_PATH, env=ENV)
+    }
 
 ``project_path`` and ``env`` default to ``KEDRO_PROJECT_PATH`` / ``KEDRO_ENV`` and then
 the working directory / ``local``.
@@ -66,14 +68,29 @@ def airflow_failure_callback(
             mlflow_run_id=mlflow_run_id or os.environ.get("MLFLOW_RUN_ID") or None,
         )
         try:
-            alerter = load_alerter(project_path or os.environ.get("KEDRO_PROJECT_PATH") or Path.cwd(), environment)
+            alerter = load_alerter(
+                project_path or os.environ.get("KEDRO_PROJECT_PATH") or Path.cwd(), environment
+            )
         except Exception as exc:
-            logger.error("Alerting configuration unusable (%s); the task failure goes to the log only", exc)
+            logger.error(
+                "Alerting configuration unusable (%s); the task failure goes to the log only", exc
+            )
             alerter = Alerter.log_only()
         if run.mlflow_run_id:
-            url = events.mlflow_run_url(alerter.mlflow_ui_url, os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_EXPERIMENT_ID"), run.mlflow_run_id)
+            url = events.mlflow_run_url(
+                alerter.mlflow_ui_url,
+                os.environ.get("MLFLOW_TRACKING_URI"),
+                os.environ.get("MLFLOW_EXPERIMENT_ID"),
+                run.mlflow_run_id,
+            )
             run = RunInfo(run.environment, run.run_id, run.mlflow_run_id, url)
-        failure = error if isinstance(error, BaseException) else AirflowTaskFailed(f"Airflow task {dag_id}.{task_id} failed: {error or 'no exception reported'}")
+        failure = (
+            error
+            if isinstance(error, BaseException)
+            else AirflowTaskFailed(
+                f"Airflow task {dag_id}.{task_id} failed: {error or 'no exception reported'}"
+            )
+        )
         alert = events.alert_for_error(failure, f"{dag_id}.{task_id}", run)
         extra = {"try number": str(getattr(ti, "try_number", "-"))}
         if getattr(ti, "log_url", None):

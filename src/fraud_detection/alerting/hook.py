@@ -70,7 +70,10 @@ class AlertingHook:
             try:
                 self._alerter = alerter_from_config_loader(context.config_loader)
             except Exception as exc:
-                logger.error("Alerting configuration unusable (%s); the start-up failure goes to the log only", exc)
+                logger.error(
+                    "Alerting configuration unusable (%s); the start-up failure goes to the log only",
+                    exc,
+                )
             self._send(events.service_unreachable, error.problems, self._run, error, error=error)
             raise
         # Outside the guard on purpose: a typo in alerting.yml fails the run at start-up.
@@ -79,7 +82,11 @@ class AlertingHook:
 
     @hook_impl(trylast=True)  # after kedro-mlflow's, which starts the MLflow run
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        self._run = replace(self._run, run_id=run_params.get("run_id"), environment=run_params.get("env") or self._run.environment)
+        self._run = replace(
+            self._run,
+            run_id=run_params.get("run_id"),
+            environment=run_params.get("env") or self._run.environment,
+        )
         self._capture_mlflow_run()
 
     @hook_impl
@@ -97,7 +104,11 @@ class AlertingHook:
         if dataset_name == PROMOTION_DATASET and isinstance(data, Mapping) and "promote" in data:
             self._capture_mlflow_run()
             self._send(events.promotion_decided, data, self._run)
-        elif dataset_name == DRIFT_VERDICT_DATASET and isinstance(data, Mapping) and data.get("drift_detected"):
+        elif (
+            dataset_name == DRIFT_VERDICT_DATASET
+            and isinstance(data, Mapping)
+            and data.get("drift_detected")
+        ):
             self._capture_mlflow_run()
             self._send(events.drift_detected, data, self._run)
 
@@ -115,10 +126,14 @@ class AlertingHook:
             return
         run_id, experiment_id, tracking_uri = active_mlflow_run()
         if run_id is not None:
-            url = events.mlflow_run_url(self._alerter.mlflow_ui_url, tracking_uri, experiment_id, run_id)
+            url = events.mlflow_run_url(
+                self._alerter.mlflow_ui_url, tracking_uri, experiment_id, run_id
+            )
             self._run = replace(self._run, mlflow_run_id=run_id, mlflow_run_url=url)
 
-    def _send(self, build: Callable[..., Alert], *args: Any, error: BaseException | None = None) -> None:
+    def _send(
+        self, build: Callable[..., Alert], *args: Any, error: BaseException | None = None
+    ) -> None:
         try:
             alert = build(*args)
             self._alerter.send(alert)

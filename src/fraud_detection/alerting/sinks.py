@@ -61,10 +61,21 @@ def slack_payload(alert: Alert) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": alert.title[:150]}},
         {"type": "section", "text": {"type": "mrkdwn", "text": alert.summary[:3000]}},
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]} for k, v in list(facts.items())[:10]]},
+        {
+            "type": "section",
+            "fields": [
+                {"type": "mrkdwn", "text": f"*{k}*\n{v}"[:2000]}
+                for k, v in list(facts.items())[:10]
+            ],
+        },
     ]
     if alert.table is not None:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{alert.table.as_text()[:2990]}```"}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"```{alert.table.as_text()[:2990]}```"},
+            }
+        )
     return {"text": alert.title, "blocks": blocks}
 
 
@@ -72,12 +83,28 @@ def teams_payload(alert: Alert) -> dict[str, Any]:
     """Body for a Microsoft Teams incoming webhook (Workflows or connector): a
     message carrying one Adaptive Card."""
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": alert.title, "weight": "Bolder", "size": "Medium", "wrap": True},
+        {
+            "type": "TextBlock",
+            "text": alert.title,
+            "weight": "Bolder",
+            "size": "Medium",
+            "wrap": True,
+        },
         {"type": "TextBlock", "text": alert.summary, "wrap": True},
-        {"type": "FactSet", "facts": [{"title": k, "value": v} for k, v in alert.all_facts().items()]},
+        {
+            "type": "FactSet",
+            "facts": [{"title": k, "value": v} for k, v in alert.all_facts().items()],
+        },
     ]
     if alert.table is not None:
-        body.append({"type": "TextBlock", "text": alert.table.as_text(), "fontType": "Monospace", "wrap": True})
+        body.append(
+            {
+                "type": "TextBlock",
+                "text": alert.table.as_text(),
+                "fontType": "Monospace",
+                "wrap": True,
+            }
+        )
     card: dict[str, Any] = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
@@ -85,8 +112,19 @@ def teams_payload(alert: Alert) -> dict[str, Any]:
         "body": body,
     }
     if alert.run.mlflow_run_url:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": "Open the MLflow run", "url": alert.run.mlflow_run_url}]
-    return {"type": "message", "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]}
+        card["actions"] = [
+            {
+                "type": "Action.OpenUrl",
+                "title": "Open the MLflow run",
+                "url": alert.run.mlflow_run_url,
+            }
+        ]
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+        ],
+    }
 
 
 class WebhookSink:
@@ -103,7 +141,9 @@ class WebhookSink:
 
     def __init__(self, *, url: str, format: str = "slack", timeout_seconds: float = 10.0) -> None:
         if format not in WEBHOOK_FORMATS:
-            raise ValueError(f"alerting.sinks.webhook.format must be one of {WEBHOOK_FORMATS}, got {format!r}")
+            raise ValueError(
+                f"alerting.sinks.webhook.format must be one of {WEBHOOK_FORMATS}, got {format!r}"
+            )
         self._url = url
         self._format = format
         self._timeout = float(timeout_seconds)
@@ -132,11 +172,17 @@ class WebhookSink:
 
 
 def _html_body(alert: Alert) -> str:
-    rows = "".join(f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in alert.all_facts().items())
+    rows = "".join(
+        f"<tr><th align='left'>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
+        for k, v in alert.all_facts().items()
+    )
     table = ""
     if alert.table is not None:
         head = "".join(f"<th align='left'>{html.escape(c)}</th>" for c in alert.table.columns)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in alert.table.rows)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>"
+            for row in alert.table.rows
+        )
         table = f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
     summary = html.escape(alert.summary).replace("\n", "<br>")
     return f"<html><body><h2>{html.escape(alert.title)}</h2><p>{summary}</p><table cellpadding='3'>{rows}</table><br>{table}</body></html>"
@@ -173,7 +219,9 @@ class EmailSink:
         timeout_seconds: float = 10.0,
     ) -> None:
         if security not in SMTP_SECURITY:
-            raise ValueError(f"alerting.sinks.email.security must be one of {SMTP_SECURITY}, got {security!r}")
+            raise ValueError(
+                f"alerting.sinks.email.security must be one of {SMTP_SECURITY}, got {security!r}"
+            )
         self._host, self._port = host, int(port)
         self._sender, self._recipients = sender, list(recipients)
         self._security = security
@@ -194,7 +242,9 @@ class EmailSink:
     def send(self, alert: Alert) -> None:
         context = ssl.create_default_context(cafile=self._ca_file)
         if self._security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(self._host, self._port, timeout=self._timeout, context=context)
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                self._host, self._port, timeout=self._timeout, context=context
+            )
         else:
             client = smtplib.SMTP(self._host, self._port, timeout=self._timeout)
         with client:

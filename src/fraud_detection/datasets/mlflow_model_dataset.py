@@ -53,7 +53,9 @@ class MlflowFraudModelDataset(MlflowModelTrackingDataset):
 
     def _load(self) -> Any:
         if self._user_defined_model_uri is None and self._last_saved_model_uri is None:
-            return self._mlflow_model_module.load_model(model_uri=self.logged_model_uri_of_active_run(), **self._load_args)
+            return self._mlflow_model_module.load_model(
+                model_uri=self.logged_model_uri_of_active_run(), **self._load_args
+            )
         return super()._load()
 
     def logged_model_uri_of_active_run(self) -> str:

@@ -44,7 +44,9 @@ class OptionalDataset(AbstractDataset[Any, Any]):
             DatasetError: The wrapped definition has no ``type``.
         """
         if "type" not in dataset:
-            raise DatasetError(f"OptionalDataset needs the wrapped dataset's 'type' in 'dataset', got {sorted(dataset)}")
+            raise DatasetError(
+                f"OptionalDataset needs the wrapped dataset's 'type' in 'dataset', got {sorted(dataset)}"
+            )
         config = dict(dataset)
         if version is not None:
             config["versioned"] = True

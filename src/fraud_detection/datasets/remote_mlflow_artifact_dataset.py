@@ -75,7 +75,9 @@ class RemoteMlflowArtifactDataset(AbstractDataset[Any, Any]):
             save_version=version.save if version else None,
         )
         self._dataset: AbstractDataset = dataset_class(**dataset_args)
-        self._local_config = {key: value for key, value in dataset.items() if key not in _REMOTE_ONLY_KEYS}
+        self._local_config = {
+            key: value for key, value in dataset.items() if key not in _REMOTE_ONLY_KEYS
+        }
         self._filename = PurePosixPath(str(dataset["filepath"])).name
         self._artifact_path = artifact_path
         self.metadata = metadata
@@ -87,11 +89,15 @@ class RemoteMlflowArtifactDataset(AbstractDataset[Any, Any]):
         with tempfile.TemporaryDirectory(prefix="mlflow-artifact-") as folder:
             local_file = Path(folder) / self._filename
             # The artifact is logged only once the catalog's copy is saved.
-            local_class, local_args = parse_dataset_definition({**self._local_config, "filepath": str(local_file)})
+            local_class, local_args = parse_dataset_definition(
+                {**self._local_config, "filepath": str(local_file)}
+            )
             local_class(**local_args).save(data)
             self._dataset.save(data)
             if mlflow.active_run() is None:
-                logger.warning("No active MLflow run: %s is saved but not logged to MLflow", self._filename)
+                logger.warning(
+                    "No active MLflow run: %s is saved but not logged to MLflow", self._filename
+                )
                 return
             mlflow.log_artifact(str(local_file), self._artifact_path)
 

@@ -85,10 +85,20 @@ class MonitoringParams(StrictParams):
 # ----------------------------------------------------------------- profiles --
 
 
-def _numeric_profile(values: np.ndarray, p: MonitoringParams, rng: np.random.Generator) -> dict[str, Any]:
+def _numeric_profile(
+    values: np.ndarray, p: MonitoringParams, rng: np.random.Generator
+) -> dict[str, Any]:
     values = values[~np.isnan(values)]
-    edges = np.unique(np.quantile(values, np.linspace(0, 1, p.bins + 1)[1:-1])) if len(values) else np.array([])
-    sample = rng.choice(values, size=min(p.sample_size, len(values)), replace=False) if len(values) else values
+    edges = (
+        np.unique(np.quantile(values, np.linspace(0, 1, p.bins + 1)[1:-1]))
+        if len(values)
+        else np.array([])
+    )
+    sample = (
+        rng.choice(values, size=min(p.sample_size, len(values)), replace=False)
+        if len(values)
+        else values
+    )
     return {
         "kind": "numeric",
         "edges": edges.tolist(),
@@ -122,7 +132,9 @@ def _categorical_shares(values: pd.Series, reference: dict[str, float]) -> dict[
     return out
 
 
-def profile_features(features: pd.DataFrame, scores: np.ndarray, names: list[str], p: MonitoringParams) -> dict[str, Any]:
+def profile_features(
+    features: pd.DataFrame, scores: np.ndarray, names: list[str], p: MonitoringParams
+) -> dict[str, Any]:
     """Bins, samples and category shares of ``names`` and of the scores."""
     rng = np.random.default_rng(p.seed)
     profiles: dict[str, Any] = {}
@@ -132,7 +144,10 @@ def profile_features(features: pd.DataFrame, scores: np.ndarray, names: list[str
             profiles[name] = _numeric_profile(column.to_numpy(np.float64), p, rng)
         else:
             profiles[name] = _categorical_profile(column, p)
-    return {"features": profiles, "score": _numeric_profile(np.asarray(scores, dtype=np.float64), p, rng)}
+    return {
+        "features": profiles,
+        "score": _numeric_profile(np.asarray(scores, dtype=np.float64), p, rng),
+    }
 
 
 def build_reference_profile(  # noqa: PLR0917 (a Kedro node: one input per dataset)
@@ -151,8 +166,16 @@ def build_reference_profile(  # noqa: PLR0917 (a Kedro node: one input per datas
     """
     p = MonitoringParams.from_dict(params)
     selected = model_selection["selected"]
-    names = [n for n in dict.fromkeys([*selected_features, *p.extra_features]) if n not in p.exclude_features and n in test_set.columns]
-    scores = test_predictions.set_index(schema.TRANSACTION_ID).loc[test_set[schema.TRANSACTION_ID], f"score_{selected}"].to_numpy()
+    names = [
+        n
+        for n in dict.fromkeys([*selected_features, *p.extra_features])
+        if n not in p.exclude_features and n in test_set.columns
+    ]
+    scores = (
+        test_predictions.set_index(schema.TRANSACTION_ID)
+        .loc[test_set[schema.TRANSACTION_ID], f"score_{selected}"]
+        .to_numpy()
+    )
     labels = test_set[schema.LABEL]
     profile = profile_features(test_set, scores, names, p)
     threshold = float(model_selection["threshold"])
@@ -163,14 +186,23 @@ def build_reference_profile(  # noqa: PLR0917 (a Kedro node: one input per datas
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "source": "test window",
             "model": {"selected": selected, "threshold": threshold},
-            "window": {"start": str(test_set[schema.TIMESTAMP].min()), "end": str(test_set[schema.TIMESTAMP].max()),
-                       "rows": len(test_set)},
+            "window": {
+                "start": str(test_set[schema.TIMESTAMP].min()),
+                "end": str(test_set[schema.TIMESTAMP].max()),
+                "rows": len(test_set),
+            },
             "fraud_rate": float(labels.astype("float64").mean()),
             "positive_rate": float((scores >= threshold).mean()),
-            "performance": {k: float(metrics[k]) for k in ("average_precision", "precision", "recall", "roc_auc") if k in metrics},
+            "performance": {
+                k: float(metrics[k])
+                for k in ("average_precision", "precision", "recall", "roc_auc")
+                if k in metrics
+            },
         }
     )
-    logger.info("Reference profile of %s: %d features, %d rows", selected, len(names), len(test_set))
+    logger.info(
+        "Reference profile of %s: %d features, %d rows", selected, len(names), len(test_set)
+    )
     return profile
 
 
@@ -184,34 +216,56 @@ def psi(current: np.ndarray, reference: np.ndarray, epsilon: float) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def _numeric_drift(values: np.ndarray, ref: dict[str, Any], p: MonitoringParams, psi_max: float, ks_min: float) -> dict[str, Any]:
+def _numeric_drift(
+    values: np.ndarray, ref: dict[str, Any], p: MonitoringParams, psi_max: float, ks_min: float
+) -> dict[str, Any]:
     values = values[~np.isnan(values)]
     shares = _bin_shares(values, np.asarray(ref["edges"]))
     value = psi(shares, ref["shares"], p.epsilon)
-    ks = stats.ks_2samp(np.asarray(ref["sample"]), values) if len(values) and ref["sample"] else None
+    ks = (
+        stats.ks_2samp(np.asarray(ref["sample"]), values) if len(values) and ref["sample"] else None
+    )
     ks_stat, ks_p = (float(ks.statistic), float(ks.pvalue)) if ks is not None else (None, None)
     # KS alone flags negligible shifts on large windows: it confirms a moderate PSI.
-    ks_drift = ks is not None and value >= p.thresholds.psi_warning and ks_p < p.thresholds.ks_pvalue and ks_stat >= ks_min
+    ks_drift = (
+        ks is not None
+        and value >= p.thresholds.psi_warning
+        and ks_p < p.thresholds.ks_pvalue
+        and ks_stat >= ks_min
+    )
     return {
-        "kind": "numeric", "psi": value, "ks_statistic": ks_stat, "ks_pvalue": ks_p,
-        "mean": float(values.mean()) if len(values) else None, "reference_mean": ref.get("mean"),
+        "kind": "numeric",
+        "psi": value,
+        "ks_statistic": ks_stat,
+        "ks_pvalue": ks_p,
+        "mean": float(values.mean()) if len(values) else None,
+        "reference_mean": ref.get("mean"),
         "drifted": bool(value >= psi_max or ks_drift),
         "reason": ("psi" if value >= psi_max else "") + ("+ks" if ks_drift else ""),
     }
 
 
-def _categorical_drift(values: pd.Series, ref: dict[str, Any], p: MonitoringParams) -> dict[str, Any]:
+def _categorical_drift(
+    values: pd.Series, ref: dict[str, Any], p: MonitoringParams
+) -> dict[str, Any]:
     shares = _categorical_shares(values, ref["shares"])
     keys = list(ref["shares"])
     value = psi([shares[k] for k in keys], [ref["shares"][k] for k in keys], p.epsilon)
     moved = sorted(keys, key=lambda k: -abs(shares[k] - ref["shares"][k]))[:3]
     return {
-        "kind": "categorical", "psi": value, "drifted": bool(value >= p.thresholds.psi), "reason": "psi" if value >= p.thresholds.psi else "",
-        "largest_changes": {k: {"current": shares[k], "reference": ref["shares"][k]} for k in moved},
+        "kind": "categorical",
+        "psi": value,
+        "drifted": bool(value >= p.thresholds.psi),
+        "reason": "psi" if value >= p.thresholds.psi else "",
+        "largest_changes": {
+            k: {"current": shares[k], "reference": ref["shares"][k]} for k in moved
+        },
     }
 
 
-def _performance(scored: pd.DataFrame, reference: dict[str, Any], p: MonitoringParams) -> tuple[dict[str, Any], list[str]]:
+def _performance(
+    scored: pd.DataFrame, reference: dict[str, Any], p: MonitoringParams
+) -> tuple[dict[str, Any], list[str]]:
     labelled = scored[scored[schema.LABEL].notna()]
     t = p.thresholds
     y = labelled[schema.LABEL].astype(int).to_numpy()
@@ -228,7 +282,11 @@ def _performance(scored: pd.DataFrame, reference: dict[str, Any], p: MonitoringP
         "roc_auc": float(roc_auc_score(y, s)),
     }
     ref_perf = reference.get("performance", {})
-    limits = {"average_precision": t.max_average_precision_drop, "precision": t.max_precision_drop, "recall": t.max_recall_drop}
+    limits = {
+        "average_precision": t.max_average_precision_drop,
+        "precision": t.max_precision_drop,
+        "recall": t.max_recall_drop,
+    }
     for metric, value in current.items():
         entry: dict[str, Any] = {"current": value, "reference": ref_perf.get(metric)}
         if metric in limits and ref_perf.get(metric) is not None:
@@ -240,15 +298,25 @@ def _performance(scored: pd.DataFrame, reference: dict[str, Any], p: MonitoringP
     rate, ref_rate = float(y.mean()), float(reference.get("fraud_rate") or 0.0)
     test = stats.binomtest(int(y.sum()), len(y), min(max(ref_rate, 1e-9), 1 - 1e-9))
     ratio = rate / ref_rate if ref_rate > 0 else float("inf")
-    shifted = test.pvalue < t.fraud_rate_pvalue and (ratio >= t.fraud_rate_ratio or ratio <= 1 / t.fraud_rate_ratio)
-    out["fraud_rate"] = {"current": rate, "reference": ref_rate, "ratio": ratio, "pvalue": float(test.pvalue), "drifted": bool(shifted)}
+    shifted = test.pvalue < t.fraud_rate_pvalue and (
+        ratio >= t.fraud_rate_ratio or ratio <= 1 / t.fraud_rate_ratio
+    )
+    out["fraud_rate"] = {
+        "current": rate,
+        "reference": ref_rate,
+        "ratio": ratio,
+        "pvalue": float(test.pvalue),
+        "drifted": bool(shifted),
+    }
     if shifted:
         reasons.append(f"fraud rate {rate:.4f} vs {ref_rate:.4f} at training (x{ratio:.2f})")
     out["status"] = "measured"
     return out, reasons
 
 
-def detect_drift(scored: pd.DataFrame, reference: dict[str, Any], params: dict[str, Any]) -> tuple[DriftVerdict, dict[str, Any]]:
+def detect_drift(
+    scored: pd.DataFrame, reference: dict[str, Any], params: dict[str, Any]
+) -> tuple[DriftVerdict, dict[str, Any]]:
     """Compares the scored window with the reference profile.
 
     Returns:
@@ -258,49 +326,109 @@ def detect_drift(scored: pd.DataFrame, reference: dict[str, Any], params: dict[s
     """
     p = MonitoringParams.from_dict(params)
     t = p.thresholds
-    window = {"start": str(scored[schema.TIMESTAMP].min()) if len(scored) else None,
-              "end": str(scored[schema.TIMESTAMP].max()) if len(scored) else None, "rows": len(scored)}
+    window = {
+        "start": str(scored[schema.TIMESTAMP].min()) if len(scored) else None,
+        "end": str(scored[schema.TIMESTAMP].max()) if len(scored) else None,
+        "rows": len(scored),
+    }
     verdict: dict[str, Any] = {
-        "drift_detected": False, "recommendation": "none", "status": "ok", "window": window,
-        "model_version": scored["model_version"].iloc[0] if len(scored) and "model_version" in scored else None,
-        "reference": {"window": reference.get("window"), "model": reference.get("model"), "created_at": reference.get("created_at")},
+        "drift_detected": False,
+        "recommendation": "none",
+        "status": "ok",
+        "window": window,
+        "model_version": scored["model_version"].iloc[0]
+        if len(scored) and "model_version" in scored
+        else None,
+        "reference": {
+            "window": reference.get("window"),
+            "model": reference.get("model"),
+            "created_at": reference.get("created_at"),
+        },
         "thresholds": t.model_dump(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     if len(scored) < p.min_rows:
-        verdict.update(status="insufficient_data", reasons=[f"{len(scored)} rows in the window, fewer than min_rows={p.min_rows}"],
-                       features={}, drifted_features=[])
-        return DriftVerdict.from_dict(verdict), {"monitoring_window_rows": {"value": float(len(scored)), "step": 0}, "monitoring_drift_detected": {"value": 0.0, "step": 0}}
+        verdict.update(
+            status="insufficient_data",
+            reasons=[f"{len(scored)} rows in the window, fewer than min_rows={p.min_rows}"],
+            features={},
+            drifted_features=[],
+        )
+        return DriftVerdict.from_dict(verdict), {
+            "monitoring_window_rows": {"value": float(len(scored)), "step": 0},
+            "monitoring_drift_detected": {"value": 0.0, "step": 0},
+        }
     features: dict[str, Any] = {}
     for name, ref in reference["features"].items():
         if name not in scored.columns:
-            features[name] = {"kind": ref["kind"], "drifted": False, "reason": "missing from the window"}
+            features[name] = {
+                "kind": ref["kind"],
+                "drifted": False,
+                "reason": "missing from the window",
+            }
         elif ref["kind"] == "numeric":
-            features[name] = _numeric_drift(scored[name].to_numpy(np.float64), ref, p, t.psi, t.ks_statistic)
+            features[name] = _numeric_drift(
+                scored[name].to_numpy(np.float64), ref, p, t.psi, t.ks_statistic
+            )
         else:
             features[name] = _categorical_drift(scored[name], ref, p)
-    score = _numeric_drift(scored["score"].to_numpy(np.float64), reference["score"], p, t.score_psi, t.score_ks_statistic)
+    score = _numeric_drift(
+        scored["score"].to_numpy(np.float64),
+        reference["score"],
+        p,
+        t.score_psi,
+        t.score_ks_statistic,
+    )
     threshold = float(reference.get("model", {}).get("threshold", 0.5))
     score["positive_rate"] = float((scored["score"].to_numpy() >= threshold).mean())
     score["reference_positive_rate"] = reference.get("positive_rate")
     performance, reasons = _performance(scored, reference, p)
-    drifted = sorted((n for n, f in features.items() if f["drifted"]), key=lambda n: -features[n].get("psi", 0.0))
+    drifted = sorted(
+        (n for n, f in features.items() if f["drifted"]), key=lambda n: -features[n].get("psi", 0.0)
+    )
     if len(drifted) >= t.min_drifted_features:
-        reasons.insert(0, f"{len(drifted)} feature(s) drifted: " + ", ".join(f"{n} (PSI {features[n]['psi']:.3f})" for n in drifted[:10]))
+        reasons.insert(
+            0,
+            f"{len(drifted)} feature(s) drifted: "
+            + ", ".join(f"{n} (PSI {features[n]['psi']:.3f})" for n in drifted[:10]),
+        )
     if score["drifted"]:
-        reasons.append(f"score distribution drifted (PSI {score['psi']:.3f}, KS {score['ks_statistic']:.3f})")
+        reasons.append(
+            f"score distribution drifted (PSI {score['psi']:.3f}, KS {score['ks_statistic']:.3f})"
+        )
     detected = bool(reasons)
     verdict.update(
-        drift_detected=detected, recommendation="retrain" if detected else "none", status="drift" if detected else "ok",
-        drifted_features=drifted, features=features, score=score, performance=performance, reasons=reasons,
+        drift_detected=detected,
+        recommendation="retrain" if detected else "none",
+        status="drift" if detected else "ok",
+        drifted_features=drifted,
+        features=features,
+        score=score,
+        performance=performance,
+        reasons=reasons,
     )
     metrics = {
-        "monitoring_drift_detected": float(detected), "monitoring_drifted_features": float(len(drifted)),
-        "monitoring_window_rows": float(len(scored)), "monitoring_score_psi": score["psi"],
-        "monitoring_score_ks_statistic": score["ks_statistic"] or 0.0, "monitoring_positive_rate": score["positive_rate"],
+        "monitoring_drift_detected": float(detected),
+        "monitoring_drifted_features": float(len(drifted)),
+        "monitoring_window_rows": float(len(scored)),
+        "monitoring_score_psi": score["psi"],
+        "monitoring_score_ks_statistic": score["ks_statistic"] or 0.0,
+        "monitoring_positive_rate": score["positive_rate"],
         **{f"psi_{n}": f["psi"] for n, f in features.items() if "psi" in f},
-        **{f"ks_{n}": f["ks_statistic"] for n, f in features.items() if f.get("ks_statistic") is not None},
-        **{f"monitoring_{m}": e["current"] for m, e in performance.items() if isinstance(e, dict) and "current" in e},
+        **{
+            f"ks_{n}": f["ks_statistic"]
+            for n, f in features.items()
+            if f.get("ks_statistic") is not None
+        },
+        **{
+            f"monitoring_{m}": e["current"]
+            for m, e in performance.items()
+            if isinstance(e, dict) and "current" in e
+        },
     }
-    logger.info("Monitoring verdict: drift_detected=%s; %s", detected, "; ".join(reasons) or "no drift")
-    return DriftVerdict.from_dict(verdict), {k: {"value": float(v), "step": 0} for k, v in metrics.items()}
+    logger.info(
+        "Monitoring verdict: drift_detected=%s; %s", detected, "; ".join(reasons) or "no drift"
+    )
+    return DriftVerdict.from_dict(verdict), {
+        k: {"value": float(v), "step": 0} for k, v in metrics.items()
+    }

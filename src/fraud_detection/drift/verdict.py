@@ -69,7 +69,10 @@ def drifted_features(verdict: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     raw = verdict.get("features") or {}
     if isinstance(raw, Mapping):
-        entries = [{"feature": name, **(dict(v) if isinstance(v, Mapping) else {"value": v})} for name, v in raw.items()]
+        entries = [
+            {"feature": name, **(dict(v) if isinstance(v, Mapping) else {"value": v})}
+            for name, v in raw.items()
+        ]
     else:
         entries = [dict(v) for v in raw if isinstance(v, Mapping)]
     return sorted(entries, key=lambda e: (not e.get("drifted", False), -float(e.get("psi") or 0.0)))

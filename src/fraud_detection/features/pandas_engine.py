@@ -62,7 +62,9 @@ def _delta(text: str, where: str) -> pd.Timedelta:
     try:
         return pd.Timedelta(text)
     except ValueError as exc:
-        raise ValueError(f"params:{where} has an invalid duration {text!r} (use e.g. '1h', '7D')") from exc
+        raise ValueError(
+            f"params:{where} has an invalid duration {text!r} (use e.g. '1h', '7D')"
+        ) from exc
 
 
 def window_suffix(window: str) -> str:
@@ -78,7 +80,14 @@ def cleanse(transactions: pd.DataFrame) -> pd.DataFrame:
     """
     out = transactions.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
     for col in schema.CATEGORICAL_COLUMNS:
-        out[col] = out[col].astype("string").str.strip().str.lower().fillna("unknown").replace("", "unknown")
+        out[col] = (
+            out[col]
+            .astype("string")
+            .str.strip()
+            .str.lower()
+            .fillna("unknown")
+            .replace("", "unknown")
+        )
     out[schema.AMOUNT] = out[schema.AMOUNT].astype("float64")
     return out
 
@@ -86,7 +95,10 @@ def cleanse(transactions: pd.DataFrame) -> pd.DataFrame:
 def add_temporal_features(df: pd.DataFrame, night_until_hour: int) -> pd.DataFrame:
     """Hour, day of week, weekend and night flags, and cyclic encodings."""
     ns = df[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64)
-    return pd.DataFrame(temporal_features(ns, df[schema.AMOUNT].to_numpy(np.float64), night_until_hour), index=df.index)
+    return pd.DataFrame(
+        temporal_features(ns, df[schema.AMOUNT].to_numpy(np.float64), night_until_hour),
+        index=df.index,
+    )
 
 
 _NS_PER_MINUTE = 60_000_000_000
@@ -94,7 +106,9 @@ _NS_PER_HOUR = 60 * _NS_PER_MINUTE
 _NS_PER_DAY = 24 * _NS_PER_HOUR
 
 
-def temporal_features(ns: np.ndarray, amount: np.ndarray, night_until_hour: int) -> dict[str, np.ndarray]:
+def temporal_features(
+    ns: np.ndarray, amount: np.ndarray, night_until_hour: int
+) -> dict[str, np.ndarray]:
     """The temporal features from nanoseconds since the epoch (UTC) and amounts.
 
     Integer arithmetic gives the same hour, minute and weekday as pandas' ``.dt``
@@ -123,7 +137,9 @@ def add_customer_windows(df: pd.DataFrame, p: FeatureParams) -> pd.DataFrame:
     included, as it is known at scoring time), time since the previous transaction,
     and the amount relative to the customer's history."""
     windows = p.customer_windows
-    axis = SortedAxis.build(df[schema.CUSTOMER_ID], df[schema.TIMESTAMP], max(_delta(w, "") for w in windows))
+    axis = SortedAxis.build(
+        df[schema.CUSTOMER_ID], df[schema.TIMESTAMP], max(_delta(w, "") for w in windows)
+    )
     amount = axis.sorted_values(df[schema.AMOUNT])
     # Shifting by the customer's first amount (known at every later row) keeps the
     # sum of squares small; the variance is unchanged by the shift.
@@ -140,7 +156,9 @@ def add_customer_windows(df: pd.DataFrame, p: FeatureParams) -> pd.DataFrame:
         out[f"customer_avg_amount_{suffix}"], out[f"customer_std_amount_{suffix}"] = amount_moments(
             n, s, ss, axis.first_value(amount)
         )
-    out["customer_seconds_since_prev_tx"] = seconds_since_previous(axis.previous_time_gap(), p.max_gap_days)
+    out["customer_seconds_since_prev_tx"] = seconds_since_previous(
+        axis.previous_time_gap(), p.max_gap_days
+    )
     out.update(amount_vs_history(amount, out, p))
     return pd.DataFrame({k: axis.unsort(v) for k, v in out.items()}, index=df.index)
 
@@ -150,7 +168,9 @@ def add_customer_windows(df: pd.DataFrame, p: FeatureParams) -> pd.DataFrame:
 # feature for training and serving.
 
 
-def amount_moments(n: np.ndarray, s: np.ndarray, ss: np.ndarray, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def amount_moments(
+    n: np.ndarray, s: np.ndarray, ss: np.ndarray, first: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample std of amounts in a window from its count and the sums of the
     amounts and squared amounts shifted by the customer's first amount."""
     mean_shifted = s / n
@@ -165,7 +185,9 @@ def seconds_since_previous(gap_ms: np.ndarray, max_gap_days: float) -> np.ndarra
     return np.where(np.isnan(gap_s), max_gap, np.minimum(gap_s, max_gap))
 
 
-def amount_vs_history(amount: np.ndarray, windows: dict[str, np.ndarray], p: FeatureParams) -> dict[str, np.ndarray]:
+def amount_vs_history(
+    amount: np.ndarray, windows: dict[str, np.ndarray], p: FeatureParams
+) -> dict[str, np.ndarray]:
     """The amount relative to the customer's longest-window mean, and its z-score."""
     longest = window_suffix(p.customer_windows[-1])
     mean_long = windows[f"customer_avg_amount_{longest}"]
@@ -192,7 +214,9 @@ def delayed_risk(
     Transactions whose label is still unknown (null) count in neither."""
     delay_td = _delta(delay, "features.label_delay")
     keys = [df[k] for k in key] if isinstance(key, list) else df[key]
-    axis = SortedAxis.build(keys, df[schema.TIMESTAMP], max(_delta(w, "") for w in windows) + delay_td)
+    axis = SortedAxis.build(
+        keys, df[schema.TIMESTAMP], max(_delta(w, "") for w in windows) + delay_td
+    )
     label = df[schema.LABEL].astype("Float64")
     labelled = axis.sorted_values(label.notna().astype("float64"))
     fraud = axis.sorted_values(label.fillna(0).astype("float64"))
@@ -207,7 +231,9 @@ def delayed_risk(
     return pd.DataFrame({k: axis.unsort(v) for k, v in out.items()}, index=df.index)
 
 
-def window_counts(df: pd.DataFrame, key: str | list[str], windows: list[str], prefix: str) -> pd.DataFrame:
+def window_counts(
+    df: pd.DataFrame, key: str | list[str], windows: list[str], prefix: str
+) -> pd.DataFrame:
     """Number of transactions per key over past windows, the current one included."""
     keys = [df[k] for k in key] if isinstance(key, list) else df[key]
     axis = SortedAxis.build(keys, df[schema.TIMESTAMP], max(_delta(w, "") for w in windows))
@@ -215,7 +241,9 @@ def window_counts(df: pd.DataFrame, key: str | list[str], windows: list[str], pr
     out = {}
     for w in windows:
         lo, hi = axis.bounds(_delta(w, ""))
-        out[f"{prefix}_nb_tx_{window_suffix(w)}"] = axis.unsort(axis.window_sum(ones[axis.order], lo, hi))
+        out[f"{prefix}_nb_tx_{window_suffix(w)}"] = axis.unsort(
+            axis.window_sum(ones[axis.order], lo, hi)
+        )
     return pd.DataFrame(out, index=df.index)
 
 
@@ -241,13 +269,19 @@ def create_features(transactions: pd.DataFrame, params: dict[str, Any]) -> pd.Da
         add_customer_windows(df, p),
         window_counts(df, t, p.terminal_activity_windows, "terminal_activity"),
         delayed_risk(df, t, p.terminal_windows, p.label_delay, "terminal"),
-        delayed_risk(df, schema.MERCHANT_CATEGORY, p.category_risk_windows, p.label_delay, "category"),
+        delayed_risk(
+            df, schema.MERCHANT_CATEGORY, p.category_risk_windows, p.label_delay, "category"
+        ),
         window_counts(df, [c, schema.COUNTRY], nov, "customer_country"),
         window_counts(df, [c, schema.CHANNEL], nov, "customer_channel"),
         window_counts(df, [c, t], nov, "customer_terminal"),
     ]
     features = pd.concat(parts, axis=1)
-    logger.info("Created %d features for %d transactions", features.shape[1] - len(parts[0].columns), len(features))
+    logger.info(
+        "Created %d features for %d transactions",
+        features.shape[1] - len(parts[0].columns),
+        len(features),
+    )
     return features
 
 
@@ -258,13 +292,21 @@ def feature_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
     numeric = [
         col
         for col in features.columns
-        if col not in excluded and col not in categorical and pd.api.types.is_numeric_dtype(features[col])
+        if col not in excluded
+        and col not in categorical
+        and pd.api.types.is_numeric_dtype(features[col])
     ]
     return numeric, categorical
 
 
 def feature_horizon(p: FeatureParams) -> pd.Timedelta:
     """How much history before a row its features read (the longest window, delays included)."""
-    windows = [pd.Timedelta(w) for w in (*p.customer_windows, *p.terminal_activity_windows, p.novelty_window)]
-    delayed = [pd.Timedelta(w) + pd.Timedelta(p.label_delay) for w in (*p.terminal_windows, *p.category_risk_windows)]
+    windows = [
+        pd.Timedelta(w)
+        for w in (*p.customer_windows, *p.terminal_activity_windows, p.novelty_window)
+    ]
+    delayed = [
+        pd.Timedelta(w) + pd.Timedelta(p.label_delay)
+        for w in (*p.terminal_windows, *p.category_risk_windows)
+    ]
     return max(*windows, *delayed, pd.Timedelta(days=p.max_gap_days))

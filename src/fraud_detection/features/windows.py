@@ -39,7 +39,9 @@ class SortedAxis:
     group_start: np.ndarray  # sorted index of the first row of each row's key
 
     @classmethod
-    def build(cls, keys: pd.Series | list[pd.Series], times: pd.Series, horizon: pd.Timedelta) -> SortedAxis:
+    def build(
+        cls, keys: pd.Series | list[pd.Series], times: pd.Series, horizon: pd.Timedelta
+    ) -> SortedAxis:
         """Sorts rows by (key, time, original position).
 
         Args:
@@ -57,7 +59,9 @@ class SortedAxis:
         stride = int(rel.max() if len(rel) else 0) + int(_to_ms(horizon)) + 1
         n_keys = int(codes.max()) + 1 if len(codes) else 1
         if n_keys * stride >= np.iinfo(np.int64).max:
-            raise ValueError(f"{n_keys} keys over {stride} ms overflow one int64 axis; process the data in time slices")
+            raise ValueError(
+                f"{n_keys} keys over {stride} ms overflow one int64 axis; process the data in time slices"
+            )
         order = np.lexsort((np.arange(len(codes)), rel, codes))
         key = codes[order].astype(np.int64)
         time_ms = rel[order]
@@ -68,7 +72,9 @@ class SortedAxis:
         group_start = np.maximum.accumulate(np.where(first, np.arange(n), 0))
         return cls(order, key, time_ms, composite, group_start)
 
-    def bounds(self, window: pd.Timedelta, delay: pd.Timedelta | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def bounds(
+        self, window: pd.Timedelta, delay: pd.Timedelta | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Returns the [lo, hi) sorted-row indices of each sorted row's window.
 
         Without ``delay`` the window is ``(t - window, t]`` up to the row itself. With
@@ -81,7 +87,9 @@ class SortedAxis:
             return lo, np.arange(1, len(self.composite) + 1)
         d = _to_ms(delay)
         if d <= 0:
-            raise ValueError("The label delay must be positive, or current labels would leak into features")
+            raise ValueError(
+                "The label delay must be positive, or current labels would leak into features"
+            )
         hi = np.searchsorted(self.composite, self.composite - d, side="right")
         lo = np.searchsorted(self.composite, self.composite - d - w, side="right")
         return lo, hi

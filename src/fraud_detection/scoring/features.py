@@ -196,7 +196,11 @@ class _Customer:
         """(count, shifted sum, shifted squares sum) over ``(t - window, t]``."""
         lo = bisect_right(self.times, t - window_ms, 0, pos)
         if lo > 0:
-            return float(pos + 1 - lo), self.prefix_s[pos] - self.prefix_s[lo - 1], self.prefix_ss[pos] - self.prefix_ss[lo - 1]
+            return (
+                float(pos + 1 - lo),
+                self.prefix_s[pos] - self.prefix_s[lo - 1],
+                self.prefix_ss[pos] - self.prefix_ss[lo - 1],
+            )
         return float(pos + 1), self.prefix_s[pos] - 0.0, self.prefix_ss[pos] - 0.0
 
     def evict(self, cutoff: int) -> None:
@@ -206,7 +210,14 @@ class _Customer:
             start += 1
         if start > _COMPACT_AFTER and 2 * start > len(times):
             keep = start - 1  # the last evicted row stays as the base
-            for values in (times, self.amounts, self.prefix_s, self.comp_s, self.prefix_ss, self.comp_ss):
+            for values in (
+                times,
+                self.amounts,
+                self.prefix_s,
+                self.comp_s,
+                self.prefix_ss,
+                self.comp_ss,
+            ):
                 del values[:keep]
             start = 1
         self.start = start
@@ -242,14 +253,24 @@ class TransactionRecords:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> TransactionRecords:
         """From a frame in the canonical schema (e.g. ``decode_transactions``)."""
-        labels = pd.to_numeric(frame[schema.LABEL], errors="coerce").astype("float64") if schema.LABEL in frame else pd.Series(np.nan, index=frame.index)
+        labels = (
+            pd.to_numeric(frame[schema.LABEL], errors="coerce").astype("float64")
+            if schema.LABEL in frame
+            else pd.Series(np.nan, index=frame.index)
+        )
         return cls(
             transaction_id=frame[schema.TRANSACTION_ID].astype("str").tolist(),
-            timestamp_ns=frame[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64).tolist(),
+            timestamp_ns=frame[schema.TIMESTAMP]
+            .to_numpy("datetime64[ns]")
+            .astype(np.int64)
+            .tolist(),
             customer_id=frame[schema.CUSTOMER_ID].astype("str").tolist(),
             terminal_id=frame[schema.TERMINAL_ID].astype("str").tolist(),
             amount=frame[schema.AMOUNT].astype("float64").tolist(),
-            **{name: frame[name].astype(object).where(frame[name].notna(), None).tolist() for name in schema.CATEGORICAL_COLUMNS},
+            **{
+                name: frame[name].astype(object).where(frame[name].notna(), None).tolist()
+                for name in schema.CATEGORICAL_COLUMNS
+            },
             is_fraud=labels.tolist(),
         )
 
@@ -287,7 +308,9 @@ class FeatureBatch:
             schema.TERMINAL_ID: self.terminal_id,
             schema.AMOUNT: self.amount,
             **{name: pd.array(values, dtype="string") for name, values in self.categorical.items()},
-            schema.LABEL: pd.array(np.where(np.isnan(self.is_fraud), np.nan, self.is_fraud), dtype="Float64").astype("Int8"),
+            schema.LABEL: pd.array(
+                np.where(np.isnan(self.is_fraud), np.nan, self.is_fraud), dtype="Float64"
+            ).astype("Int8"),
         }
         return pd.DataFrame({**data, **self.numeric})
 
@@ -310,13 +333,23 @@ class _WindowSums:
     novelty: np.ndarray
 
     @classmethod
-    def empty(cls, n: int, customer: int, activity: int, terminal: int, category: int) -> _WindowSums:
+    def empty(
+        cls, n: int, customer: int, activity: int, terminal: int, category: int
+    ) -> _WindowSums:
         # Repeated (skipped) rows keep these neutral values until they are dropped.
         return cls(
-            keep=np.ones(n, dtype=bool), cust_n=np.ones((customer, n)), cust_s=np.zeros((customer, n)),
-            cust_ss=np.zeros((customer, n)), first=np.zeros(n), gap=np.zeros(n), activity=np.zeros((activity, n)),
-            term_n=np.zeros((terminal, n)), term_f=np.zeros((terminal, n)), cat_n=np.zeros((category, n)),
-            cat_f=np.zeros((category, n)), novelty=np.zeros((3, n)),
+            keep=np.ones(n, dtype=bool),
+            cust_n=np.ones((customer, n)),
+            cust_s=np.zeros((customer, n)),
+            cust_ss=np.zeros((customer, n)),
+            first=np.zeros(n),
+            gap=np.zeros(n),
+            activity=np.zeros((activity, n)),
+            term_n=np.zeros((terminal, n)),
+            term_f=np.zeros((terminal, n)),
+            cat_n=np.zeros((category, n)),
+            cat_f=np.zeros((category, n)),
+            novelty=np.zeros((3, n)),
         )
 
 
@@ -352,13 +385,17 @@ class OnlineFeatures:
     Example::
 
         online = OnlineFeatures(params["features"])
-        online.update(history)                 # warm up (features not built)
-        features = online.update(batch, build=True)   # rows of create_features output
-        online.apply_labels(labels)            # transaction_id, is_fraud
+        online.update(history)  # warm up (features not built)
+        features = online.update(batch, build=True)  # rows of create_features output
+        online.apply_labels(labels)  # transaction_id, is_fraud
     """
 
-    def __init__(self, params: dict[str, Any] | FeatureParams, *, max_pending_labels: int = 1_000_000) -> None:
-        self.params = params if isinstance(params, FeatureParams) else FeatureParams.from_dict(params)
+    def __init__(
+        self, params: dict[str, Any] | FeatureParams, *, max_pending_labels: int = 1_000_000
+    ) -> None:
+        self.params = (
+            params if isinstance(params, FeatureParams) else FeatureParams.from_dict(params)
+        )
         p = self.params
         self._customer_windows = [(window_suffix(w), _ms(w)) for w in p.customer_windows]
         self._activity_windows = [(window_suffix(w), _ms(w)) for w in p.terminal_activity_windows]
@@ -394,18 +431,41 @@ class OnlineFeatures:
     def feature_names(self) -> list[str]:
         """The columns of ``create_features``' output, in its order."""
         names = [*ID_COLUMNS, schema.AMOUNT, *schema.CATEGORICAL_COLUMNS, schema.LABEL]
-        names += ["tx_hour", "tx_day_of_week", "tx_during_weekend", "tx_during_night",
-                  "tx_hour_sin", "tx_hour_cos", "tx_dow_sin", "tx_dow_cos", "amount_log"]
+        names += [
+            "tx_hour",
+            "tx_day_of_week",
+            "tx_during_weekend",
+            "tx_during_night",
+            "tx_hour_sin",
+            "tx_hour_cos",
+            "tx_dow_sin",
+            "tx_dow_cos",
+            "amount_log",
+        ]
         for suffix, _ in self._customer_windows:
-            names += [f"customer_nb_tx_{suffix}", f"customer_avg_amount_{suffix}", f"customer_std_amount_{suffix}"]
+            names += [
+                f"customer_nb_tx_{suffix}",
+                f"customer_avg_amount_{suffix}",
+                f"customer_std_amount_{suffix}",
+            ]
         longest = self._customer_windows[-1][0]
-        names += ["customer_seconds_since_prev_tx", f"amount_to_customer_avg_{longest}", f"amount_zscore_customer_{longest}"]
+        names += [
+            "customer_seconds_since_prev_tx",
+            f"amount_to_customer_avg_{longest}",
+            f"amount_zscore_customer_{longest}",
+        ]
         names += [f"terminal_activity_nb_tx_{suffix}" for suffix, _ in self._activity_windows]
-        for prefix, windows in (("terminal", self._terminal_windows), ("category", self._category_windows)):
+        for prefix, windows in (
+            ("terminal", self._terminal_windows),
+            ("category", self._category_windows),
+        ):
             for suffix, _ in windows:
                 names += [f"{prefix}_nb_tx_{suffix}", f"{prefix}_risk_{suffix}"]
         novelty = window_suffix(self.params.novelty_window)
-        names += [f"{key}_nb_tx_{novelty}" for key in ("customer_country", "customer_channel", "customer_terminal")]
+        names += [
+            f"{key}_nb_tx_{novelty}"
+            for key in ("customer_country", "customer_channel", "customer_terminal")
+        ]
         return names
 
     # ----------------------------------------------------------------- update --
@@ -426,12 +486,21 @@ class OnlineFeatures:
             return pd.DataFrame(columns=self.feature_names()) if build else None
         df = cleanse(transactions)
         ns = df[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64)
-        labels = pd.to_numeric(df[schema.LABEL], errors="coerce").astype("float64") if schema.LABEL in df else pd.Series(np.nan, index=df.index)
+        labels = (
+            pd.to_numeric(df[schema.LABEL], errors="coerce").astype("float64")
+            if schema.LABEL in df
+            else pd.Series(np.nan, index=df.index)
+        )
         sums = self._ingest(
-            df[schema.TRANSACTION_ID].astype("str").tolist(), (ns // 1_000_000).tolist(),
-            df[schema.CUSTOMER_ID].astype("str").tolist(), df[schema.TERMINAL_ID].astype("str").tolist(),
-            df[schema.MERCHANT_CATEGORY].tolist(), df[schema.COUNTRY].tolist(), df[schema.CHANNEL].tolist(),
-            df[schema.AMOUNT].tolist(), labels.tolist(),
+            df[schema.TRANSACTION_ID].astype("str").tolist(),
+            (ns // 1_000_000).tolist(),
+            df[schema.CUSTOMER_ID].astype("str").tolist(),
+            df[schema.TERMINAL_ID].astype("str").tolist(),
+            df[schema.MERCHANT_CATEGORY].tolist(),
+            df[schema.COUNTRY].tolist(),
+            df[schema.CHANNEL].tolist(),
+            df[schema.AMOUNT].tolist(),
+            labels.tolist(),
         )
         if not build:
             return None
@@ -440,7 +509,9 @@ class OnlineFeatures:
         frame = pd.concat([base, pd.DataFrame(numeric, index=df.index)], axis=1)
         return frame if sums.keep.all() else frame.loc[sums.keep].reset_index(drop=True)
 
-    def update_records(self, records: TransactionRecords, *, build: bool = True) -> FeatureBatch | None:
+    def update_records(
+        self, records: TransactionRecords, *, build: bool = True
+    ) -> FeatureBatch | None:
         """:meth:`update` for decoded messages, without pandas: the scorer's fast path.
 
         Categoricals are cleaned with :func:`clean_category` (what ``cleanse`` does),
@@ -449,17 +520,31 @@ class OnlineFeatures:
         """
         n = len(records.transaction_id)
         ts = records.timestamp_ns
-        order = sorted(range(n), key=ts.__getitem__) if any(ts[i] > ts[i + 1] for i in range(n - 1)) else range(n)
+        order = (
+            sorted(range(n), key=ts.__getitem__)
+            if any(ts[i] > ts[i + 1] for i in range(n - 1))
+            else range(n)
+        )
         ids = [records.transaction_id[i] for i in order]
         ns_list = [ts[i] for i in order]
         customers = [records.customer_id[i] for i in order]
         terminals = [records.terminal_id[i] for i in order]
         amounts = [records.amount[i] for i in order]
-        cats = {name: [clean_category(getattr(records, name)[i]) for i in order] for name in schema.CATEGORICAL_COLUMNS}
+        cats = {
+            name: [clean_category(getattr(records, name)[i]) for i in order]
+            for name in schema.CATEGORICAL_COLUMNS
+        }
         labels = [records.is_fraud[i] for i in order]
         sums = self._ingest(
-            ids, [t // 1_000_000 for t in ns_list], customers, terminals, cats[schema.MERCHANT_CATEGORY],
-            cats[schema.COUNTRY], cats[schema.CHANNEL], amounts, labels,
+            ids,
+            [t // 1_000_000 for t in ns_list],
+            customers,
+            terminals,
+            cats[schema.MERCHANT_CATEGORY],
+            cats[schema.COUNTRY],
+            cats[schema.CHANNEL],
+            amounts,
+            labels,
         )
         if not build:
             return None
@@ -473,17 +558,45 @@ class OnlineFeatures:
             cats = {name: [v[i] for i in rows] for name, v in cats.items()}
             ns, amount, labels = ns[keep], amount[keep], [labels[i] for i in rows]
             numeric = {name: values[keep] for name, values in numeric.items()}
-        return FeatureBatch(ids, ns, customers, terminals, amount, cats, np.asarray(labels, dtype=np.float64), numeric)
+        return FeatureBatch(
+            ids,
+            ns,
+            customers,
+            terminals,
+            amount,
+            cats,
+            np.asarray(labels, dtype=np.float64),
+            numeric,
+        )
 
     def _ingest(  # noqa: PLR0917
-        self, ids: list[str], times: list[int], customers: list[str], terminals: list[str], categories: list[str],
-        countries: list[str], channels: list[str], amounts: list[float], labels: list[float],
+        self,
+        ids: list[str],
+        times: list[int],
+        customers: list[str],
+        terminals: list[str],
+        categories: list[str],
+        countries: list[str],
+        channels: list[str],
+        amounts: list[float],
+        labels: list[float],
     ) -> _WindowSums:
         """Adds cleaned rows, in time order, to the state; returns their window sums."""
         n_rows = len(ids)
-        sums = _WindowSums.empty(n_rows, len(self._customer_windows), len(self._activity_windows),
-                                 len(self._terminal_windows), len(self._category_windows))
-        cust_n, cust_s, cust_ss, first, gap = sums.cust_n, sums.cust_s, sums.cust_ss, sums.first, sums.gap
+        sums = _WindowSums.empty(
+            n_rows,
+            len(self._customer_windows),
+            len(self._activity_windows),
+            len(self._terminal_windows),
+            len(self._category_windows),
+        )
+        cust_n, cust_s, cust_ss, first, gap = (
+            sums.cust_n,
+            sums.cust_s,
+            sums.cust_ss,
+            sums.first,
+            sums.gap,
+        )
         activity, novelty = sums.activity, sums.novelty
         term_n, term_f, cat_n, cat_f = sums.term_n, sums.term_f, sums.cat_n, sums.cat_f
         seen = self._rows
@@ -523,7 +636,11 @@ class OnlineFeatures:
                 for k, (_, w) in enumerate(self._category_windows):
                     cat_n[k, i], cat_f[k, i] = cl.window(t, self._delay_ms, w)
             # Novelty: the customer's past use of this country, channel and terminal.
-            keys = (("country", cust_id, countries[i]), ("channel", cust_id, channels[i]), ("terminal", cust_id, term))
+            keys = (
+                ("country", cust_id, countries[i]),
+                ("channel", cust_id, channels[i]),
+                ("terminal", cust_id, term),
+            )
             for k, key in enumerate(keys):
                 series = self._novelty.get(key)
                 if series is None:
@@ -546,14 +663,16 @@ class OnlineFeatures:
         self.stats.terminals = len(self._activity)
         return sums
 
-    def _numeric(self, ns: np.ndarray, amount: np.ndarray, sums: _WindowSums) -> dict[str, np.ndarray]:
+    def _numeric(
+        self, ns: np.ndarray, amount: np.ndarray, sums: _WindowSums
+    ) -> dict[str, np.ndarray]:
         """The numeric features, in ``create_features``' order, from the shared formulas."""
         p = self.params
         parts = temporal_features(ns, amount, p.night_until_hour)
         for k, (suffix, _) in enumerate(self._customer_windows):
             parts[f"customer_nb_tx_{suffix}"] = sums.cust_n[k]
-            parts[f"customer_avg_amount_{suffix}"], parts[f"customer_std_amount_{suffix}"] = amount_moments(
-                sums.cust_n[k], sums.cust_s[k], sums.cust_ss[k], sums.first
+            parts[f"customer_avg_amount_{suffix}"], parts[f"customer_std_amount_{suffix}"] = (
+                amount_moments(sums.cust_n[k], sums.cust_s[k], sums.cust_ss[k], sums.first)
             )
         parts["customer_seconds_since_prev_tx"] = seconds_since_previous(sums.gap, p.max_gap_days)
         parts.update(amount_vs_history(amount, parts, p))
@@ -599,7 +718,10 @@ class OnlineFeatures:
 
     def _label(self, row: _Row, is_fraud: bool) -> None:
         row.labelled = True
-        for table, key in ((self._terminal_labels, row.terminal), (self._category_labels, row.category)):
+        for table, key in (
+            (self._terminal_labels, row.terminal),
+            (self._category_labels, row.category),
+        ):
             labels = table.get(key)
             if labels is None:
                 labels = table[key] = _Labels()
@@ -619,12 +741,19 @@ class OnlineFeatures:
                 continue
             cust_id = row.keys[0][1]
             self._customers[cust_id].evict(cutoff)
-            for table, key in ((self._activity, row.terminal), (self._novelty, row.keys[0]),
-                               (self._novelty, row.keys[1]), (self._novelty, row.keys[2])):
+            for table, key in (
+                (self._activity, row.terminal),
+                (self._novelty, row.keys[0]),
+                (self._novelty, row.keys[1]),
+                (self._novelty, row.keys[2]),
+            ):
                 series = table.get(key)
                 if series is not None and series.evict(cutoff):
                     del table[key]
-            for table, key in ((self._terminal_labels, row.terminal), (self._category_labels, row.category)):
+            for table, key in (
+                (self._terminal_labels, row.terminal),
+                (self._category_labels, row.category),
+            ):
                 labels = table.get(key)
                 if labels is not None and labels.evict(cutoff):
                     del table[key]

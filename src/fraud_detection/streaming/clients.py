@@ -53,7 +53,11 @@ def connect(
     Raises:
         KafkaConnectionError: No broker answered in time, or a setting is invalid.
     """
-    settings = {"bootstrap_timeout_ms": DEFAULT_BOOTSTRAP_TIMEOUT_MS, **client_settings(credentials), **config}
+    settings = {
+        "bootstrap_timeout_ms": DEFAULT_BOOTSTRAP_TIMEOUT_MS,
+        **client_settings(credentials),
+        **config,
+    }
     servers = servers_text(bootstrap_servers)
     try:
         return client_class(bootstrap_servers=bootstrap_servers, **settings)
@@ -84,10 +88,14 @@ def check_kafka(section: Mapping[str, Any]) -> list[str]:
     """
     unknown = sorted(set(section) - {"bootstrap_servers", "timeout_s", "credentials"})
     if unknown:
-        return [f"Unknown key(s) {unknown} in startup_validation.kafka; expected bootstrap_servers, timeout_s, credentials."]
+        return [
+            f"Unknown key(s) {unknown} in startup_validation.kafka; expected bootstrap_servers, timeout_s, credentials."
+        ]
     servers = section.get("bootstrap_servers")
     if not servers:
-        return ["startup_validation.kafka.bootstrap_servers is empty: set KAFKA_BOOTSTRAP_SERVERS or the value in validation.yml."]
+        return [
+            "startup_validation.kafka.bootstrap_servers is empty: set KAFKA_BOOTSTRAP_SERVERS or the value in validation.yml."
+        ]
     credentials = section.get("credentials") or {}
     if not isinstance(credentials, Mapping):
         return [

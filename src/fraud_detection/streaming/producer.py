@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = "transactions"
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+
+
 def load_transactions(
     file: Path | None,
     params: dict[str, Any],
@@ -69,12 +71,23 @@ def load_transactions(
             raw = pd.read_parquet(file)
         else:
             raise ValueError(f"Cannot read {file}: expected a .parquet or .csv file")
-        mapping = column_mapping if column_mapping is not None else params.get("ingestion", {}).get("column_mapping") or {}
+        mapping = (
+            column_mapping
+            if column_mapping is not None
+            else params.get("ingestion", {}).get("column_mapping") or {}
+        )
         frame = standardise_columns(raw, {"column_mapping": mapping})
     # Time order; values are sent as they are (CSV timestamps stay strings).
     frame = frame.sort_values(
-        schema.TIMESTAMP, kind="stable", ignore_index=True, na_position="last",
-        key=lambda ts: ts if pd.api.types.is_datetime64_any_dtype(ts) else pd.to_datetime(ts, errors="coerce", format="mixed"),
+        schema.TIMESTAMP,
+        kind="stable",
+        ignore_index=True,
+        na_position="last",
+        key=lambda ts: (
+            ts
+            if pd.api.types.is_datetime64_any_dtype(ts)
+            else pd.to_datetime(ts, errors="coerce", format="mixed")
+        ),
     )
     return frame.head(limit) if limit is not None else frame
 
@@ -91,30 +104,54 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="fraud-detection-produce",
         description="Stream transactions to Kafka as JSON (keyed by customer id, acks=all).",
     )
-    parser.add_argument("--file", type=Path, help="parquet or CSV table to send (default: the simulator)")
     parser.add_argument(
-        "--column-mapping", type=_parse_mapping,
+        "--file", type=Path, help="parquet or CSV table to send (default: the simulator)"
+    )
+    parser.add_argument(
+        "--column-mapping",
+        type=_parse_mapping,
         help="canonical=source pairs, comma-separated (default: ingestion.column_mapping of --env)",
     )
-    parser.add_argument("--topic", default=os.environ.get("KAFKA_TRANSACTIONS_TOPIC", DEFAULT_TOPIC))
     parser.add_argument(
-        "--bootstrap-servers", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS),
+        "--topic", default=os.environ.get("KAFKA_TRANSACTIONS_TOPIC", DEFAULT_TOPIC)
+    )
+    parser.add_argument(
+        "--bootstrap-servers",
+        default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS),
         help="host:port[,host:port] (default: $KAFKA_BOOTSTRAP_SERVERS or %(default)s)",
     )
-    parser.add_argument("--rate", type=float, default=0.0, help="messages per second; 0 = as fast as possible")
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="messages per second; 0 = as fast as possible"
+    )
     parser.add_argument("--limit", type=int, help="send at most this many transactions")
     parser.add_argument(
-        "--env", default="kafka",
+        "--env",
+        default="kafka",
         help="Kedro environment for parameters and the 'kafka' credentials entry (default: %(default)s)",
     )
-    parser.add_argument("--project-path", type=Path, default=Path.cwd(), help="Kedro project root (default: cwd)")
+    parser.add_argument(
+        "--project-path", type=Path, default=Path.cwd(), help="Kedro project root (default: cwd)"
+    )
     parser.add_argument("--days", type=int, help="simulator: number of days (simulation.n_days)")
-    parser.add_argument("--customers", type=int, help="simulator: number of customers (simulation.n_customers)")
-    parser.add_argument("--terminals", type=int, help="simulator: number of terminals (simulation.n_terminals)")
+    parser.add_argument(
+        "--customers", type=int, help="simulator: number of customers (simulation.n_customers)"
+    )
+    parser.add_argument(
+        "--terminals", type=int, help="simulator: number of terminals (simulation.n_terminals)"
+    )
     parser.add_argument("--seed", type=int, help="simulator: random seed (simulation.seed)")
-    parser.add_argument("--progress-every", type=float, default=10.0, help="seconds between progress lines")
-    parser.add_argument("--flush-timeout", type=float, default=120.0, help="seconds to wait for acknowledgements")
-    parser.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to wait for the cluster to answer")
+    parser.add_argument(
+        "--progress-every", type=float, default=10.0, help="seconds between progress lines"
+    )
+    parser.add_argument(
+        "--flush-timeout", type=float, default=120.0, help="seconds to wait for acknowledgements"
+    )
+    parser.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the cluster to answer",
+    )
     return parser
 
 
@@ -128,17 +165,30 @@ def _project_config(project_path: Path, env: str) -> tuple[dict[str, Any], dict[
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fraud-detection-produce``; returns the process exit code."""
     args = _build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("kafka").setLevel(logging.WARNING)  # connection chatter at INFO
     # Kedro's config loader uses an OmegaConf call deprecated upstream; not ours to fix.
     warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
     params, credentials = _project_config(args.project_path, args.env)
-    overrides = {"n_days": args.days, "n_customers": args.customers, "n_terminals": args.terminals, "seed": args.seed}
-    params["simulation"] = {**params.get("simulation", {}), **{k: v for k, v in overrides.items() if v is not None}}
+    overrides = {
+        "n_days": args.days,
+        "n_customers": args.customers,
+        "n_terminals": args.terminals,
+        "seed": args.seed,
+    }
+    params["simulation"] = {
+        **params.get("simulation", {}),
+        **{k: v for k, v in overrides.items() if v is not None},
+    }
     try:  # connect first: an unreachable cluster fails before any work is done
         producer = connect(
-            KafkaProducer, args.bootstrap_servers, credentials,
-            client_id="fraud-detection-produce", bootstrap_timeout_ms=int(args.connect_timeout * 1000),
+            KafkaProducer,
+            args.bootstrap_servers,
+            credentials,
+            client_id="fraud-detection-produce",
+            bootstrap_timeout_ms=int(args.connect_timeout * 1000),
             **PRODUCER_DEFAULTS,
         )
     except KafkaConnectionError as exc:
@@ -148,12 +198,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         frame = load_transactions(args.file, params, args.column_mapping, args.limit)
         logger.info(
             "Sending %d transactions from %s to '%s' on %s%s",
-            len(frame), args.file or "the simulator", args.topic, servers_text(args.bootstrap_servers),
+            len(frame),
+            args.file or "the simulator",
+            args.topic,
+            servers_text(args.bootstrap_servers),
             f" at {args.rate:g} msgs/s" if args.rate else "",
         )
         report = produce_frame(
-            producer, args.topic, frame, rate=args.rate,
-            flush_timeout_s=args.flush_timeout, progress_every_s=args.progress_every,
+            producer,
+            args.topic,
+            frame,
+            rate=args.rate,
+            flush_timeout_s=args.flush_timeout,
+            progress_every_s=args.progress_every,
         )
     finally:
         producer.close(timeout=5)

@@ -112,7 +112,9 @@ def produce_frame(
         The counts; ``report.ok`` is true only when every message was acknowledged.
     """
     if key_column is not None and key_column not in frame.columns:
-        raise ValueError(f"Key column '{key_column}' is not a column of the frame; it has {list(frame.columns)}")
+        raise ValueError(
+            f"Key column '{key_column}' is not a column of the frame; it has {list(frame.columns)}"
+        )
     tally = _Tally()
     total = len(frame)
     sent = 0
@@ -123,7 +125,11 @@ def produce_frame(
     for start in range(0, total, chunk_rows):
         chunk = frame.iloc[start : start + chunk_rows]
         values = encode_transactions(chunk)
-        keys = [str(k).encode() for k in chunk[key_column].tolist()] if key_column else [None] * len(values)
+        keys = (
+            [str(k).encode() for k in chunk[key_column].tolist()]
+            if key_column
+            else [None] * len(values)
+        )
         try:
             for value, key in zip(values, keys, strict=True):
                 if interval:
@@ -138,20 +144,31 @@ def produce_frame(
             # Buffer full or no metadata for max_block_ms: the cluster is gone; stop
             # rather than wait that long again for every remaining message.
             first_send_error = repr(exc)
-            logger.error("Sending to '%s' failed after %d of %d messages: %r", topic, sent, total, exc)
+            logger.error(
+                "Sending to '%s' failed after %d of %d messages: %r", topic, sent, total, exc
+            )
             break
         now = time.monotonic()
         if now >= next_progress:
             logger.info(
                 "Produced %d/%d messages to '%s' (%d acknowledged, %.0f msgs/s)",
-                sent, total, topic, tally.acknowledged, sent / (now - started),
+                sent,
+                total,
+                topic,
+                tally.acknowledged,
+                sent / (now - started),
             )
             next_progress = now + progress_every_s
     try:
         producer.flush(timeout=flush_timeout_s)
     except KafkaError as exc:
         first_send_error = first_send_error or repr(exc)
-        logger.error("Not every message to '%s' was acknowledged within %.0fs: %r", topic, flush_timeout_s, exc)
+        logger.error(
+            "Not every message to '%s' was acknowledged within %.0fs: %r",
+            topic,
+            flush_timeout_s,
+            exc,
+        )
     return DeliveryReport(
         topic=topic,
         total=total,

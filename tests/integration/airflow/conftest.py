@@ -27,10 +27,18 @@ DAG_PARAMS = {
 
 
 def make(*args: str, timeout: float = 1800) -> None:
-    result = subprocess.run(["make", "--no-print-directory", *args], cwd=PROJECT_ROOT, capture_output=True,
-                            text=True, timeout=timeout, check=False)
+    result = subprocess.run(
+        ["make", "--no-print-directory", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if result.returncode != 0:
-        pytest.fail(f"make {' '.join(args)} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        pytest.fail(
+            f"make {' '.join(args)} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -58,9 +66,18 @@ class Airflow:
     dags: Path
     env: dict[str, str] = field(default_factory=dict)
 
-    def __call__(self, *args: str, timeout: float = 1500, extra_env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([str(AIRFLOW_BIN), *args], cwd=self.home, env={**self.env, **(extra_env or {})},
-                              capture_output=True, text=True, timeout=timeout, check=False)
+    def __call__(
+        self, *args: str, timeout: float = 1500, extra_env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(AIRFLOW_BIN), *args],
+            cwd=self.home,
+            env={**self.env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def json(self, *args: str) -> list[dict]:
         result = self(*args, "--output", "json")
@@ -69,37 +86,58 @@ class Airflow:
         for line in reversed(result.stdout.splitlines()):
             if line.startswith(("[{", "[]")):
                 return json.loads(line)
-        raise AssertionError(f"no JSON in the output of airflow {' '.join(args)}:\n{result.stdout[-3000:]}")
+        raise AssertionError(
+            f"no JSON in the output of airflow {' '.join(args)}:\n{result.stdout[-3000:]}"
+        )
 
     def task_states(self, run_id: str) -> dict[str, str]:
-        return {row["task_id"]: row["state"] for row in self.json("tasks", "states-for-dag-run", DAG_ID, run_id)}
+        return {
+            row["task_id"]: row["state"]
+            for row in self.json("tasks", "states-for-dag-run", DAG_ID, run_id)
+        }
 
 
 def airflow_env(home: Path, dags: Path, project: Path, kedro_env: str) -> dict[str, str]:
     """What the Airflow processes see: their own settings, the project's, no run id."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_", "AIRFLOW__", "MLFLOW_", "KEDRO_ENV"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "FRAUD_DETECTION_PROJECT_PATH": str(project),
-        "KEDRO_ENV": kedro_env,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
-        "MLFLOW_EXPERIMENT_NAME": "airflow-dag",
-        "KEDRO_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "1",
-        "KEDRO_LOGGING_MODULE_ALLOWLIST": "pythonjsonlogger",
-    })
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AIRFLOW_", "AIRFLOW__", "MLFLOW_", "KEDRO_ENV"))
+    }
+    env.update(
+        {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "false",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "FRAUD_DETECTION_PROJECT_PATH": str(project),
+            "KEDRO_ENV": kedro_env,
+            "MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+            "MLFLOW_EXPERIMENT_NAME": "airflow-dag",
+            "KEDRO_DISABLE_TELEMETRY": "true",
+            "DO_NOT_TRACK": "1",
+            "KEDRO_LOGGING_MODULE_ALLOWLIST": "pythonjsonlogger",
+        }
+    )
     return env
 
 
-def start_airflow(root: Path, dags: Path, project: Path, kedro_env: str = "airflow", extra_env: Mapping[str, str] | None = None) -> Airflow:
+def start_airflow(
+    root: Path,
+    dags: Path,
+    project: Path,
+    kedro_env: str = "airflow",
+    extra_env: Mapping[str, str] | None = None,
+) -> Airflow:
     """Airflow on a fresh SQLite metadata database, reading ``dags``, its tasks running
     ``project`` in ``kedro_env``; ``extra_env`` reaches every task."""
     home = root / "airflow_home"
     home.mkdir()
-    airflow = Airflow(home=home, dags=dags, env={**airflow_env(home, dags, project, kedro_env), **(extra_env or {})})
+    airflow = Airflow(
+        home=home,
+        dags=dags,
+        env={**airflow_env(home, dags, project, kedro_env), **(extra_env or {})},
+    )
     result = airflow("db", "migrate", timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return airflow

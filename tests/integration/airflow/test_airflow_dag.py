@@ -48,9 +48,15 @@ def airflow(generated_dags, project, tmp_path_factory):
 
 
 def dags_test(airflow, logical_date: str):
-    result = airflow("dags", "test", DAG_ID, logical_date, "--conf", json.dumps({"kedro_params": DAG_PARAMS}))
+    result = airflow(
+        "dags", "test", DAG_ID, logical_date, "--conf", json.dumps({"kedro_params": DAG_PARAMS})
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    runs = [r for r in airflow.json("dags", "list-runs", DAG_ID) if r["logical_date"].startswith(logical_date)]
+    runs = [
+        r
+        for r in airflow.json("dags", "list-runs", DAG_ID)
+        if r["logical_date"].startswith(logical_date)
+    ]
     assert len(runs) == 1 and runs[0]["state"] == "success", runs
     return runs[0]["run_id"]
 
@@ -58,7 +64,9 @@ def dags_test(airflow, logical_date: str):
 def dag_runs_in_mlflow(project):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("airflow-dag")
-    return client, client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
+    return client, client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time ASC"]
+    )
 
 
 def test_dag_imports_without_errors(airflow):

@@ -21,7 +21,7 @@ TOPIC = "transactions-airflow"
 
 
 @pytest.fixture(scope="module")
-def produced(kafka_broker, tmp_path_factory):  # noqa: F811
+def produced(kafka_broker, tmp_path_factory):
     """A project copy and its simulated transactions, sent to a 3-partition topic."""
     project = make_project(tmp_path_factory.mktemp("airflow-kafka"))
     mp = pytest.MonkeyPatch()
@@ -36,20 +36,33 @@ def produced(kafka_broker, tmp_path_factory):  # noqa: F811
     return project, frame
 
 
-def test_dag_trains_and_promotes_from_kafka(generated_dags, kafka_broker, produced, tmp_path_factory):  # noqa: F811
+def test_dag_trains_and_promotes_from_kafka(
+    generated_dags, kafka_broker, produced, tmp_path_factory
+):
     project, frame = produced
     group = f"{TOPIC}-ingestion"
-    airflow = start_airflow(tmp_path_factory.mktemp("airflow-kafka-home"), generated_dags, project, kedro_env="kafka", extra_env={
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
-        "KAFKA_TRANSACTIONS_TOPIC": TOPIC,
-        "KAFKA_CONSUMER_GROUP": group,
-    })
-    result = airflow("dags", "test", DAG_ID, "2026-01-01", "--conf", json.dumps({"kedro_params": DAG_PARAMS}))
+    airflow = start_airflow(
+        tmp_path_factory.mktemp("airflow-kafka-home"),
+        generated_dags,
+        project,
+        kedro_env="kafka",
+        extra_env={
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
+            "KAFKA_TRANSACTIONS_TOPIC": TOPIC,
+            "KAFKA_CONSUMER_GROUP": group,
+        },
+    )
+    result = airflow(
+        "dags", "test", DAG_ID, "2026-01-01", "--conf", json.dumps({"kedro_params": DAG_PARAMS})
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     (dag_run,) = airflow.json("dags", "list-runs", DAG_ID)
     assert dag_run["state"] == "success"
     states = airflow.task_states(dag_run["run_id"])
-    assert states["ingestion.standardise_columns_node"] == "success" and states["champion_promoted"] == "success"
+    assert (
+        states["ingestion.standardise_columns_node"] == "success"
+        and states["champion_promoted"] == "success"
+    )
 
     quality = json.loads((project / "data/08_reporting/data_quality_report.json").read_text())
     assert quality["rows_in"] == len(frame)
@@ -57,4 +70,7 @@ def test_dag_trains_and_promotes_from_kafka(generated_dags, kafka_broker, produc
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("airflow-dag").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags["kedro.env"] == "kafka"
-    assert client.get_model_version_by_alias("fraud-detection", "champion").run_id == runs[0].info.run_id
+    assert (
+        client.get_model_version_by_alias("fraud-detection", "champion").run_id
+        == runs[0].info.run_id
+    )

@@ -22,7 +22,7 @@ EXPERIMENT = "airflow-prod"
 
 
 @pytest.fixture(scope="module")
-def seeded(services: Services, tmp_path_factory):  # noqa: F811
+def seeded(services: Services, tmp_path_factory):
     """A project copy whose raw transactions the simulation wrote to the bucket."""
     project = make_project(tmp_path_factory.mktemp("airflow-prod"))
     mp = pytest.MonkeyPatch()
@@ -37,10 +37,19 @@ def seeded(services: Services, tmp_path_factory):  # noqa: F811
     return project
 
 
-def test_dag_trains_and_promotes_on_object_storage_and_mlflow_server(generated_dags, services, seeded, tmp_path_factory):  # noqa: F811
-    airflow = start_airflow(tmp_path_factory.mktemp("airflow-prod-home"), generated_dags, seeded, kedro_env="prod",
-                            extra_env={**services.client_env, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT})
-    result = airflow("dags", "test", DAG_ID, "2026-01-01", "--conf", json.dumps({"kedro_params": DAG_PARAMS}))
+def test_dag_trains_and_promotes_on_object_storage_and_mlflow_server(
+    generated_dags, services, seeded, tmp_path_factory
+):
+    airflow = start_airflow(
+        tmp_path_factory.mktemp("airflow-prod-home"),
+        generated_dags,
+        seeded,
+        kedro_env="prod",
+        extra_env={**services.client_env, "MLFLOW_EXPERIMENT_NAME": EXPERIMENT},
+    )
+    result = airflow(
+        "dags", "test", DAG_ID, "2026-01-01", "--conf", json.dumps({"kedro_params": DAG_PARAMS})
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     (dag_run,) = airflow.json("dags", "list-runs", DAG_ID)
     assert dag_run["state"] == "success"
@@ -50,9 +59,15 @@ def test_dag_trains_and_promotes_on_object_storage_and_mlflow_server(generated_d
     runs = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id])
     assert len(runs) == 1, [r.info.run_id for r in runs]
     run = runs[0]
-    assert run.data.tags["kedro.env"] == "prod" and run.data.tags["promotion.decision"] == "promoted"
-    assert {"pr_curve.png", "promotion_report.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert client.get_model_version_by_alias("fraud-detection", "champion").run_id == run.info.run_id
+    assert (
+        run.data.tags["kedro.env"] == "prod" and run.data.tags["promotion.decision"] == "promoted"
+    )
+    assert {"pr_curve.png", "promotion_report.json"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
+    assert (
+        client.get_model_version_by_alias("fraud-detection", "champion").run_id == run.info.run_id
+    )
     # Nothing of the DAG run was written locally: the datasets are in the bucket.
     fs = services.fs()
     assert fs.ls(f"{BUCKET}/08_reporting/promotion_report.json")

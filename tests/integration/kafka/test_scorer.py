@@ -34,9 +34,16 @@ from tests.conftest import PROJECT_ROOT, base_parameters
 pytestmark = pytest.mark.integration
 
 MODEL = "fraud-detection"
-FEATURES = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_feature_engineering.yml").read_text())["features"]
-TOPICS = {"tx": "scorer-tx", "labels": "scorer-labels", "predictions": "scorer-predictions",
-          "features": "scorer-features", "dlq": "scorer-tx.dlq"}
+FEATURES = yaml.safe_load(
+    (PROJECT_ROOT / "conf/base/parameters_feature_engineering.yml").read_text()
+)["features"]
+TOPICS = {
+    "tx": "scorer-tx",
+    "labels": "scorer-labels",
+    "predictions": "scorer-predictions",
+    "features": "scorer-features",
+    "dlq": "scorer-tx.dlq",
+}
 POISON = b'{"transaction_id": "BAD1", "amount": "lots"}'
 
 
@@ -49,8 +56,12 @@ def register(features: pd.DataFrame, classifier, tracking_uri: str) -> str:
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment("scorer-test")
     with mlflow.start_run():
-        info = mlflow.pyfunc.log_model(name="model", python_model=model, registered_model_name=MODEL,
-                                       input_example=features[numeric + categorical].head(3))
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=model,
+            registered_model_name=MODEL,
+            input_example=features[numeric + categorical].head(3),
+        )
     MlflowClient().set_registered_model_alias(MODEL, "champion", info.registered_model_version)
     return str(info.registered_model_version)
 
@@ -60,19 +71,41 @@ class Scorer:
 
     def __init__(self, broker, tracking_uri: str, log: Path, *extra: str):
         script = Path(sys.executable).with_name("fraud-detection-score")
-        command = [str(script)] if script.exists() else [sys.executable, "-m", "fraud_detection.scoring"]
+        command = (
+            [str(script)] if script.exists() else [sys.executable, "-m", "fraud_detection.scoring"]
+        )
         self.log = log
         self.offset = log.stat().st_size if log.exists() else 0
         args = [
-            "--bootstrap-servers", broker.bootstrap, "--transactions-topic", TOPICS["tx"],
-            "--labels-topic", TOPICS["labels"], "--predictions-topic", TOPICS["predictions"],
-            "--dead-letter-topic", TOPICS["dlq"], "--features-topic", TOPICS["features"],
-            "--group-id", "scorer-test", "--model-uri", f"models:/{MODEL}@champion",
-            "--model-check-interval", "1", "--status-every", "5", "--project-path", str(PROJECT_ROOT), *extra,
+            "--bootstrap-servers",
+            broker.bootstrap,
+            "--transactions-topic",
+            TOPICS["tx"],
+            "--labels-topic",
+            TOPICS["labels"],
+            "--predictions-topic",
+            TOPICS["predictions"],
+            "--dead-letter-topic",
+            TOPICS["dlq"],
+            "--features-topic",
+            TOPICS["features"],
+            "--group-id",
+            "scorer-test",
+            "--model-uri",
+            f"models:/{MODEL}@champion",
+            "--model-check-interval",
+            "1",
+            "--status-every",
+            "5",
+            "--project-path",
+            str(PROJECT_ROOT),
+            *extra,
         ]
         env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
         with log.open("a") as out:
-            self.process = subprocess.Popen([*command, *args], stdout=out, stderr=subprocess.STDOUT, env=env)
+            self.process = subprocess.Popen(
+                [*command, *args], stdout=out, stderr=subprocess.STDOUT, env=env
+            )
         self.wait_for("Scoring from offsets", timeout=180)
 
     def text(self) -> str:
@@ -82,9 +115,13 @@ class Scorer:
         deadline = time.monotonic() + timeout
         while needle not in self.text():
             if self.process.poll() is not None:
-                pytest.fail(f"the scorer exited with {self.process.returncode}:\n{self.text()[-4000:]}")
+                pytest.fail(
+                    f"the scorer exited with {self.process.returncode}:\n{self.text()[-4000:]}"
+                )
             if time.monotonic() > deadline:
-                pytest.fail(f"'{needle}' not in the scorer's log after {timeout}s:\n{self.text()[-4000:]}")
+                pytest.fail(
+                    f"'{needle}' not in the scorer's log after {timeout}s:\n{self.text()[-4000:]}"
+                )
             time.sleep(0.2)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -92,7 +129,9 @@ class Scorer:
         return self.process.wait(timeout=120)
 
 
-def records_by_id(broker, topic: str, expected: set[str], timeout: float = 180) -> dict[str, list[dict]]:
+def records_by_id(
+    broker, topic: str, expected: set[str], timeout: float = 180
+) -> dict[str, list[dict]]:
     """Every message of ``topic`` by transaction id, once ``expected`` are all there."""
     deadline = time.monotonic() + timeout
     while True:
@@ -110,20 +149,32 @@ def scored(kafka_broker, tmp_path_factory):
     """A recorded day streamed through the scorer, with a crash in the middle."""
     root = tmp_path_factory.mktemp("scorer")
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
-    transactions = simulate_transactions(base_parameters("simulation", n_days=40, n_customers=250, n_terminals=500, seed=5))
+    transactions = simulate_transactions(
+        base_parameters("simulation", n_days=40, n_customers=250, n_terminals=500, seed=5)
+    )
     day_start = transactions[schema.TIMESTAMP].min().normalize() + pd.Timedelta("39D")
     history = transactions[transactions[schema.TIMESTAMP] < day_start]
     day = transactions[transactions[schema.TIMESTAMP] >= day_start]
     batch_features = create_features(transactions, FEATURES)
-    version = register(batch_features[batch_features[schema.TIMESTAMP] < day_start], XGBClassifier(n_estimators=40, max_depth=3, n_jobs=1), tracking_uri)
+    version = register(
+        batch_features[batch_features[schema.TIMESTAMP] < day_start],
+        XGBClassifier(n_estimators=40, max_depth=3, n_jobs=1),
+        tracking_uri,
+    )
 
-    kafka_broker.create_topic(TOPICS["tx"], partitions=1)  # one partition: time order is arrival order
+    kafka_broker.create_topic(
+        TOPICS["tx"], partitions=1
+    )  # one partition: time order is arrival order
     kafka_broker.create_topic(TOPICS["labels"], partitions=1)
     # The last 8 days of history arrive unlabelled; their labels come on the label topic.
     late = history[schema.TIMESTAMP] >= day_start - pd.Timedelta("8D")
-    kafka_broker.produce(TOPICS["tx"], history.assign(**{schema.LABEL: history[schema.LABEL].where(~late)}))
+    kafka_broker.produce(
+        TOPICS["tx"], history.assign(**{schema.LABEL: history[schema.LABEL].where(~late)})
+    )
     labels = history.loc[late, [schema.TRANSACTION_ID, schema.LABEL]]
-    kafka_broker.produce_raw(TOPICS["labels"], [orjson.dumps(row) for row in labels.to_dict("records")])
+    kafka_broker.produce_raw(
+        TOPICS["labels"], [orjson.dumps(row) for row in labels.to_dict("records")]
+    )
 
     log = root / "scorer.log"
     # First start: the history is replayed into the state, only new messages are scored.
@@ -137,19 +188,35 @@ def scored(kafka_broker, tmp_path_factory):
     kafka_broker.produce_raw(TOPICS["tx"], [POISON])
     kafka_broker.produce(TOPICS["tx"], second.iloc[100:])
     scorer = Scorer(kafka_broker, tracking_uri, log)
-    predictions = records_by_id(kafka_broker, TOPICS["predictions"], set(day[schema.TRANSACTION_ID]))
+    predictions = records_by_id(
+        kafka_broker, TOPICS["predictions"], set(day[schema.TRANSACTION_ID])
+    )
 
     # The alias moves: the scorer picks the new version up without a restart.
-    new_version = register(batch_features[batch_features[schema.TIMESTAMP] < day_start], LogisticRegression(max_iter=300), tracking_uri)
+    new_version = register(
+        batch_features[batch_features[schema.TIMESTAMP] < day_start],
+        LogisticRegression(max_iter=300),
+        tracking_uri,
+    )
     scorer.wait_for(f"now serving {new_version}", timeout=60)
     extra = make_extra(day)
     kafka_broker.produce(TOPICS["tx"], extra)
-    after_move = records_by_id(kafka_broker, TOPICS["predictions"], set(extra[schema.TRANSACTION_ID]))
+    after_move = records_by_id(
+        kafka_broker, TOPICS["predictions"], set(extra[schema.TRANSACTION_ID])
+    )
     exit_code = scorer.stop(signal.SIGTERM)
     return {
-        "day": day, "batch_features": batch_features, "predictions": predictions, "after_move": after_move,
-        "extra": extra, "version": version, "new_version": new_version, "crash_code": crash_code,
-        "exit_code": exit_code, "log": scorer.text(), "tracking_uri": tracking_uri,
+        "day": day,
+        "batch_features": batch_features,
+        "predictions": predictions,
+        "after_move": after_move,
+        "extra": extra,
+        "version": version,
+        "new_version": new_version,
+        "crash_code": crash_code,
+        "exit_code": exit_code,
+        "log": scorer.text(),
+        "tracking_uri": tracking_uri,
     }
 
 
@@ -166,7 +233,14 @@ def test_every_transaction_of_the_day_is_scored_at_least_once_across_a_crash(sco
     assert scored["crash_code"] == -signal.SIGKILL
     assert day_ids <= set(scored["predictions"])
     message = scored["predictions"][next(iter(day_ids))][0]
-    assert set(message) >= {"transaction_id", "score", "decision", "model_name", "model_version", "processing_latency_ms"}
+    assert set(message) >= {
+        "transaction_id",
+        "score",
+        "decision",
+        "model_name",
+        "model_version",
+        "processing_latency_ms",
+    }
     assert message["model_version"] == scored["version"] and message["model_name"] == MODEL
     assert message["processing_latency_ms"] >= 0
 
@@ -178,10 +252,18 @@ def test_streamed_features_equal_create_features_on_the_same_rows(scored, kafka_
     numeric, categorical = feature_columns(scored["batch_features"])
     for tid in day_ids:
         copies = streamed[tid]
-        assert all(copy == copies[0] for copy in copies), tid  # re-scored after the crash: same features
+        assert all(copy == copies[0] for copy in copies), (
+            tid
+        )  # re-scored after the crash: same features
     served = pd.DataFrame([streamed[tid][0] for tid in day_ids]).set_index(schema.TRANSACTION_ID)
     for column in numeric:
-        np.testing.assert_allclose(served[column].to_numpy(float), batch[column].to_numpy(float), rtol=1e-9, atol=1e-9, err_msg=column)
+        np.testing.assert_allclose(
+            served[column].to_numpy(float),
+            batch[column].to_numpy(float),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=column,
+        )
     for column in categorical:
         assert served[column].tolist() == batch[column].astype(str).tolist(), column
 
@@ -193,7 +275,9 @@ def test_streamed_scores_equal_the_batch_model_scores(scored):
     batch = scored["batch_features"].set_index(schema.TRANSACTION_ID).loc[day_ids].reset_index()
     expected = model.predict(batch)
     served = [scored["predictions"][tid][-1] for tid in day_ids]
-    np.testing.assert_allclose([m["score"] for m in served], expected["score"].to_numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        [m["score"] for m in served], expected["score"].to_numpy(), rtol=1e-9, atol=1e-9
+    )
     assert [m["decision"] for m in served] == expected["decision"].tolist()
 
 
@@ -201,7 +285,10 @@ def test_malformed_message_goes_to_the_dead_letter_topic(scored, kafka_broker):
     dead = kafka_broker.read_all(TOPICS["dlq"])
     assert [r.value for r in dead] == [POISON]
     headers = {k: v.decode() for k, v in dead[0].headers}
-    assert "bad_type_amount" in headers["dlq.reason"].split(";") and headers["dlq.source.topic"] == TOPICS["tx"]
+    assert (
+        "bad_type_amount" in headers["dlq.reason"].split(";")
+        and headers["dlq.source.topic"] == TOPICS["tx"]
+    )
 
 
 def test_alias_move_is_picked_up_and_sigterm_commits_everything(scored, kafka_broker):
@@ -209,6 +296,10 @@ def test_alias_move_is_picked_up_and_sigterm_commits_everything(scored, kafka_br
     for tid in scored["extra"][schema.TRANSACTION_ID]:
         assert scored["after_move"][tid][-1]["model_version"] == scored["new_version"]
     assert scored["exit_code"] == 0
-    assert kafka_broker.committed("scorer-test", TOPICS["tx"]) == kafka_broker.end_offsets(TOPICS["tx"])
-    assert kafka_broker.committed("scorer-test", TOPICS["labels"]) == kafka_broker.end_offsets(TOPICS["labels"])
+    assert kafka_broker.committed("scorer-test", TOPICS["tx"]) == kafka_broker.end_offsets(
+        TOPICS["tx"]
+    )
+    assert kafka_broker.committed("scorer-test", TOPICS["labels"]) == kafka_broker.end_offsets(
+        TOPICS["labels"]
+    )
     assert "Feature state rebuilt" in scored["log"]

@@ -55,9 +55,17 @@ def free_s3_port() -> int:
     raise RuntimeError("no free block of ports for the S3 server")
 
 
-def _script(script: Path, command: str, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(script), command], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=timeout, check=False)
+def _script(
+    script: Path, command: str, env: dict[str, str], timeout: float
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(script), command],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @dataclass
@@ -106,7 +114,9 @@ class Services:
     def _run(self, script: Path, command: str, timeout: float = 120) -> None:
         result = _script(script, command, self.script_env, timeout)
         if result.returncode != 0:
-            pytest.fail(f"{script.name} {command} failed (exit {result.returncode}); see docs/object-store.md:\n{result.stderr[-4000:]}")
+            pytest.fail(
+                f"{script.name} {command} failed (exit {result.returncode}); see docs/object-store.md:\n{result.stderr[-4000:]}"
+            )
 
     def start_s3(self) -> None:
         self._run(S3_SCRIPT, "start", timeout=START_TIMEOUT_S)
@@ -122,14 +132,20 @@ class Services:
 
     def fs(self) -> s3fs.S3FileSystem:
         """A fresh client (no listing cache shared with the run under test)."""
-        return s3fs.S3FileSystem(key=ACCESS_KEY, secret=SECRET_KEY, endpoint_url=self.endpoint, skip_instance_cache=True)
+        return s3fs.S3FileSystem(
+            key=ACCESS_KEY, secret=SECRET_KEY, endpoint_url=self.endpoint, skip_instance_cache=True
+        )
 
 
 @pytest.fixture(scope="session")
 def services(tmp_path_factory) -> Iterator[Services]:
     if shutil.which("bash") is None or shutil.which("curl") is None:
         pytest.fail("bash and curl are needed to run scripts/s3.sh and scripts/mlflow_server.sh")
-    started = Services(root=tmp_path_factory.mktemp("object-store"), s3_port=free_s3_port(), mlflow_port=free_port())
+    started = Services(
+        root=tmp_path_factory.mktemp("object-store"),
+        s3_port=free_s3_port(),
+        mlflow_port=free_port(),
+    )
     try:
         started.start_s3()
         started.start_mlflow()

@@ -27,11 +27,18 @@ MODEL = "fraud-detection"
 EXPERIMENT = "prod-integration"
 
 
-def run(project: Path, runtime_params: dict, pipeline: str | None = None, hooks: tuple = (),
-        nodes: list[str] | None = None) -> None:
+def run(
+    project: Path,
+    runtime_params: dict,
+    pipeline: str | None = None,
+    hooks: tuple = (),
+    nodes: list[str] | None = None,
+) -> None:
     """`kedro run --env prod [--pipelines P] [--nodes N]`, in this process so hooks can be added."""
     bootstrap_project(project)
-    with KedroSession.create(project_path=project, env="prod", runtime_params=runtime_params) as session:
+    with KedroSession.create(
+        project_path=project, env="prod", runtime_params=runtime_params
+    ) as session:
         for hook in hooks:
             session._hook_manager.register(hook)
         session.run(pipeline_names=[pipeline] if pipeline else None, node_names=nodes)
@@ -42,7 +49,9 @@ def catalog_config(project: Path) -> dict[str, dict[str, Any]]:
     bootstrap_project(project)
     with KedroSession.create(project_path=project, env="prod") as session:
         catalog = session.load_context().catalog
-        names = sorted(n for n in pipelines["__default__"].datasets() if not n.startswith("params:"))
+        names = sorted(
+            n for n in pipelines["__default__"].datasets() if not n.startswith("params:")
+        )
         for name in names:
             catalog.get(name)  # materialise dataset factory entries ({name}_plot)
         config = catalog.to_config()[0]
@@ -95,16 +104,28 @@ def test_every_catalog_entry_is_written_to_the_bucket(project, first_run):
     # tests/test_prod_catalog.py; here: the run really wrote each file output.
     config = catalog_config(project)
     outputs = {n for n in pipelines["__default__"].all_outputs() if s3_key(config[n])}
-    assert {"raw_transactions", "transaction_features", "trained_candidates", "test_predictions",
-            "evaluation_report", "pr_curve_plot", "promotion_report"} <= outputs
+    assert {
+        "raw_transactions",
+        "transaction_features",
+        "trained_candidates",
+        "test_predictions",
+        "evaluation_report",
+        "pr_curve_plot",
+        "promotion_report",
+    } <= outputs
     objects = first_run["objects"]
-    assert not [o for o in objects if o.rsplit("/", 1)[-1].startswith(".fraud-detection-write-probe")]
+    assert not [
+        o for o in objects if o.rsplit("/", 1)[-1].startswith(".fraud-detection-write-probe")
+    ]
     for name in sorted(outputs):
         key = s3_key(config[name])
         assert key.startswith(f"{BUCKET}/"), key
         if config[name].get("versioned"):  # <filepath>/<run timestamp>/<file name>
             written = [o for o in objects if o.startswith(f"{key}/")]
-            assert len(written) == 1 and written[0].endswith("/" + key.rsplit("/", 1)[-1]), (name, written)
+            assert len(written) == 1 and written[0].endswith("/" + key.rsplit("/", 1)[-1]), (
+                name,
+                written,
+            )
         else:
             assert key in objects, name
 
@@ -115,7 +136,12 @@ def test_mlflow_run_metrics_plots_and_model_are_in_the_mlflow_bucket(first_run, 
     run_info = client.get_run(champion.run_id)
     assert run_info.info.status == "FINISHED"
     assert run_info.data.tags["promotion.decision"] == "promoted"
-    for metric in ("test_average_precision", "test_roc_auc", "test_card_precision_at_100", "decision_threshold"):
+    for metric in (
+        "test_average_precision",
+        "test_roc_auc",
+        "test_card_precision_at_100",
+        "decision_threshold",
+    ):
         assert metric in run_info.data.metrics, metric
     assert run_info.info.artifact_uri.startswith("mlflow-artifacts:/")  # proxied by the server
 
@@ -123,9 +149,17 @@ def test_mlflow_run_metrics_plots_and_model_are_in_the_mlflow_bucket(first_run, 
     experiment_id = run_info.info.experiment_id
     run_prefix = f"{MLFLOW_BUCKET}/{experiment_id}/{champion.run_id}/artifacts"
     run_files = {p.rsplit("/", 1)[-1] for p in fs.find(run_prefix)}
-    assert {"pr_curve.png", "roc_curve.png", "confusion_matrix.png", "feature_importance.png",
-            "score_distribution.png", "evaluation_report.json", "promotion_report.json",
-            "model_selection.json", "selected_features.json"} <= run_files
+    assert {
+        "pr_curve.png",
+        "roc_curve.png",
+        "confusion_matrix.png",
+        "feature_importance.png",
+        "score_distribution.png",
+        "evaluation_report.json",
+        "promotion_report.json",
+        "model_selection.json",
+        "selected_features.json",
+    } <= run_files
 
     model_uri = client.get_model_version_download_uri(MODEL, champion.version)
     assert model_uri.startswith("mlflow-artifacts:/"), model_uri
@@ -138,7 +172,9 @@ def test_mlflow_run_metrics_plots_and_model_are_in_the_mlflow_bucket(first_run, 
 
 
 def test_champion_from_registry_scores_like_the_pipeline(project, first_run, services):
-    test_set, predictions, selection = load(project, "test_set", "test_predictions", "model_selection")
+    test_set, predictions, selection = load(
+        project, "test_set", "test_predictions", "model_selection"
+    )
     mlflow.set_tracking_uri(services.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     scored = model.predict(test_set)
@@ -146,7 +182,8 @@ def test_champion_from_registry_scores_like_the_pipeline(project, first_run, ser
     pd.testing.assert_series_equal(
         scored["score"].reset_index(drop=True),
         predictions[f"score_{selection['selected']}"].reset_index(drop=True),
-        check_names=False, rtol=1e-12,
+        check_names=False,
+        rtol=1e-12,
     )
 
 
@@ -165,7 +202,9 @@ class StopObjectStoreBeforeSaving:
             self.stopped_at = time.monotonic()
 
 
-def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(project, first_run, services):
+def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(
+    project, first_run, services
+):
     fs = services.fs()
     before = {path: fs.cat(path) for path in data_objects(services)}
     client = MlflowClient(services.tracking_uri)
@@ -175,13 +214,21 @@ def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(
     # while the refitted candidates are being saved.
     try:
         with pytest.raises(DatasetError) as failure:
-            run(project, SMALL_RUN, hooks=(stopper,), nodes=["data_split.split_out_of_time_node", "training.fit_candidates_node"])
+            run(
+                project,
+                SMALL_RUN,
+                hooks=(stopper,),
+                nodes=["data_split.split_out_of_time_node", "training.fit_candidates_node"],
+            )
         failed_after = time.monotonic() - stopper.stopped_at
     finally:
         services.start_s3()
     message = str(failure.value)
     assert message.startswith("trained_candidates: Failed while saving data")
-    assert f'Could not connect to the endpoint URL: "{services.endpoint}/{BUCKET}/06_models/trained_candidates.pkl/' in message
+    assert (
+        f'Could not connect to the endpoint URL: "{services.endpoint}/{BUCKET}/06_models/trained_candidates.pkl/'
+        in message
+    )
     assert failed_after < 60, f"the run took {failed_after:.0f}s to give up on the stopped store"
 
     # Every object of the good run is still there, byte for byte; the failed run added
@@ -191,12 +238,19 @@ def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(
     assert set(before) <= after
     assert all(fs.cat(path) == content for path, content in before.items())
     added = after - set(before)
-    assert {p.split("/")[2] for p in added} == {"development_set.parquet", "test_set.parquet", "split_plan.json"}, sorted(added)
+    assert {p.split("/")[2] for p in added} == {
+        "development_set.parquet",
+        "test_set.parquet",
+        "split_plan.json",
+    }, sorted(added)
     # The latest candidates and reports are still the good run's, and load as usual.
     candidates, report = load(project, "trained_candidates", "evaluation_report")
     assert set(candidates) == {*SMALL_RUN["training"]["families"], "baseline"}
     assert report
-    failed = client.search_runs([client.get_experiment_by_name(EXPERIMENT).experiment_id],
-                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    failed = client.search_runs(
+        [client.get_experiment_by_name(EXPERIMENT).experiment_id],
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     assert failed.info.status == "FAILED"
     assert client.get_model_version_by_alias(MODEL, "champion").version == champion

@@ -49,13 +49,27 @@ def validation_error(project: Path) -> tuple[StartupValidationError, float]:
 @pytest.mark.parametrize(
     "case",
     [
-        ("AWS_ACCESS_KEY_ID", "nobody", "does not know the access key in AWS_ACCESS_KEY_ID (InvalidAccessKeyId)"),
-        ("AWS_SECRET_ACCESS_KEY", "not-the-secret", "rejects the secret in AWS_SECRET_ACCESS_KEY (SignatureDoesNotMatch)"),
-        ("S3_BUCKET", "no-such-bucket", "Bucket 'no-such-bucket' does not exist at http://127.0.0.1:"),
+        (
+            "AWS_ACCESS_KEY_ID",
+            "nobody",
+            "does not know the access key in AWS_ACCESS_KEY_ID (InvalidAccessKeyId)",
+        ),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "not-the-secret",
+            "rejects the secret in AWS_SECRET_ACCESS_KEY (SignatureDoesNotMatch)",
+        ),
+        (
+            "S3_BUCKET",
+            "no-such-bucket",
+            "Bucket 'no-such-bucket' does not exist at http://127.0.0.1:",
+        ),
     ],
     ids=["wrong-access-key", "wrong-secret", "missing-bucket"],
 )
-def test_bad_object_store_settings_stop_the_run_before_any_node(project, prod_env, services, monkeypatch, case):
+def test_bad_object_store_settings_stop_the_run_before_any_node(
+    project, prod_env, services, monkeypatch, case
+):
     variable, value, expected = case
     objects_before = set(services.fs().find(BUCKET))
     monkeypatch.setenv(variable, value)
@@ -94,12 +108,21 @@ def test_missing_settings_are_listed_by_name(project, prod_env, monkeypatch):
 def test_cli_prints_the_validation_error_and_runs_no_node(project, prod_env):
     env = {**os.environ, **prod_env, "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
     kedro = Path(sys.executable).with_name("kedro")
-    result = subprocess.run([str(kedro), "run", "--env", "prod"], cwd=project, env=env, capture_output=True,
-                            text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [str(kedro), "run", "--env", "prod"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert "Running node" not in output
     last_lines = output.strip().splitlines()[-2:]
-    assert last_lines[0].startswith("fraud_detection.validation.StartupValidationError: Start-up validation failed "
-                                    "for Kedro environment 'prod' (1 problem(s)):")
+    assert last_lines[0].startswith(
+        "fraud_detection.validation.StartupValidationError: Start-up validation failed "
+        "for Kedro environment 'prod' (1 problem(s)):"
+    )
     assert "rejects the secret in AWS_SECRET_ACCESS_KEY" in last_lines[1]

@@ -35,11 +35,15 @@ def test_card_precision_removes_cards_detected_on_earlier_days():
 
 def test_metrics_for_every_model_and_headline_for_the_selected():
     thresholds = {"m": {"threshold": 0.5}, "baseline": {"threshold": 0.5}}
-    metrics, report = evaluate_on_test(_predictions(), thresholds, {"selected": "m"}, {"card_precision_k": [1]})
+    metrics, report = evaluate_on_test(
+        _predictions(), thresholds, {"selected": "m"}, {"card_precision_k": [1]}
+    )
     assert metrics["test_average_precision"]["value"] == report["metrics"]["m"]["average_precision"]
     assert metrics["test_baseline_roc_auc"]["value"] == 0.5
     assert report["confusion_matrix"] == {"tn": 3, "fp": 0, "fn": 1, "tp": 2}
-    assert report["metrics"]["m"]["precision"] == 1.0 and report["metrics"]["m"]["recall"] == pytest.approx(2 / 3)
+    assert report["metrics"]["m"]["precision"] == 1.0 and report["metrics"]["m"][
+        "recall"
+    ] == pytest.approx(2 / 3)
     assert "card_precision_at_1" in report["metrics"]["baseline"]
 
 
@@ -47,10 +51,16 @@ def test_plots_are_figures_with_labels():
     p = _predictions()
     thresholds = {"m": {"threshold": 0.5}, "baseline": {"threshold": 0.5}}
     _, report = evaluate_on_test(p, thresholds, {"selected": "m"}, {})
-    for fig in (plot_pr_curves(p, {"selected": "m"}), plot_roc_curves(p, {"selected": "m"}),
-                plot_confusion_matrix(report), plot_score_distribution(p, {"selected": "m"}, thresholds)):
+    for fig in (
+        plot_pr_curves(p, {"selected": "m"}),
+        plot_roc_curves(p, {"selected": "m"}),
+        plot_confusion_matrix(report),
+        plot_score_distribution(p, {"selected": "m"}, thresholds),
+    ):
         assert isinstance(fig, Figure)
         assert fig.axes[0].get_title()
-    legend = [t.get_text() for t in plot_pr_curves(p, {"selected": "m"}).axes[0].get_legend().get_texts()]
+    legend = [
+        t.get_text() for t in plot_pr_curves(p, {"selected": "m"}).axes[0].get_legend().get_texts()
+    ]
     assert any(text.startswith("baseline (AP") for text in legend)
     assert np.isfinite(report["threshold"])

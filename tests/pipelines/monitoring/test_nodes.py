@@ -32,9 +32,20 @@ from tests.simulator.helpers import merged, simulation_parameters
 
 SIM = simulation_parameters(n_days=42, n_customers=400, n_terminals=800, seed=21)
 _BASE = base_parameters("monitoring")
-MONITORING = {**_BASE, "window_days": 7, "min_rows": 300, "sample_size": 1000,
-              "exclude_features": ["tx_day_of_week", "tx_during_weekend", "tx_dow_sin", "tx_dow_cos", "category_nb_tx_7d"],
-              "thresholds": {**_BASE["thresholds"], "min_labelled_rows": 300, "min_frauds": 5}}
+MONITORING = {
+    **_BASE,
+    "window_days": 7,
+    "min_rows": 300,
+    "sample_size": 1000,
+    "exclude_features": [
+        "tx_day_of_week",
+        "tx_during_weekend",
+        "tx_dow_sin",
+        "tx_dow_cos",
+        "category_nb_tx_7d",
+    ],
+    "thresholds": {**_BASE["thresholds"], "min_labelled_rows": 300, "min_frauds": 5},
+}
 
 
 def days(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
@@ -50,12 +61,25 @@ def trained():
     features = create_features(transactions, FEATURES)
     numeric, categorical = feature_columns(features)
     train, test = days(features, 10, 27), days(features, 28, 34)
-    pipeline = build_model_pipeline(LogisticRegression(max_iter=500), numeric, categorical, {"mi_sample_size": 3000, "top_k": 15})
+    pipeline = build_model_pipeline(
+        LogisticRegression(max_iter=500),
+        numeric,
+        categorical,
+        {"mi_sample_size": 3000, "top_k": 15},
+    )
     pipeline.fit(train[numeric + categorical], train[schema.LABEL].astype(int))
     model = FraudModel(pipeline, 0.3, numeric + categorical, "logistic_regression")
     scores = model.predict(None, test)["score"].to_numpy()
-    predictions = pd.DataFrame({schema.TRANSACTION_ID: test[schema.TRANSACTION_ID], "score_logistic_regression": scores})
-    report = {"metrics": {"logistic_regression": model_metrics(test[schema.LABEL].astype(int).to_numpy(), scores, 0.3)}}
+    predictions = pd.DataFrame(
+        {schema.TRANSACTION_ID: test[schema.TRANSACTION_ID], "score_logistic_regression": scores}
+    )
+    report = {
+        "metrics": {
+            "logistic_regression": model_metrics(
+                test[schema.LABEL].astype(int).to_numpy(), scores, 0.3
+            )
+        }
+    }
     selection = {"selected": "logistic_regression", "threshold": 0.3}
     selected = list(pipeline.named_steps["select"].selected_features_)
     profile = build_reference_profile(test, predictions, selection, report, selected, MONITORING)
@@ -86,7 +110,9 @@ def test_no_drift_on_a_held_back_slice_of_the_same_distribution(trained):
     assert verdict["recommendation"] == "none" and verdict["status"] == "ok"
     assert verdict["window"]["rows"] > 1000
     assert verdict["performance"]["status"] == "measured"
-    assert all(f["psi"] < 0.1 for f in verdict["features"].values()), {n: f["psi"] for n, f in verdict["features"].items()}
+    assert all(f["psi"] < 0.1 for f in verdict["features"].values()), {
+        n: f["psi"] for n, f in verdict["features"].items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -94,7 +120,15 @@ def test_no_drift_on_a_held_back_slice_of_the_same_distribution(trained):
     [
         ({"mean_amount": [15.0, 300.0]}, "amount"),
         ({"online_terminal_share": 0.4, "travel_daily_rate": 0.03}, "country"),
-        ({"scenarios": {"compromised_terminals": {"daily_rate": 1.5e-3}, "compromised_customers": {"daily_rate": 3.0e-3}}}, "fraud rate"),
+        (
+            {
+                "scenarios": {
+                    "compromised_terminals": {"daily_rate": 1.5e-3},
+                    "compromised_customers": {"daily_rate": 3.0e-3},
+                }
+            },
+            "fraud rate",
+        ),
     ],
     ids=["amounts", "merchant_mix", "fraud_rate"],
 )
@@ -107,7 +141,12 @@ def test_drift_is_detected_when_the_simulator_shifts(trained, shift, expected):
 
 
 def test_a_short_window_says_insufficient_data(trained):
-    window = build_window_features(days(trained["transactions"], 40, 41), trained["transactions"], FEATURES, {**MONITORING, "window_days": 0.01})
+    window = build_window_features(
+        days(trained["transactions"], 40, 41),
+        trained["transactions"],
+        FEATURES,
+        {**MONITORING, "window_days": 0.01},
+    )
     scored = score_window(window, {"version": "1", "model": _Pyfunc(trained["model"])})
     verdict, _ = detect_drift(scored, trained["profile"], MONITORING)
     assert verdict["status"] == "insufficient_data" and verdict["drift_detected"] is False

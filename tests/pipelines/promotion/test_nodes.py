@@ -13,17 +13,23 @@ def test_first_model_promoted_when_it_clears_the_floors():
 
 
 def test_worse_model_is_never_promoted():
-    promote, reason = compare({"average_precision": 0.50, "roc_auc": 0.9}, {"average_precision": 0.55, "roc_auc": 0.9}, P)
+    promote, reason = compare(
+        {"average_precision": 0.50, "roc_auc": 0.9}, {"average_precision": 0.55, "roc_auc": 0.9}, P
+    )
     assert promote is False and "does not beat champion" in reason
 
 
 def test_better_but_within_margin_is_not_promoted():
-    promote, _ = compare({"average_precision": 0.555, "roc_auc": 0.9}, {"average_precision": 0.55, "roc_auc": 0.9}, P)
+    promote, _ = compare(
+        {"average_precision": 0.555, "roc_auc": 0.9}, {"average_precision": 0.55, "roc_auc": 0.9}, P
+    )
     assert promote is False
 
 
 def test_better_by_margin_is_promoted():
-    promote, reason = compare({"average_precision": 0.57, "roc_auc": 0.9}, {"average_precision": 0.55, "roc_auc": 0.9}, P)
+    promote, reason = compare(
+        {"average_precision": 0.57, "roc_auc": 0.9}, {"average_precision": 0.55, "roc_auc": 0.9}, P
+    )
     assert promote is True and "+0.0200" in reason
 
 

@@ -19,9 +19,21 @@ from tests.conftest import PROJECT_ROOT, make_transactions
 PROMOTION_REPORT = {
     "promote": False,
     "reason": "challenger average_precision 0.4000 does not beat champion 0.4500 by the margin 0.005 (gain -0.0500)",
-    "rule": {"metric": "average_precision", "min_improvement": 0.005, "min_average_precision": 0.1, "min_roc_auc": 0.7},
-    "challenger": {"metrics": {"average_precision": 0.40, "roc_auc": 0.88}, "run_id": "challenger-run"},
-    "champion": {"version": "4", "run_id": "champion-run", "metrics": {"average_precision": 0.45, "roc_auc": 0.90}},
+    "rule": {
+        "metric": "average_precision",
+        "min_improvement": 0.005,
+        "min_average_precision": 0.1,
+        "min_roc_auc": 0.7,
+    },
+    "challenger": {
+        "metrics": {"average_precision": 0.40, "roc_auc": 0.88},
+        "run_id": "challenger-run",
+    },
+    "champion": {
+        "version": "4",
+        "run_id": "champion-run",
+        "metrics": {"average_precision": 0.45, "roc_auc": 0.90},
+    },
     "challenger_run_id": "challenger-run",
     "test_rows": 1234,
 }
@@ -34,9 +46,20 @@ class KeptDataset(MemoryDataset):
         pass
 
 
-KEPT = ("data_summary", "feature_effects", "evaluation_report", "model_selection", "decision_thresholds",
-        "search_results", "test_predictions", "trained_candidates", "test_set", "model_report",
-        "selected_features", "fraud_model")
+KEPT = (
+    "data_summary",
+    "feature_effects",
+    "evaluation_report",
+    "model_selection",
+    "decision_thresholds",
+    "search_results",
+    "test_predictions",
+    "trained_candidates",
+    "test_set",
+    "model_report",
+    "selected_features",
+    "fraud_model",
+)
 
 
 def params() -> dict:
@@ -66,13 +89,25 @@ def fraud_by_amount(n: int = 6000, seed: int = 11):
 def report_run(tmp_path_factory):
     """The catalog after ingestion -> evaluation -> reporting on small data."""
     pipes = register_pipelines()
-    flow = pipes["ingestion"] + pipes["feature_engineering"] + pipes["data_split"] + pipes["training"] + pipes["evaluation"] + pipes["reporting"]
+    flow = (
+        pipes["ingestion"]
+        + pipes["feature_engineering"]
+        + pipes["data_split"]
+        + pipes["training"]
+        + pipes["evaluation"]
+        + pipes["reporting"]
+    )
     catalog = DataCatalog(
         datasets={
             "raw_transactions": MemoryDataset(fraud_by_amount()),
             "promotion_report": MemoryDataset(PROMOTION_REPORT),
             "monitoring_verdict": OptionalDataset(
-                dataset={"type": "json.JSONDataset", "filepath": str(tmp_path_factory.mktemp("monitoring") / "monitoring_verdict.json")}
+                dataset={
+                    "type": "json.JSONDataset",
+                    "filepath": str(
+                        tmp_path_factory.mktemp("monitoring") / "monitoring_verdict.json"
+                    ),
+                }
             ),
             **{name: KeptDataset() for name in KEPT},
         }

@@ -32,4 +32,6 @@ class ReportParser(HTMLParser):
 
 def external_urls(html: str) -> list[str]:
     """http(s) and protocol-relative references anywhere in the markup or styles."""
-    return re.findall(r"""(?:https?:)?//[^\s"'<>)]+""", re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html))
+    return re.findall(
+        r"""(?:https?:)?//[^\s"'<>)]+""", re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", html)
+    )

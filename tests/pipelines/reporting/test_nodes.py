@@ -18,8 +18,25 @@ from tests.conftest import base_parameters
 from tests.pipelines.reporting.conftest import PROMOTION_REPORT, params
 from tests.pipelines.reporting.html_probe import ReportParser, external_urls
 
-SECTIONS = ["summary", "data", "models", "threshold", "curves", "confusion-matrix", "feature-importance", "promotion", "drift"]
-FIGURES = {"daily_volume", "pr_curve", "roc_curve", "score_distribution", "confusion_matrix", "feature_importance"}
+SECTIONS = [
+    "summary",
+    "data",
+    "models",
+    "threshold",
+    "curves",
+    "confusion-matrix",
+    "feature-importance",
+    "promotion",
+    "drift",
+]
+FIGURES = {
+    "daily_volume",
+    "pr_curve",
+    "roc_curve",
+    "score_distribution",
+    "confusion_matrix",
+    "feature_importance",
+}
 VERDICT = {
     "drift_detected": True,
     "window": {"start": "2026-11-20", "end": "2026-11-27", "rows": 5400},
@@ -34,9 +51,21 @@ VERDICT = {
 
 
 def render(report_run, verdict=None, **overrides) -> str:
-    inputs = {name: report_run.load(name) for name in ("data_summary", "evaluation_report", "model_selection", "decision_thresholds",
-                                                       "search_results", "test_predictions", "feature_effects")}
-    inputs.update(promotion_report=PROMOTION_REPORT, monitoring_verdict=verdict, params=params()["reporting"])
+    inputs = {
+        name: report_run.load(name)
+        for name in (
+            "data_summary",
+            "evaluation_report",
+            "model_selection",
+            "decision_thresholds",
+            "search_results",
+            "test_predictions",
+            "feature_effects",
+        )
+    }
+    inputs.update(
+        promotion_report=PROMOTION_REPORT, monitoring_verdict=verdict, params=params()["reporting"]
+    )
     inputs.update(overrides)
     return render_model_report(**inputs)
 
@@ -53,13 +82,18 @@ def test_data_summary_counts_rows_quarantine_and_fraud_rate(report_run):
 
 def test_amount_driven_fraud_reads_as_higher_amounts_raise_the_score(report_run):
     effects = report_run.load("feature_effects")
-    assert set(effects["models"]) == {"logistic_regression", "xgboost"}  # the baseline has no feature pipeline
+    assert set(effects["models"]) == {
+        "logistic_regression",
+        "xgboost",
+    }  # the baseline has no feature pipeline
     xgb = effects["models"]["xgboost"]
     assert xgb["kind"] == "tree" and effects["models"]["logistic_regression"]["kind"] == "linear"
     amount = next(f for f in xgb["features"] if f["feature"] == "amount")
     assert amount["direction"] == nodes.RAISES
     assert amount["effect"] > 0.3
-    assert amount["values"] == sorted(amount["values"]) and len(amount["curve"]) == len(amount["values"])
+    assert amount["values"] == sorted(amount["values"]) and len(amount["curve"]) == len(
+        amount["values"]
+    )
     assert xgb["features"][0]["importance"] >= xgb["features"][-1]["importance"]
 
 
@@ -79,7 +113,7 @@ def test_report_has_every_section_and_only_embedded_png_figures(report_run):
     for img in page.images:
         prefix = "data:image/png;base64,"
         assert img["src"].startswith(prefix) and img["alt"]
-        assert base64.b64decode(img["src"][len(prefix):])[:8] == b"\x89PNG\r\n\x1a\n"
+        assert base64.b64decode(img["src"][len(prefix) :])[:8] == b"\x89PNG\r\n\x1a\n"
     assert not {"script", "link", "iframe", "object", "embed"} & page.tags
     assert external_urls(html) == []
     assert all(url.startswith(("data:", "#")) for url in page.urls)
@@ -89,8 +123,14 @@ def test_report_shows_every_model_the_threshold_rule_and_the_promotion_side_by_s
     html = report_run.load("model_report")
     for model in ("xgboost", "logistic_regression", "baseline"):
         assert f'<td class="name">{model}' in html
-    threshold = report_run.load("decision_thresholds")[report_run.load("model_selection")["selected"]]["threshold"]
-    assert f"{threshold:.4f}" in html and "maximises F1" in html and "The test window was not used to choose it." in html
+    threshold = report_run.load("decision_thresholds")[
+        report_run.load("model_selection")["selected"]
+    ]["threshold"]
+    assert (
+        f"{threshold:.4f}" in html
+        and "maximises F1" in html
+        and "The test window was not used to choose it." in html
+    )
     assert "<td>0.4000</td><td>0.4500</td>" in html and "-0.0500" in html and "(version 4)" in html
     assert "does not beat champion" in html and "rejected" in html
     assert "amount_out_of_range" in html
@@ -109,7 +149,13 @@ def test_drift_section_summarises_a_verdict_with_its_figure(report_run):
     assert "Window 2026-11-20 to 2026-11-27 (5,400 transactions). Drifted features" in html
     assert "Score distribution: drifted (PSI 0.310)" in html
     assert "<td>0.4100</td><td>0.6000</td>" in html  # AP now vs at training
-    quiet = render(report_run, {"drift_detected": False, "features": [{"feature": "amount", "ks_pvalue": 0.5, "drifted": False}]})
+    quiet = render(
+        report_run,
+        {
+            "drift_detected": False,
+            "features": [{"feature": "amount", "ks_pvalue": 0.5, "drifted": False}],
+        },
+    )
     assert "no drift" in quiet and 'data-figure="drift"' not in quiet
 
 
@@ -122,10 +168,19 @@ def test_report_and_alert_read_the_monitoring_pipelines_verdict(report_run):
 
     monitoring = {**params()["monitoring"], "min_rows": 100, "window_days": None}
     test_set = report_run.load("test_set")
-    profile = build_reference_profile(test_set, report_run.load("test_predictions"), report_run.load("model_selection"),
-                                      report_run.load("evaluation_report"), report_run.load("selected_features"), monitoring)
+    profile = build_reference_profile(
+        test_set,
+        report_run.load("test_predictions"),
+        report_run.load("model_selection"),
+        report_run.load("evaluation_report"),
+        report_run.load("selected_features"),
+        monitoring,
+    )
     model = report_run.load("fraud_model")
-    champion = {"model": SimpleNamespace(predict=lambda frame: model.predict(None, frame)), "version": "3"}
+    champion = {
+        "model": SimpleNamespace(predict=lambda frame: model.predict(None, frame)),
+        "version": "3",
+    }
     shifted = test_set.assign(amount=test_set["amount"] * 3)
     verdict, _ = detect_drift(score_window(shifted, champion), profile, monitoring)
     assert verdict["drift_detected"] and "amount" in verdict["drifted_features"]
@@ -135,32 +190,59 @@ def test_report_and_alert_read_the_monitoring_pipelines_verdict(report_run):
     assert 'id="drift-reasons"' in html and "Recommendation: <strong>retrain</strong>" in html
     assert "Champion version monitored: 3" in html
 
-    alert = events.drift_detected(verdict, events.RunInfo(environment="local", run_id="monitoring-1"))
+    alert = events.drift_detected(
+        verdict, events.RunInfo(environment="local", run_id="monitoring-1")
+    )
     assert alert.title.startswith("[local] Drift detected: ") and "feature(s)" in alert.title
-    assert "amount" in alert.facts["drifted features"] and alert.facts["recommendation"] == "retrain"
+    assert (
+        "amount" in alert.facts["drifted features"] and alert.facts["recommendation"] == "retrain"
+    )
     assert verdict["reasons"][0] in alert.summary
     assert alert.table.rows[0][0] in verdict["drifted_features"]
 
 
 def test_threshold_explained_for_expected_cost():
-    thresholds = {"m": {"threshold": 0.2, "objective": "expected_cost", "objective_value": -1.25,
-                        "config": {"objective": "expected_cost", "cost_false_negative": 100.0, "cost_false_positive": 5.0}}}
-    report = {"selected": "m", "test_rows": 1000, "confusion_matrix": {"tn": 950, "fp": 20, "fn": 10, "tp": 20}}
+    thresholds = {
+        "m": {
+            "threshold": 0.2,
+            "objective": "expected_cost",
+            "objective_value": -1.25,
+            "config": {
+                "objective": "expected_cost",
+                "cost_false_negative": 100.0,
+                "cost_false_positive": 5.0,
+            },
+        }
+    }
+    report = {
+        "selected": "m",
+        "test_rows": 1000,
+        "confusion_matrix": {"tn": 950, "fp": 20, "fn": 10, "tp": 20},
+    }
     out = explain_threshold(thresholds, report)
-    assert "missed fraud costing 100.0 and a false alarm 5.0" in out["rule"] and "1.250 per transaction" in out["rule"]
-    assert out["on_test"] == ("On the test window it flags 40 of 1,000 transactions: 20 of 30 frauds caught, 10 missed, "
-                              "and 20 genuine transactions flagged (2.06% of genuine ones).")
+    assert (
+        "missed fraud costing 100.0 and a false alarm 5.0" in out["rule"]
+        and "1.250 per transaction" in out["rule"]
+    )
+    assert out["on_test"] == (
+        "On the test window it flags 40 of 1,000 transactions: 20 of 30 frauds caught, 10 missed, "
+        "and 20 genuine transactions flagged (2.06% of genuine ones)."
+    )
 
 
 def test_unknown_reporting_parameter_fails_with_its_name():
-    with pytest.raises(ValueError, match=r"Unknown key\(s\) in params:reporting: \['top_feature'\]"):
+    with pytest.raises(
+        ValueError, match=r"Unknown key\(s\) in params:reporting: \['top_feature'\]"
+    ):
         ReportingParams.from_dict({"top_feature": 3})
     with pytest.raises(ValueError, match="effect_grid must be at least two increasing quantiles"):
         ReportingParams.from_dict(base_parameters("reporting", effect_grid=[0.9, 0.1]))
 
 
 def test_optional_dataset_loads_none_until_written(tmp_path):
-    dataset = OptionalDataset(dataset={"type": "json.JSONDataset", "filepath": str(tmp_path / "verdict.json")})
+    dataset = OptionalDataset(
+        dataset={"type": "json.JSONDataset", "filepath": str(tmp_path / "verdict.json")}
+    )
     assert dataset.load() is None and not dataset.exists()
     dataset.save(VERDICT)
     assert dataset.load() == VERDICT and dataset.exists()

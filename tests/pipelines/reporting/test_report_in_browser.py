@@ -37,7 +37,9 @@ window.addEventListener('load', () => {
 
 
 def chromium() -> str:
-    path = os.environ.get("CHROMIUM") or next((p for name in BROWSERS if (p := shutil.which(name))), None)
+    path = os.environ.get("CHROMIUM") or next(
+        (p for name in BROWSERS if (p := shutil.which(name))), None
+    )
     if path is None:
         pytest.fail(
             "Headless Chromium is needed to check the model report: `make browser` installs it "
@@ -49,11 +51,20 @@ def chromium() -> str:
 def open_offline(html_file, tmp_path) -> str:
     """The DOM after load, from a fresh profile with no usable network."""
     command = [
-        chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
         f"--user-data-dir={tmp_path / 'profile'}",
-        f"--proxy-server=http://127.0.0.1:{free_port()}", "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--dump-dom", html_file.as_uri(),
+        f"--proxy-server=http://127.0.0.1:{free_port()}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--dump-dom",
+        html_file.as_uri(),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -64,7 +75,9 @@ def test_report_renders_offline_with_every_section_and_figure(report_run, tmp_pa
     html = render(report_run, VERDICT)
     # The report's own policy forbids scripts; the probe copy allows inline ones only,
     # so any image, style or font from elsewhere would still be blocked and recorded.
-    probe = html.replace("style-src 'unsafe-inline'", "style-src 'unsafe-inline'; script-src 'unsafe-inline'", 1)
+    probe = html.replace(
+        "style-src 'unsafe-inline'", "style-src 'unsafe-inline'; script-src 'unsafe-inline'", 1
+    )
     probe = probe.replace("</title>", "</title>\n" + PROBE, 1)
     assert probe.count(PROBE) == 1 and "script-src 'unsafe-inline'" in probe
     report = tmp_path / "model_report.html"

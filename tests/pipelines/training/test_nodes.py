@@ -51,7 +51,9 @@ def _learnable(n=4000, days=60, seed=2):
 @pytest.fixture(scope="module")
 def trained():
     features = _learnable()
-    dev, test, plan = split_out_of_time(features, {**SPLIT, "n_folds": 2, "remove_known_compromised": False})
+    dev, test, plan = split_out_of_time(
+        features, {**SPLIT, "n_folds": 2, "remove_known_compromised": False}
+    )
     results, oof = tune_candidates(dev, plan, SMALL)
     fitted = fit_candidates(dev, plan, results, SMALL)
     return dev, test, plan, results, oof, fitted
@@ -61,7 +63,9 @@ def test_search_covers_every_resampling_strategy(trained):
     _, _, _, results, _, _ = trained
     tried = {t["params"]["resample"] for t in results["logistic_regression"]["tried"]}
     assert tried == {"passthrough", "RandomUnderSampler", "SMOTE"}
-    weights = [t["params"].get("classifier__class_weight") for t in results["logistic_regression"]["tried"]]
+    weights = [
+        t["params"].get("classifier__class_weight") for t in results["logistic_regression"]["tried"]
+    ]
     assert "balanced" in weights
     assert any("classifier__scale_pos_weight" in t["params"] for t in results["xgboost"]["tried"])
 
@@ -84,7 +88,10 @@ def test_selection_uses_validation_and_model_is_one_artifact(trained):
     dev, test, _, results, oof, fitted = trained
     thresholds = choose_thresholds(oof, SMALL)
     selection, features = select_model(results, fitted, thresholds)
-    best = max((n for n in results if n != "baseline"), key=lambda n: results[n]["validation_average_precision"])
+    best = max(
+        (n for n in results if n != "baseline"),
+        key=lambda n: results[n]["validation_average_precision"],
+    )
     assert selection["selected"] == best
     assert 0 < len(features) <= 8 + 4
     model = package_model(fitted, selection, dev, SMALL)
@@ -101,7 +108,11 @@ def test_threshold_maximises_f1_on_given_scores():
     threshold, value = _best_threshold(labels, scores, {"objective": "f_beta", "beta": 1.0})
     # Flagging >= 0.3 catches all 3 frauds with one false alarm: F1 6/7 beats 0.8 at 0.8.
     assert threshold == 0.3 and value == pytest.approx(6 / 7)
-    threshold, _ = _best_threshold(labels, scores, {"objective": "expected_cost", "cost_false_negative": 1, "cost_false_positive": 100})
+    threshold, _ = _best_threshold(
+        labels,
+        scores,
+        {"objective": "expected_cost", "cost_false_negative": 1, "cost_false_positive": 100},
+    )
     assert threshold == 0.8  # false alarms now cost far more than a missed fraud
 
 
@@ -109,7 +120,9 @@ def test_bad_training_params_are_named():
     with pytest.raises(ValueError, match="n_iters"):
         TrainingParams.from_dict({**SMALL, "n_iters": 3})
     with pytest.raises(ValueError, match="candidates.xgboost: \\['grid'\\]"):
-        TrainingParams.from_dict({"candidates": {"xgboost": {"classifier": "xgboost.XGBClassifier", "grid": {}}}})
+        TrainingParams.from_dict(
+            {"candidates": {"xgboost": {"classifier": "xgboost.XGBClassifier", "grid": {}}}}
+        )
     with pytest.raises(ValueError, match="Unknown resampling strategy 'oversample'"):
         from fraud_detection.model import resampling_grid
 

@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 
 def score_test_set(trained_candidates: dict[str, Any], test_set: pd.DataFrame) -> pd.DataFrame:
     """Fraud scores of every model on the test rows, one column per model."""
-    out = test_set[[schema.TRANSACTION_ID, schema.TIMESTAMP, schema.CUSTOMER_ID, schema.LABEL]].copy()
+    out = test_set[
+        [schema.TRANSACTION_ID, schema.TIMESTAMP, schema.CUSTOMER_ID, schema.LABEL]
+    ].copy()
     out[schema.LABEL] = out[schema.LABEL].astype(int)
     for name, entry in trained_candidates.items():
         out[f"score_{name}"] = positive_scores(entry["pipeline"], test_set[entry["inputs"]])
@@ -57,7 +59,9 @@ def card_precision_at_k(predictions: pd.DataFrame, score_column: str, k: int) ->
     values = []
     for d in sorted(day.unique()):
         today = predictions[(day == d) & ~predictions[schema.CUSTOMER_ID].isin(detected)]
-        cards = today.groupby(schema.CUSTOMER_ID).agg(score=(score_column, "max"), fraud=(schema.LABEL, "max"))
+        cards = today.groupby(schema.CUSTOMER_ID).agg(
+            score=(score_column, "max"), fraud=(schema.LABEL, "max")
+        )
         top = cards.sort_values("score", ascending=False, kind="stable").head(k)
         values.append(top["fraud"].sum() / k)
         detected |= set(top.index[top["fraud"] == 1])
@@ -77,7 +81,10 @@ def model_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> d
 
 
 def evaluate_on_test(
-    predictions: pd.DataFrame, thresholds: dict[str, Any], selection: dict[str, Any], params: dict[str, Any]
+    predictions: pd.DataFrame,
+    thresholds: dict[str, Any],
+    selection: dict[str, Any],
+    params: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Test metrics of every model, at its own validation-chosen threshold.
 
@@ -106,11 +113,24 @@ def evaluate_on_test(
         "test_rows": len(predictions),
         "test_frauds": int(labels.sum()),
         "metrics": per_model,
-        "confusion_matrix": {"tn": int(matrix[0, 0]), "fp": int(matrix[0, 1]), "fn": int(matrix[1, 0]), "tp": int(matrix[1, 1])},
-        "classification_report": classification_report(labels, decisions, output_dict=True, zero_division=0),
+        "confusion_matrix": {
+            "tn": int(matrix[0, 0]),
+            "fp": int(matrix[0, 1]),
+            "fn": int(matrix[1, 0]),
+            "tp": int(matrix[1, 1]),
+        },
+        "classification_report": classification_report(
+            labels, decisions, output_dict=True, zero_division=0
+        ),
     }
-    metrics = {f"test_{name}_{key}": {"value": value, "step": 0} for name, m in per_model.items() for key, value in m.items()}
-    metrics.update({f"test_{key}": {"value": value, "step": 0} for key, value in per_model[selected].items()})
+    metrics = {
+        f"test_{name}_{key}": {"value": value, "step": 0}
+        for name, m in per_model.items()
+        for key, value in m.items()
+    }
+    metrics.update(
+        {f"test_{key}": {"value": value, "step": 0} for key, value in per_model[selected].items()}
+    )
     metrics["decision_threshold"] = {"value": threshold, "step": 0}
     logger.info("Test metrics of %s: %s", selected, per_model[selected])
     return metrics, report

@@ -25,12 +25,27 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 evaluate_on_test,
-                inputs=["test_predictions", "decision_thresholds", "model_selection", "params:evaluation"],
+                inputs=[
+                    "test_predictions",
+                    "decision_thresholds",
+                    "model_selection",
+                    "params:evaluation",
+                ],
                 outputs=["test_metrics", "evaluation_report"],
                 name="evaluate_on_test_node",
             ),
-            node(plot_pr_curves, inputs=["test_predictions", "model_selection"], outputs="pr_curve_plot", name="plot_pr_curves_node"),
-            node(plot_roc_curves, inputs=["test_predictions", "model_selection"], outputs="roc_curve_plot", name="plot_roc_curves_node"),
+            node(
+                plot_pr_curves,
+                inputs=["test_predictions", "model_selection"],
+                outputs="pr_curve_plot",
+                name="plot_pr_curves_node",
+            ),
+            node(
+                plot_roc_curves,
+                inputs=["test_predictions", "model_selection"],
+                outputs="roc_curve_plot",
+                name="plot_roc_curves_node",
+            ),
             node(
                 plot_confusion_matrix,
                 inputs=["evaluation_report"],
@@ -45,7 +60,14 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 build_reference_profile,
-                inputs=["test_set", "test_predictions", "model_selection", "evaluation_report", "selected_features", "params:monitoring"],
+                inputs=[
+                    "test_set",
+                    "test_predictions",
+                    "model_selection",
+                    "evaluation_report",
+                    "selected_features",
+                    "params:monitoring",
+                ],
                 outputs="reference_profile",
                 name="build_reference_profile_node",
             ),

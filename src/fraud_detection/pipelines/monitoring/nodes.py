@@ -39,7 +39,10 @@ def detect_drift(
 
 
 def build_window_features(
-    current: pd.DataFrame, history: pd.DataFrame, feature_params: dict[str, Any], params: dict[str, Any]
+    current: pd.DataFrame,
+    history: pd.DataFrame,
+    feature_params: dict[str, Any],
+    params: dict[str, Any],
 ) -> pd.DataFrame:
     """``create_features`` rows of the monitored window.
 
@@ -53,22 +56,39 @@ def build_window_features(
     if current.empty:
         raise ValueError("current_transactions is empty: nothing to monitor")
     end = current[schema.TIMESTAMP].max()
-    start = end - pd.Timedelta(days=p.window_days) if p.window_days else current[schema.TIMESTAMP].min()
-    in_window = current[schema.TIMESTAMP] > start if p.window_days else pd.Series(True, index=current.index)
+    start = (
+        end - pd.Timedelta(days=p.window_days) if p.window_days else current[schema.TIMESTAMP].min()
+    )
+    in_window = (
+        current[schema.TIMESTAMP] > start if p.window_days else pd.Series(True, index=current.index)
+    )
     window_ids = set(current.loc[in_window, schema.TRANSACTION_ID])
     horizon_start = start - feature_horizon(FeatureParams.from_dict(feature_params))
-    past = history[(history[schema.TIMESTAMP] >= horizon_start) & ~history[schema.TRANSACTION_ID].isin(set(current[schema.TRANSACTION_ID]))]
-    combined = pd.concat([past[current.columns.intersection(past.columns)], current], ignore_index=True)
+    past = history[
+        (history[schema.TIMESTAMP] >= horizon_start)
+        & ~history[schema.TRANSACTION_ID].isin(set(current[schema.TRANSACTION_ID]))
+    ]
+    combined = pd.concat(
+        [past[current.columns.intersection(past.columns)], current], ignore_index=True
+    )
     features = create_features(combined, feature_params)
     window = features[features[schema.TRANSACTION_ID].isin(window_ids)].reset_index(drop=True)
-    logger.info("Monitoring window %s to %s: %d transactions (%d rows of history)", start, end, len(window), len(past))
+    logger.info(
+        "Monitoring window %s to %s: %d transactions (%d rows of history)",
+        start,
+        end,
+        len(window),
+        len(past),
+    )
     return window
 
 
 def score_window(window_features: pd.DataFrame, champion: dict[str, Any] | None) -> pd.DataFrame:
     """The champion's score and decision for every window row, with its version."""
     if champion is None:
-        raise ValueError("There is no champion model to monitor yet: run the training flow (kedro run) first")
+        raise ValueError(
+            "There is no champion model to monitor yet: run the training flow (kedro run) first"
+        )
     out = champion["model"].predict(window_features)
     scored = window_features.copy()
     scored["score"] = np.asarray(out["score"], dtype=np.float64)
@@ -84,7 +104,11 @@ def score_window(window_features: pd.DataFrame, champion: dict[str, Any] | None)
 def plot_drift(verdict: dict[str, Any]) -> Figure:
     """PSI per monitored feature and of the score, thresholds marked."""
     features = verdict.get("features") or {}
-    names = [n for n in sorted(features, key=lambda n: -features[n].get("psi", 0.0)) if "psi" in features[n]][:30]
+    names = [
+        n
+        for n in sorted(features, key=lambda n: -features[n].get("psi", 0.0))
+        if "psi" in features[n]
+    ][:30]
     values = [features[n]["psi"] for n in names]
     colors = ["#c0392b" if features[n]["drifted"] else "#7f8c8d" for n in names]
     if verdict.get("score"):
@@ -94,10 +118,15 @@ def plot_drift(verdict: dict[str, Any]) -> Figure:
     ax.barh(names[::-1], values[::-1], color=colors[::-1])
     psi_threshold = (verdict.get("thresholds") or {}).get("psi")
     if psi_threshold is not None:
-        ax.axvline(psi_threshold, color="#c0392b", ls="--", lw=1, label=f"PSI threshold {psi_threshold:g}")
+        ax.axvline(
+            psi_threshold, color="#c0392b", ls="--", lw=1, label=f"PSI threshold {psi_threshold:g}"
+        )
         ax.legend(fontsize=8, loc="lower right")
     window = verdict.get("window") or {}
-    ax.set(xlabel="PSI vs reference", title=f"Drift, window {window.get('start', '?')[:10]} to {window.get('end', '?')[:10]}")
+    ax.set(
+        xlabel="PSI vs reference",
+        title=f"Drift, window {window.get('start', '?')[:10]} to {window.get('end', '?')[:10]}",
+    )
     fig.tight_layout()
     return fig
 
@@ -106,35 +135,49 @@ def render_drift_report(verdict: dict[str, Any]) -> str:
     """A self-contained HTML page: verdict, reasons, per-feature table, the PSI chart."""
     esc = html.escape
     rows = []
-    for name, f in sorted((verdict.get("features") or {}).items(), key=lambda item: -item[1].get("psi", 0.0)):
-        cells = [name, f.get("kind", ""), _num(f.get("psi")), _num(f.get("ks_statistic")), _num(f.get("ks_pvalue")), "yes" if f.get("drifted") else ""]
+    for name, f in sorted(
+        (verdict.get("features") or {}).items(), key=lambda item: -item[1].get("psi", 0.0)
+    ):
+        cells = [
+            name,
+            f.get("kind", ""),
+            _num(f.get("psi")),
+            _num(f.get("ks_statistic")),
+            _num(f.get("ks_pvalue")),
+            "yes" if f.get("drifted") else "",
+        ]
         style = ' style="background:#fdecea"' if f.get("drifted") else ""
         rows.append(f"<tr{style}>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
     perf = verdict.get("performance") or {}
     perf_rows = "".join(
         f"<tr><td>{esc(m)}</td><td>{_num(e.get('current'))}</td><td>{_num(e.get('reference'))}</td><td>{'yes' if e.get('degraded') or e.get('drifted') else ''}</td></tr>"
-        for m, e in perf.items() if isinstance(e, dict)
+        for m, e in perf.items()
+        if isinstance(e, dict)
     )
     score = verdict.get("score") or {}
     window = verdict.get("window") or {}
     reasons = "".join(f"<li>{esc(r)}</li>" for r in verdict.get("reasons") or []) or "<li>none</li>"
     chart = figure_png(plot_drift(verdict)) if verdict.get("features") else ""
-    status = "DRIFT DETECTED: retrain recommended" if verdict.get("drift_detected") else f"No drift ({verdict.get('status')})"
+    status = (
+        "DRIFT DETECTED: retrain recommended"
+        if verdict.get("drift_detected")
+        else f"No drift ({verdict.get('status')})"
+    )
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>Drift report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style>
 </head><body>
 <h1>Drift report: {esc(status)}</h1>
-<p>Window {esc(str(window.get('start')))} to {esc(str(window.get('end')))}, {window.get('rows', 0):,} transactions;
-model version {esc(str(verdict.get('model_version')))}; reference: {esc(str((verdict.get('reference') or {}).get('window')))}.</p>
+<p>Window {esc(str(window.get("start")))} to {esc(str(window.get("end")))}, {window.get("rows", 0):,} transactions;
+model version {esc(str(verdict.get("model_version")))}; reference: {esc(str((verdict.get("reference") or {}).get("window")))}.</p>
 <h2>Reasons</h2><ul>{reasons}</ul>
-<h2>Score</h2><p>PSI {_num(score.get('psi'))}, KS {_num(score.get('ks_statistic'))} (p {_num(score.get('ks_pvalue'))}),
-flagged share {_num(score.get('positive_rate'))} vs {_num(score.get('reference_positive_rate'))} at training.</p>
+<h2>Score</h2><p>PSI {_num(score.get("psi"))}, KS {_num(score.get("ks_statistic"))} (p {_num(score.get("ks_pvalue"))}),
+flagged share {_num(score.get("positive_rate"))} vs {_num(score.get("reference_positive_rate"))} at training.</p>
 <h2>Performance where labels arrived</h2>
 <table><tr><th>metric</th><th>window</th><th>training</th><th>flagged</th></tr>{perf_rows}</table>
 <h2>Features</h2>
 <table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>KS p-value</th><th>drifted</th></tr>{"".join(rows)}</table>
-{f'<h2>PSI per feature</h2><img alt="PSI per feature" src="data:image/png;base64,{chart}">' if chart else ''}
+{f'<h2>PSI per feature</h2><img alt="PSI per feature" src="data:image/png;base64,{chart}">' if chart else ""}
 </body></html>
 """
 

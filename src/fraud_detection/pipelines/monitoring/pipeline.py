@@ -19,24 +19,52 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 validate_transactions,
                 inputs=["current_transactions", "params:ingestion"],
-                outputs=["current_validated_transactions", "current_quarantined_transactions", "current_data_quality_report"],
+                outputs=[
+                    "current_validated_transactions",
+                    "current_quarantined_transactions",
+                    "current_data_quality_report",
+                ],
                 name="validate_current_transactions_node",
             ),
             node(
                 build_window_features,
-                inputs=["current_validated_transactions", "validated_transactions", "params:features", "params:monitoring"],
+                inputs=[
+                    "current_validated_transactions",
+                    "validated_transactions",
+                    "params:features",
+                    "params:monitoring",
+                ],
                 outputs="monitoring_window_features",
                 name="build_window_features_node",
             ),
-            node(score_window, inputs=["monitoring_window_features", "current_champion"], outputs="monitoring_window_scores", name="score_window_node"),
+            node(
+                score_window,
+                inputs=["monitoring_window_features", "current_champion"],
+                outputs="monitoring_window_scores",
+                name="score_window_node",
+            ),
             node(
                 detect_drift,
-                inputs=["monitoring_window_scores", "champion_reference_profile", "params:monitoring"],
+                inputs=[
+                    "monitoring_window_scores",
+                    "champion_reference_profile",
+                    "params:monitoring",
+                ],
                 outputs=["monitoring_verdict", "monitoring_metrics"],
                 name="detect_drift_node",
             ),
-            node(plot_drift, inputs="monitoring_verdict", outputs="drift_plot", name="plot_drift_node"),
-            node(render_drift_report, inputs="monitoring_verdict", outputs="drift_report", name="render_drift_report_node"),
+            node(
+                plot_drift,
+                inputs="monitoring_verdict",
+                outputs="drift_plot",
+                name="plot_drift_node",
+            ),
+            node(
+                render_drift_report,
+                inputs="monitoring_verdict",
+                outputs="drift_report",
+                name="render_drift_report_node",
+            ),
         ],
         # A namespace per stage: Kedro-Viz collapses the stage into one box and
         # `kedro run --namespaces monitoring` runs it; dataset names stay global.

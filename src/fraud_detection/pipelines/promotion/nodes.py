@@ -42,22 +42,39 @@ def _score(model: Any, test_set: pd.DataFrame) -> dict[str, float]:
     }
 
 
-def compare(challenger: dict[str, float], champion: dict[str, float] | None, p: PromotionParams) -> tuple[bool, str]:
+def compare(
+    challenger: dict[str, float], champion: dict[str, float] | None, p: PromotionParams
+) -> tuple[bool, str]:
     """The promotion rule: floors first, then the margin over the champion."""
     if challenger["average_precision"] < p.min_average_precision:
-        return False, f"challenger AP {challenger['average_precision']:.4f} is below the floor {p.min_average_precision}"
+        return (
+            False,
+            f"challenger AP {challenger['average_precision']:.4f} is below the floor {p.min_average_precision}",
+        )
     if challenger["roc_auc"] < p.min_roc_auc:
-        return False, f"challenger ROC-AUC {challenger['roc_auc']:.4f} is below the floor {p.min_roc_auc}"
+        return (
+            False,
+            f"challenger ROC-AUC {challenger['roc_auc']:.4f} is below the floor {p.min_roc_auc}",
+        )
     if champion is None:
         return True, "no champion yet and the challenger clears the floors"
     gain = challenger[p.metric] - champion[p.metric]
     if gain >= p.min_improvement:
-        return True, f"challenger {p.metric} {challenger[p.metric]:.4f} beats champion {champion[p.metric]:.4f} by {gain:+.4f} (margin {p.min_improvement})"
-    return False, f"challenger {p.metric} {challenger[p.metric]:.4f} does not beat champion {champion[p.metric]:.4f} by the margin {p.min_improvement} (gain {gain:+.4f})"
+        return (
+            True,
+            f"challenger {p.metric} {challenger[p.metric]:.4f} beats champion {champion[p.metric]:.4f} by {gain:+.4f} (margin {p.min_improvement})",
+        )
+    return (
+        False,
+        f"challenger {p.metric} {challenger[p.metric]:.4f} does not beat champion {champion[p.metric]:.4f} by the margin {p.min_improvement} (gain {gain:+.4f})",
+    )
 
 
 def decide_promotion(
-    fraud_model: Any, current_champion: dict[str, Any] | None, test_set: pd.DataFrame, params: dict[str, Any]
+    fraud_model: Any,
+    current_champion: dict[str, Any] | None,
+    test_set: pd.DataFrame,
+    params: dict[str, Any],
 ) -> dict[str, Any]:
     """Scores challenger and champion, both as loaded from MLflow, on the same test
     rows and decides.
@@ -74,14 +91,24 @@ def decide_promotion(
         except (ValueError, KeyError) as exc:
             # A champion that cannot score today's features (e.g. its inputs were
             # renamed) cannot be compared; it is replaced only if the floors hold.
-            logger.warning("Champion version %s cannot score the test set: %s", current_champion["version"], exc)
+            logger.warning(
+                "Champion version %s cannot score the test set: %s",
+                current_champion["version"],
+                exc,
+            )
     promote, reason = compare(challenger, champion, p)
     decision = {
         "promote": promote,
         "reason": reason,
         "rule": p.model_dump(),
         "challenger": {"metrics": challenger, "run_id": fraud_model.metadata.run_id},
-        "champion": None if current_champion is None else {"version": current_champion["version"], "run_id": current_champion["run_id"], "metrics": champion},
+        "champion": None
+        if current_champion is None
+        else {
+            "version": current_champion["version"],
+            "run_id": current_champion["run_id"],
+            "metrics": champion,
+        },
         "challenger_run_id": fraud_model.metadata.run_id,
         "test_rows": len(test_set),
     }

@@ -38,7 +38,10 @@ logger = logging.getLogger(__name__)
 # effect (fraud probabilities are small, so the bar is low).
 EFFECT_TOLERANCE = 1e-4
 RAISES, LOWERS = "higher values raise the fraud score", "higher values lower the fraud score"
-CATEGORY_RAISES, CATEGORY_LOWERS = "this category raises the fraud score", "this category lowers the fraud score"
+CATEGORY_RAISES, CATEGORY_LOWERS = (
+    "this category raises the fraud score",
+    "this category lowers the fraud score",
+)
 FLAT, MIXED = "no clear effect", "mixed: rises and falls"
 
 
@@ -57,12 +60,16 @@ class ReportingParams(StrictParams):
     @classmethod
     def _increasing_quantiles(cls, grid: tuple[float, ...]) -> tuple[float, ...]:
         if len(grid) < 2 or list(grid) != sorted(grid) or not 0.0 <= grid[0] < grid[-1] <= 1.0:
-            raise ValueError("effect_grid must be at least two increasing quantiles between 0 and 1")
+            raise ValueError(
+                "effect_grid must be at least two increasing quantiles between 0 and 1"
+            )
         return grid
 
 
 def summarise_data(
-    validated_transactions: pd.DataFrame, data_quality_report: dict[str, Any], split_plan: dict[str, Any]
+    validated_transactions: pd.DataFrame,
+    data_quality_report: dict[str, Any],
+    split_plan: dict[str, Any],
 ) -> dict[str, Any]:
     """Rows, fraud rate, quarantine and split windows of the data the model saw.
 
@@ -88,7 +95,9 @@ def summarise_data(
         "rows_quarantined": int(dq.get("rows_quarantined", 0)),
         "invalid_share": float(dq.get("invalid_share", 0.0)),
         "max_invalid_share": float(dq.get("max_invalid_share", 0.0)),
-        "quarantined_by_reason": {str(k): int(v) for k, v in (dq.get("quarantined_by_reason") or {}).items()},
+        "quarantined_by_reason": {
+            str(k): int(v) for k, v in (dq.get("quarantined_by_reason") or {}).items()
+        },
         "labelled_rows": labelled,
         "unlabelled_rows": int(len(validated_transactions) - labelled),
         "frauds": frauds,
@@ -98,12 +107,26 @@ def summarise_data(
         "first_transaction": str(timestamps.min()) if len(timestamps) else None,
         "last_transaction": str(timestamps.max()) if len(timestamps) else None,
         "split": {
-            **{key: split_plan.get(key) for key in ("development_start", "train_start", "train_end", "test_start", "test_end", "delay_days")},
+            **{
+                key: split_plan.get(key)
+                for key in (
+                    "development_start",
+                    "train_start",
+                    "train_end",
+                    "test_start",
+                    "test_end",
+                    "delay_days",
+                )
+            },
             "n_folds": len(split_plan.get("folds") or []),
             **{key: int(value) for key, value in (split_plan.get("counts") or {}).items()},
         },
         "daily": [
-            {"day": str(row.day.date()), "transactions": int(row.transactions), "frauds": int(row.frauds)}
+            {
+                "day": str(row.day.date()),
+                "transactions": int(row.transactions),
+                "frauds": int(row.frauds),
+            }
             for row in daily.itertuples(index=False)
         ],
     }
@@ -116,13 +139,17 @@ def _input_columns(pipeline: Any) -> tuple[list[str], dict[str, tuple[str, str]]
     numeric: list[str] = []
     one_hot: dict[str, tuple[str, str]] = {}
     for name, transformer, _ in preprocess.transformers_:
-        if transformer in ("drop", "passthrough") or not hasattr(transformer, "get_feature_names_out"):
+        if transformer in ("drop", "passthrough") or not hasattr(
+            transformer, "get_feature_names_out"
+        ):
             continue
         inputs = [str(c) for c in getattr(transformer, "feature_names_in_", [])]
         if name == "categorical":
             for out in transformer.get_feature_names_out():
                 # Longest input name that prefixes the output ("channel_pos" -> channel).
-                column = max((c for c in inputs if str(out).startswith(f"{c}_")), key=len, default=None)
+                column = max(
+                    (c for c in inputs if str(out).startswith(f"{c}_")), key=len, default=None
+                )
                 if column is not None:
                     one_hot[str(out)] = (column, str(out)[len(column) + 1 :])
         else:
@@ -149,7 +176,9 @@ def _direction(curve: list[float] | None, category: bool = False) -> str:
     return MIXED
 
 
-def feature_effects_of(pipeline: Any, sample: pd.DataFrame, top: pd.Series, grid: tuple[float, ...]) -> list[dict[str, Any]]:
+def feature_effects_of(
+    pipeline: Any, sample: pd.DataFrame, top: pd.Series, grid: tuple[float, ...]
+) -> list[dict[str, Any]]:
     """Importance and direction of effect of the ``top`` model features.
 
     The direction comes from partial dependence on ``sample``: the mean fraud score
@@ -162,18 +191,35 @@ def feature_effects_of(pipeline: Any, sample: pd.DataFrame, top: pd.Series, grid
     baseline = _mean_score(pipeline, sample)
     out = []
     for feature, importance in top.items():
-        entry: dict[str, Any] = {"feature": str(feature), "importance": float(importance), "input": None, "category": None,
-                                 "values": None, "curve": None, "effect": None}
+        entry: dict[str, Any] = {
+            "feature": str(feature),
+            "importance": float(importance),
+            "input": None,
+            "category": None,
+            "values": None,
+            "curve": None,
+            "effect": None,
+        }
         if feature in numeric and feature in sample.columns:
             observed = pd.to_numeric(sample[feature], errors="coerce").dropna()
-            values = sorted({float(v) for v in observed.quantile(list(grid))}) if len(observed) else []
+            values = (
+                sorted({float(v) for v in observed.quantile(list(grid))}) if len(observed) else []
+            )
             curve = [_mean_score(pipeline, sample.assign(**{feature: v})) for v in values]
-            entry.update(input=str(feature), values=values, curve=curve, effect=curve[-1] - curve[0] if len(curve) > 1 else 0.0)
+            entry.update(
+                input=str(feature),
+                values=values,
+                curve=curve,
+                effect=curve[-1] - curve[0] if len(curve) > 1 else 0.0,
+            )
         elif feature in one_hot:
             column, category = one_hot[feature]
             entry.update(input=column, category=category)
             if not category.startswith("infrequent"):
-                entry["curve"] = [baseline, _mean_score(pipeline, sample.assign(**{column: category}))]
+                entry["curve"] = [
+                    baseline,
+                    _mean_score(pipeline, sample.assign(**{column: category})),
+                ]
                 entry["effect"] = entry["curve"][1] - baseline
         entry["direction"] = _direction(entry["curve"], category=entry["category"] is not None)
         out.append(entry)
@@ -181,7 +227,10 @@ def feature_effects_of(pipeline: Any, sample: pd.DataFrame, top: pd.Series, grid
 
 
 def explain_models(
-    trained_candidates: dict[str, Any], model_selection: dict[str, Any], test_set: pd.DataFrame, params: dict[str, Any]
+    trained_candidates: dict[str, Any],
+    model_selection: dict[str, Any],
+    test_set: pd.DataFrame,
+    params: dict[str, Any],
 ) -> dict[str, Any]:
     """Feature importance of every candidate and the direction of its top features'
     effect on the fraud score, measured on a sample of test rows.
@@ -195,17 +244,25 @@ def explain_models(
     models: dict[str, Any] = {}
     for name, entry in trained_candidates.items():
         pipeline = entry["pipeline"]
-        if not hasattr(pipeline, "named_steps") or not {"preprocess", "classifier"} <= set(pipeline.named_steps):
+        if not hasattr(pipeline, "named_steps") or not {"preprocess", "classifier"} <= set(
+            pipeline.named_steps
+        ):
             continue  # the baseline has no feature pipeline to explain
         classifier = pipeline.named_steps["classifier"]
         tree = hasattr(classifier, "feature_importances_")
         rows = test_set[entry["inputs"]]
-        sample = rows.sample(min(p.effect_sample_size, len(rows)), random_state=p.random_state) if len(rows) else rows
+        sample = (
+            rows.sample(min(p.effect_sample_size, len(rows)), random_state=p.random_state)
+            if len(rows)
+            else rows
+        )
         top = feature_importance(pipeline).head(p.top_features)
         models[name] = {
             "kind": "tree" if tree else "linear",
             "classifier": type(classifier).__name__,
-            "importance_measure": "impurity / gain importance" if tree else "absolute coefficient on standardised inputs",
+            "importance_measure": "impurity / gain importance"
+            if tree
+            else "absolute coefficient on standardised inputs",
             "sample_rows": len(sample),
             "features": feature_effects_of(pipeline, sample, top, p.effect_grid),
         }
@@ -231,12 +288,27 @@ def plot_daily_volume(data_summary: dict[str, Any]) -> Figure:
     ax.bar(days, daily["transactions"], color="#9db4c0", width=0.9, label="transactions")
     ax.set_ylabel("transactions per day")
     rate = ax.twinx()
-    rate.plot(days, 100 * daily["frauds"] / daily["transactions"].clip(lower=1), color="#c0392b", lw=1.5, label="fraud rate")
+    rate.plot(
+        days,
+        100 * daily["frauds"] / daily["transactions"].clip(lower=1),
+        color="#c0392b",
+        lw=1.5,
+        label="fraud rate",
+    )
     rate.set_ylabel("fraud rate (%)")
     split = data_summary.get("split") or {}
-    for start, end, label, colour in (("train_start", "train_end", "final training", "#2e86de"), ("test_start", "test_end", "test", "#f39c12")):
+    for start, end, label, colour in (
+        ("train_start", "train_end", "final training", "#2e86de"),
+        ("test_start", "test_end", "test", "#f39c12"),
+    ):
         if split.get(start) and split.get(end):
-            ax.axvspan(pd.Timestamp(split[start]), pd.Timestamp(split[end]), color=colour, alpha=0.15, label=f"{label} window")
+            ax.axvspan(
+                pd.Timestamp(split[start]),
+                pd.Timestamp(split[end]),
+                color=colour,
+                alpha=0.15,
+                label=f"{label} window",
+            )
     handles = ax.get_legend_handles_labels()[0] + rate.get_legend_handles_labels()[0]
     ax.legend(handles=handles, fontsize=8, loc="upper left")
     ax.set_title("Transactions and fraud rate per day")
@@ -248,14 +320,27 @@ def plot_daily_volume(data_summary: dict[str, Any]) -> Figure:
 def plot_feature_effects(model: dict[str, Any], name: str) -> Figure:
     """Top features by importance, coloured by the direction of their effect."""
     features = model["features"][::-1]
-    colours = {RAISES: "#c0392b", CATEGORY_RAISES: "#c0392b", LOWERS: "#2e86de", CATEGORY_LOWERS: "#2e86de", MIXED: "#8e44ad"}
+    colours = {
+        RAISES: "#c0392b",
+        CATEGORY_RAISES: "#c0392b",
+        LOWERS: "#2e86de",
+        CATEGORY_LOWERS: "#2e86de",
+        MIXED: "#8e44ad",
+    }
     fig, ax = new_figure(figsize=(7.5, 0.32 * len(features) + 1.6))
     labels = [f["feature"] for f in features]
-    ax.barh(labels, [f["importance"] for f in features], color=[colours.get(f["direction"], "#95a5a6") for f in features])
+    ax.barh(
+        labels,
+        [f["importance"] for f in features],
+        color=[colours.get(f["direction"], "#95a5a6") for f in features],
+    )
     ax.set(xlabel=model["importance_measure"], title=f"Feature importance and direction: {name}")
-    legend = [Patch(color=colours[RAISES], label="higher values (or this category) raise the score"),
-              Patch(color=colours[LOWERS], label="... lower the score"), Patch(color=colours[MIXED], label="mixed"),
-              Patch(color="#95a5a6", label="no clear effect")]
+    legend = [
+        Patch(color=colours[RAISES], label="higher values (or this category) raise the score"),
+        Patch(color=colours[LOWERS], label="... lower the score"),
+        Patch(color=colours[MIXED], label="mixed"),
+        Patch(color="#95a5a6", label="no clear effect"),
+    ]
     ax.legend(handles=legend, fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
@@ -268,14 +353,22 @@ def plot_drift(entries: list[dict[str, Any]]) -> Figure | None:
         return None
     rows = rows[::-1]
     fig, ax = new_figure(figsize=(7.5, 0.3 * len(rows) + 1.6))
-    ax.barh([str(e["feature"]) for e in rows], [float(e["psi"]) for e in rows],
-            color=["#c0392b" if e.get("drifted") else "#95a5a6" for e in rows])
-    ax.set(xlabel="population stability index (PSI)", title="Drift per feature, current window vs training reference")
+    ax.barh(
+        [str(e["feature"]) for e in rows],
+        [float(e["psi"]) for e in rows],
+        color=["#c0392b" if e.get("drifted") else "#95a5a6" for e in rows],
+    )
+    ax.set(
+        xlabel="population stability index (PSI)",
+        title="Drift per feature, current window vs training reference",
+    )
     fig.tight_layout()
     return fig
 
 
-def explain_threshold(thresholds: dict[str, Any], evaluation_report: dict[str, Any]) -> dict[str, Any]:
+def explain_threshold(
+    thresholds: dict[str, Any], evaluation_report: dict[str, Any]
+) -> dict[str, Any]:
     """The selected model's threshold, the rule that chose it and what it means on
     the test window, in words."""
     selected = evaluation_report["selected"]
@@ -310,19 +403,31 @@ def explain_threshold(thresholds: dict[str, Any], evaluation_report: dict[str, A
     }
 
 
-def _model_rows(evaluation_report: dict[str, Any], model_selection: dict[str, Any], thresholds: dict[str, Any], search_results: dict[str, Any]) -> list[dict[str, Any]]:
-    validation_ap = {**{n: r.get("validation_average_precision") for n, r in search_results.items()}, **model_selection.get("validation_average_precision", {})}
+def _model_rows(
+    evaluation_report: dict[str, Any],
+    model_selection: dict[str, Any],
+    thresholds: dict[str, Any],
+    search_results: dict[str, Any],
+) -> list[dict[str, Any]]:
+    validation_ap = {
+        **{n: r.get("validation_average_precision") for n, r in search_results.items()},
+        **model_selection.get("validation_average_precision", {}),
+    }
     rows = []
     for name, metrics in evaluation_report["metrics"].items():
-        rows.append({
-            "name": name,
-            "selected": name == evaluation_report["selected"],
-            "validation_average_precision": validation_ap.get(name),
-            "threshold": (thresholds.get(name) or {}).get("threshold"),
-            "metrics": metrics,
-            "best_params": (search_results.get(name) or {}).get("best_params"),
-        })
-    return sorted(rows, key=lambda r: (not r["selected"], -(r["metrics"].get("average_precision") or 0.0)))
+        rows.append(
+            {
+                "name": name,
+                "selected": name == evaluation_report["selected"],
+                "validation_average_precision": validation_ap.get(name),
+                "threshold": (thresholds.get(name) or {}).get("threshold"),
+                "metrics": metrics,
+                "best_params": (search_results.get(name) or {}).get("best_params"),
+            }
+        )
+    return sorted(
+        rows, key=lambda r: (not r["selected"], -(r["metrics"].get("average_precision") or 0.0))
+    )
 
 
 def _promotion(promotion_report: dict[str, Any]) -> dict[str, Any]:
@@ -332,8 +437,16 @@ def _promotion(promotion_report: dict[str, Any]) -> dict[str, Any]:
     metrics = []
     for metric in sorted(set(challenger) | set(champion)):
         new, old = challenger.get(metric), champion.get(metric)
-        metrics.append({"metric": metric, "challenger": new, "champion": old,
-                        "gain": new - old if isinstance(new, int | float) and isinstance(old, int | float) else None})
+        metrics.append(
+            {
+                "metric": metric,
+                "challenger": new,
+                "champion": old,
+                "gain": new - old
+                if isinstance(new, int | float) and isinstance(old, int | float)
+                else None,
+            }
+        )
     return {
         "promoted": bool(promotion_report.get("promote")),
         "reason": promotion_report.get("reason", ""),
@@ -350,7 +463,11 @@ def _drift(monitoring_verdict: dict[str, Any] | None) -> dict[str, Any] | None:
     if monitoring_verdict is None:
         return None
     entries = drifted_features(monitoring_verdict)
-    statistics = [s for s in ("psi", "ks_statistic", "ks_pvalue", "chi2_pvalue") if any(s in e for e in entries)]
+    statistics = [
+        s
+        for s in ("psi", "ks_statistic", "ks_pvalue", "chi2_pvalue")
+        if any(s in e for e in entries)
+    ]
     figure = plot_drift(entries)
     performance = [
         {"metric": m, "current": v.get("current"), "reference": v.get("reference")}
@@ -414,11 +531,15 @@ def render_model_report(  # noqa: PLR0917
         "daily_volume": figure_to_base64(plot_daily_volume(data_summary)),
         "pr_curve": figure_to_base64(plot_pr_curves(test_predictions, model_selection)),
         "roc_curve": figure_to_base64(plot_roc_curves(test_predictions, model_selection)),
-        "score_distribution": figure_to_base64(plot_score_distribution(test_predictions, model_selection, decision_thresholds)),
+        "score_distribution": figure_to_base64(
+            plot_score_distribution(test_predictions, model_selection, decision_thresholds)
+        ),
         "confusion_matrix": figure_to_base64(plot_confusion_matrix(evaluation_report)),
     }
     if selected in effects:
-        figures["feature_importance"] = figure_to_base64(plot_feature_effects(effects[selected], selected))
+        figures["feature_importance"] = figure_to_base64(
+            plot_feature_effects(effects[selected], selected)
+        )
     html = _template().render(
         title=p.title,
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -86,7 +86,9 @@ class TrainingParams(StrictParams):
         return self
 
 
-def _search_space(spec: CandidateSpec, scale_pos_weight: float, random_state: int) -> list[dict[str, list[Any]]]:
+def _search_space(
+    spec: CandidateSpec, scale_pos_weight: float, random_state: int
+) -> list[dict[str, list[Any]]]:
     return [
         {**resampling_grid(s, spec.classifier, scale_pos_weight, random_state), **spec.search_space}
         for s in spec.resampling
@@ -106,7 +108,9 @@ def _space_size(space: list[dict[str, list[Any]]]) -> int:
 def _candidate_pipeline(spec: CandidateSpec, development: pd.DataFrame, p: TrainingParams):
     numeric, categorical = feature_columns(development)
     classifier = import_class(spec.classifier)(**spec.init)
-    return build_model_pipeline(classifier, numeric, categorical, p.selection, p.random_state), numeric + categorical
+    return build_model_pipeline(
+        classifier, numeric, categorical, p.selection, p.random_state
+    ), numeric + categorical
 
 
 def tune_candidates(
@@ -122,9 +126,14 @@ def tune_candidates(
     p = TrainingParams.from_dict(params)
     folds = fold_indices(development, plan)
     for k, (tr, va) in enumerate(folds):
-        y_tr, y_va = development[schema.LABEL].to_numpy()[tr], development[schema.LABEL].to_numpy()[va]
+        y_tr, y_va = (
+            development[schema.LABEL].to_numpy()[tr],
+            development[schema.LABEL].to_numpy()[va],
+        )
         if len(np.unique(y_tr)) < 2 or len(np.unique(y_va)) < 2:
-            raise ValueError(f"Validation fold {k} has a single class (train {len(tr)} rows, valid {len(va)} rows): use fewer or longer folds in params:split")
+            raise ValueError(
+                f"Validation fold {k} has a single class (train {len(tr)} rows, valid {len(va)} rows): use fewer or longer folds in params:split"
+            )
     y = development[schema.LABEL].astype(int).to_numpy()
     scale_pos_weight = _scale_pos_weight(development)
     results: dict[str, Any] = {}
@@ -133,11 +142,19 @@ def tune_candidates(
         pipe, inputs = _candidate_pipeline(spec, development, p)
         space = _search_space(spec, scale_pos_weight, p.random_state)
         if p.search == "grid" or _space_size(space) <= p.n_iter:
-            search = GridSearchCV(pipe, space, scoring="average_precision", cv=folds, refit=False, error_score="raise")
+            search = GridSearchCV(
+                pipe, space, scoring="average_precision", cv=folds, refit=False, error_score="raise"
+            )
         else:
             search = RandomizedSearchCV(
-                pipe, space, n_iter=p.n_iter, scoring="average_precision", cv=folds,
-                refit=False, random_state=p.random_state, error_score="raise",
+                pipe,
+                space,
+                n_iter=p.n_iter,
+                scoring="average_precision",
+                cv=folds,
+                refit=False,
+                random_state=p.random_state,
+                error_score="raise",
             )
         search.fit(development[inputs], y)
         best = search.best_params_
@@ -149,10 +166,17 @@ def tune_candidates(
             "validation_average_precision_std": float(search.cv_results_["std_test_score"][i]),
             "tried": [
                 {"params": describe_params(prm), "mean_ap": float(m)}
-                for prm, m in zip(search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True)
+                for prm, m in zip(
+                    search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
+                )
             ],
         }
-        logger.info("Candidate %s: validation AP %.4f with %s", name, search.best_score_, results[name]["best_params"])
+        logger.info(
+            "Candidate %s: validation AP %.4f with %s",
+            name,
+            search.best_score_,
+            results[name]["best_params"],
+        )
         best_pipe = clone(pipe).set_params(**best)
         predictions.append(_out_of_fold(name, best_pipe, development, inputs, folds))
     baseline = _baseline_pipeline(p)
@@ -162,7 +186,12 @@ def tune_candidates(
         "classifier": "sklearn.linear_model.LogisticRegression",
         "features": p.baseline_features,
         "validation_average_precision": float(
-            np.mean([average_precision_score(g["label"], g["score"]) for _, g in base_pred.groupby("fold")])
+            np.mean(
+                [
+                    average_precision_score(g["label"], g["score"])
+                    for _, g in base_pred.groupby("fold")
+                ]
+            )
         ),
     }
     return results, pd.concat(predictions, ignore_index=True)
@@ -172,7 +201,9 @@ def _baseline_pipeline(p: TrainingParams):
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
 
 
-def _out_of_fold(name: str, pipe: Any, development: pd.DataFrame, inputs: list[str], folds: list) -> pd.DataFrame:
+def _out_of_fold(
+    name: str, pipe: Any, development: pd.DataFrame, inputs: list[str], folds: list
+) -> pd.DataFrame:
     y = development[schema.LABEL].astype(int).to_numpy()
     parts = []
     for k, (tr, va) in enumerate(folds):
@@ -192,7 +223,10 @@ def _out_of_fold(name: str, pipe: Any, development: pd.DataFrame, inputs: list[s
 
 
 def fit_candidates(
-    development: pd.DataFrame, plan: dict[str, Any], search_results: dict[str, Any], params: dict[str, Any]
+    development: pd.DataFrame,
+    plan: dict[str, Any],
+    search_results: dict[str, Any],
+    params: dict[str, Any],
 ) -> dict[str, Any]:
     """Refits every candidate's best setting, and the baseline, on the final
     training window (the most recent labelled days)."""
@@ -210,7 +244,10 @@ def fit_candidates(
         best = _resolve(space, search_results[name]["best_params"])
         fitted[name] = {"pipeline": pipe.set_params(**best).fit(train[inputs], y), "inputs": inputs}
         logger.info("Fitted %s on %d rows (%d frauds)", name, len(train), int(y.sum()))
-    fitted[BASELINE] = {"pipeline": _baseline_pipeline(p).fit(train[p.baseline_features], y), "inputs": p.baseline_features}
+    fitted[BASELINE] = {
+        "pipeline": _baseline_pipeline(p).fit(train[p.baseline_features], y),
+        "inputs": p.baseline_features,
+    }
     return fitted
 
 
@@ -225,7 +262,9 @@ def _resolve(space: list[dict[str, list[Any]]], described: dict[str, Any]) -> di
     raise ValueError(f"Setting {described} is not in the search space any more; re-run tuning")
 
 
-def _best_threshold(labels: np.ndarray, scores: np.ndarray, cfg: dict[str, Any]) -> tuple[float, float]:
+def _best_threshold(
+    labels: np.ndarray, scores: np.ndarray, cfg: dict[str, Any]
+) -> tuple[float, float]:
     """Threshold maximising F-beta, or minimising expected cost, on given data."""
     order = np.argsort(-scores, kind="stable")
     s, y = scores[order], labels[order]
@@ -241,20 +280,37 @@ def _best_threshold(labels: np.ndarray, scores: np.ndarray, cfg: dict[str, Any])
         value = (1 + b2) * tp / np.maximum((1 + b2) * tp + b2 * fn + fp, 1)
         best = int(np.argmax(value))
     else:
-        value = -(float(cfg["cost_false_negative"]) * fn + float(cfg["cost_false_positive"]) * fp) / len(y)
+        value = -(
+            float(cfg["cost_false_negative"]) * fn + float(cfg["cost_false_positive"]) * fp
+        ) / len(y)
         best = int(np.argmax(value))
     return float(thresholds[best]), float(value[best])
 
 
-def choose_thresholds(validation_predictions: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+def choose_thresholds(
+    validation_predictions: pd.DataFrame, params: dict[str, Any]
+) -> dict[str, Any]:
     """Chooses each candidate's decision threshold on its out-of-fold validation
     scores by the configured objective (F-beta or expected cost per transaction)."""
     p = TrainingParams.from_dict(params)
     out = {}
     for name, g in validation_predictions.groupby("candidate", sort=True):
-        threshold, value = _best_threshold(g["label"].to_numpy(int), g["score"].to_numpy(float), p.threshold)
-        out[name] = {"threshold": threshold, "objective": p.threshold.get("objective", "f_beta"), "objective_value": value, "config": dict(p.threshold)}
-        logger.info("Threshold for %s: %.4f (%s = %.4f on validation)", name, threshold, out[name]["objective"], value)
+        threshold, value = _best_threshold(
+            g["label"].to_numpy(int), g["score"].to_numpy(float), p.threshold
+        )
+        out[name] = {
+            "threshold": threshold,
+            "objective": p.threshold.get("objective", "f_beta"),
+            "objective_value": value,
+            "config": dict(p.threshold),
+        }
+        logger.info(
+            "Threshold for %s: %.4f (%s = %.4f on validation)",
+            name,
+            threshold,
+            out[name]["objective"],
+            value,
+        )
     return out
 
 
@@ -262,7 +318,9 @@ def select_model(
     search_results: dict[str, Any], trained_candidates: dict[str, Any], thresholds: dict[str, Any]
 ) -> tuple[dict[str, Any], list[str]]:
     """Picks the candidate with the best validation AP (never test data)."""
-    scores = {n: r["validation_average_precision"] for n, r in search_results.items() if n != BASELINE}
+    scores = {
+        n: r["validation_average_precision"] for n, r in search_results.items() if n != BASELINE
+    }
     selected = max(scores, key=scores.get)
     pipe = trained_candidates[selected]["pipeline"]
     features = list(pipe.named_steps["select"].selected_features_)
@@ -278,7 +336,10 @@ def select_model(
 
 
 def package_model(
-    trained_candidates: dict[str, Any], selection: dict[str, Any], development: pd.DataFrame, params: dict[str, Any]
+    trained_candidates: dict[str, Any],
+    selection: dict[str, Any],
+    development: pd.DataFrame,
+    params: dict[str, Any],
 ) -> FraudModel:
     """Wraps the selected pipeline and its threshold as the model to register, with
     an input example from the training data for the signature."""

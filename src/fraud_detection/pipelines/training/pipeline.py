@@ -40,7 +40,12 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
             node(
                 package_model,
-                inputs=["trained_candidates", "model_selection", "development_set", "params:training"],
+                inputs=[
+                    "trained_candidates",
+                    "model_selection",
+                    "development_set",
+                    "params:training",
+                ],
                 outputs="fraud_model",
                 name="package_model_node",
             ),
