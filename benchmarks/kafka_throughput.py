@@ -221,11 +221,15 @@ def main() -> None:
     lines = [
         f"messages                        {args.messages:>12,}",
         f"producer (acks=all)             {summary['producer_msgs_per_s']:>12,} msgs/s",
-        f"KafkaDataset -> parquet         {summary['dataset_to_parquet_msgs_per_s']:>12,} msgs/s (median of {args.repeat})",
-        f"bare poll + orjson              {summary['bare_poll_json_msgs_per_s']:>12,} msgs/s (median of {args.repeat})",
+        f"KafkaDataset -> parquet         {summary['dataset_to_parquet_msgs_per_s']:>12,} msgs/s "
+        f"(median of {args.repeat})",
+        f"bare poll + orjson              {summary['bare_poll_json_msgs_per_s']:>12,} msgs/s "
+        f"(median of {args.repeat})",
         f"ratio (wall clock)              {summary['ratio']:>12}",
-        f"KafkaDataset -> parquet         {summary['dataset_to_parquet_msgs_per_cpu_s']:>12,} msgs per CPU-second",
-        f"bare poll + orjson              {summary['bare_poll_json_msgs_per_cpu_s']:>12,} msgs per CPU-second",
+        f"KafkaDataset -> parquet         {summary['dataset_to_parquet_msgs_per_cpu_s']:>12,} "
+        "msgs per CPU-second",
+        f"bare poll + orjson              {summary['bare_poll_json_msgs_per_cpu_s']:>12,} "
+        "msgs per CPU-second",
         f"ratio (CPU time)                {summary['cpu_ratio']:>12}",
         f"load average during the run     {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
     ]

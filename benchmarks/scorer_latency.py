@@ -448,17 +448,20 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scorer_latency.json").write_text(json.dumps(results, indent=2))
     say(
-        "\n| offered tx/s | throughput tx/s | e2e p50 ms | e2e p99 ms | scored p99 ms | predicted/sent |"
+        "\n| offered tx/s | throughput tx/s | e2e p50 ms | e2e p99 ms | scored p99 ms "
+        "| predicted/sent |"
     )
     say("|---|---|---|---|---|---|")
     for s in results["steps"]:
         say(
-            f"| {s['offered_tx_per_s']:,.0f} | {s['throughput_tx_per_s']:,.0f} | {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | "
+            f"| {s['offered_tx_per_s']:,.0f} | {s['throughput_tx_per_s']:,.0f} "
+            f"| {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | "
             f"{s['scored_ms_p99']} | {s['predicted']}/{s['sent']} |"
         )
     drain = results["drain"]
     say(
-        f"\ndrain: {drain['messages']} queued transactions scored in {drain['seconds']} s ({drain['tx_per_s']:,.0f} tx/s)"
+        f"\ndrain: {drain['messages']} queued transactions scored in {drain['seconds']} s "
+        f"({drain['tx_per_s']:,.0f} tx/s)"
     )
     if all(s["lost"] == 0 for s in results["steps"]):
         shutil.rmtree(workdir, ignore_errors=True)

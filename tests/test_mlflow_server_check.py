@@ -61,7 +61,9 @@ NO_BUCKET = {
         json.dumps(
             {
                 "error_code": "RESOURCE_DOES_NOT_EXIST",
-                "message": "Failed to list artifacts in s3://mlflow/: The specified bucket does not exist",
+                "message": (
+                    "Failed to list artifacts in s3://mlflow/: The specified bucket does not exist"
+                ),
             }
         ),
     ),
@@ -97,8 +99,9 @@ def test_unreachable_server_names_the_fix():
         s.bind(("127.0.0.1", 0))
         uri = f"http://127.0.0.1:{s.getsockname()[1]}"
     assert check_mlflow_server({"tracking_uri": uri, "timeout_s": 2}) == [
-        f"MLflow server {uri} is not reachable (ConnectionError): start it (`scripts/mlflow_server.sh start` "
-        "locally) or set MLFLOW_TRACKING_URI to the server's URL."
+        f"MLflow server {uri} is not reachable (ConnectionError): "
+        "start it (`scripts/mlflow_server.sh start` locally) "
+        "or set MLFLOW_TRACKING_URI to the server's URL."
     ]
 
 
@@ -108,7 +111,10 @@ def test_unreachable_server_names_the_fix():
         ({"tracking_uri": None}, "tracking_uri is empty: set MLFLOW_TRACKING_URI"),
         (
             {"tracking_uri": "sqlite:///mlflow.db"},
-            "MLFLOW_TRACKING_URI is 'sqlite:///mlflow.db'; this environment tracks to an MLflow server",
+            (
+                "MLFLOW_TRACKING_URI is 'sqlite:///mlflow.db'; "
+                "this environment tracks to an MLflow server"
+            ),
         ),
         ({"tracking_uri": "http://x", "timeout": 3}, "Unknown key(s) ['timeout']"),
     ],

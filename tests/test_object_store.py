@@ -44,7 +44,10 @@ def test_bucket_that_lists_and_takes_a_write_passes(stubbed):
         (
             "InvalidAccessKeyId",
             403,
-            "does not know the access key in AWS_ACCESS_KEY_ID (InvalidAccessKeyId): set AWS_ACCESS_KEY_ID",
+            (
+                "does not know the access key in AWS_ACCESS_KEY_ID (InvalidAccessKeyId): "
+                "set AWS_ACCESS_KEY_ID"
+            ),
         ),
         (
             "SignatureDoesNotMatch",
@@ -77,8 +80,9 @@ def test_read_only_keys_are_reported_at_the_write(stubbed):
     stubber.add_response("list_objects_v2", {"KeyCount": 0})
     stubber.add_client_error("put_object", service_error_code="AccessDenied", http_status_code=403)
     assert probe_bucket(client, "data", ENDPOINT) == [
-        "Object store http://127.0.0.1:9 denies the configured keys permission to write to bucket 'data' "
-        "(AccessDenied): grant them read and write access to the bucket, or use keys that have it."
+        "Object store http://127.0.0.1:9 denies the configured keys permission "
+        "to write to bucket 'data' (AccessDenied): "
+        "grant them read and write access to the bucket, or use keys that have it."
     ]
 
 
@@ -100,8 +104,9 @@ def test_unreachable_endpoint_is_reported_once_and_fast():
     )
     assert time.monotonic() - started < 5
     assert problems == [
-        f"Object store {endpoint} is not reachable (EndpointConnectionError): start it (`scripts/s3.sh start` "
-        "locally) or set AWS_ENDPOINT_URL_S3 to the address of the store."
+        f"Object store {endpoint} is not reachable (EndpointConnectionError): "
+        "start it (`scripts/s3.sh start` locally) "
+        "or set AWS_ENDPOINT_URL_S3 to the address of the store."
     ]
 
 

@@ -61,7 +61,10 @@ def test_windows_never_overlap_in_time_order():
 def test_too_little_history_says_how_much_is_needed():
     with pytest.raises(
         ValueError,
-        match=r"needs data from .* \(56 days: 4 folds of 7 days.*covers 2025-01-01 to 2025-01-20 \(20 days\)",
+        match=(
+            r"needs data from .* \(56 days: 4 folds of 7 days"
+            r".*covers 2025-01-01 to 2025-01-20 \(20 days\)"
+        ),
     ):
         plan_split(
             pd.Timestamp("2025-01-01"),

@@ -64,7 +64,8 @@ def make_client(credentials: Mapping[str, Any], timeout_s: float = DEFAULT_TIMEO
     """
     if not isinstance(credentials, Mapping):
         raise ObjectStoreSettingsError(
-            f"the credentials must be an entry of credentials.yml (key, secret, endpoint_url), got {credentials!r}"
+            "the credentials must be an entry of credentials.yml (key, secret, endpoint_url), "
+            f"got {credentials!r}"
         )
     client_kwargs = dict(credentials.get("client_kwargs") or {})
     config_kwargs = dict(credentials.get("config_kwargs") or {})
@@ -111,7 +112,10 @@ def describe_error(exc: Exception, endpoint: str, bucket: str, action: str) -> s
             "locally) or set AWS_ENDPOINT_URL_S3 to the address of the store."
         )
     if isinstance(exc, ReadTimeoutError | ConnectionClosedError):
-        return f"{where} accepted the connection but did not answer ({type(exc).__name__}): check the server's health and logs."
+        return (
+            f"{where} accepted the connection but did not answer ({type(exc).__name__}): "
+            "check the server's health and logs."
+        )
     if isinstance(exc, NoCredentialsError):
         return f"{where}: no access key configured: {_KEYS_HINT}."
     if isinstance(exc, ClientError):
@@ -127,12 +131,14 @@ def _describe_client_error(exc: ClientError, endpoint: str, bucket: str, action:
     if code in _MISSING_BUCKET_CODES:
         return (
             f"Bucket '{bucket}' does not exist at {endpoint} (NoSuchBucket): create it "
-            "(`mc mb`, or S3_BUCKETS for `scripts/s3.sh start`) or set S3_BUCKET to an existing bucket."
+            "(`mc mb`, or S3_BUCKETS for `scripts/s3.sh start`) "
+            "or set S3_BUCKET to an existing bucket."
         )
     if code in _DENIED_CODES:
         return (
-            f"Object store {endpoint} denies the configured keys permission to {action} bucket '{bucket}' "
-            f"({code}): grant them read and write access to the bucket, or use keys that have it."
+            f"Object store {endpoint} denies the configured keys permission to {action} "
+            f"bucket '{bucket}' ({code}): grant them read and write access to the bucket, "
+            "or use keys that have it."
         )
     message = exc.response.get("Error", {}).get("Message", "")
     return (
@@ -196,18 +202,21 @@ def check_object_store(section: Mapping[str, Any]) -> list[str]:
     unknown = sorted(set(section) - {"buckets", "credentials", "timeout_s"})
     if unknown:
         return [
-            f"Unknown key(s) {unknown} in startup_validation.object_store; expected buckets, credentials, timeout_s."
+            f"Unknown key(s) {unknown} in startup_validation.object_store; "
+            "expected buckets, credentials, timeout_s."
         ]
     buckets = [b for b in section.get("buckets") or [] if b]
     if not buckets:
         return [
-            "startup_validation.object_store.buckets is empty: list the buckets the catalog uses (S3_BUCKET)."
+            "startup_validation.object_store.buckets is empty: "
+            "list the buckets the catalog uses (S3_BUCKET)."
         ]
     credentials = section.get("credentials")
     if not isinstance(credentials, Mapping):
         return [
-            f"startup_validation.object_store.credentials names {credentials!r}, which is not an entry of "
-            "credentials.yml in this environment: add it (key, secret, endpoint_url)."
+            f"startup_validation.object_store.credentials names {credentials!r}, "
+            "which is not an entry of credentials.yml in this environment: "
+            "add it (key, secret, endpoint_url)."
         ]
     endpoint = endpoint_of(credentials) or "(AWS default endpoint)"
     if not credentials.get("key") or not credentials.get("secret"):

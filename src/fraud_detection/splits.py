@@ -138,7 +138,8 @@ def split_out_of_time(
     if development[schema.LABEL].nunique() < 2 or test.empty:
         raise ValueError(
             f"The split left {len(development)} development rows with labels "
-            f"{sorted(development[schema.LABEL].dropna().unique().tolist())} and {len(test)} test rows: "
+            f"{sorted(development[schema.LABEL].dropna().unique().tolist())} "
+            f"and {len(test)} test rows: "
             "both classes are needed to train; check the data's dates and labels."
         )
     plan["counts"] = {

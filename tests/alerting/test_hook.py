@@ -129,7 +129,8 @@ def test_failed_node_alerts_with_its_name_error_and_run_ids(project, webhook, sm
 def test_unreachable_service_at_start_up_alerts_before_any_node_runs(project, webhook, smtp):
     write_env(project, webhook.url, smtp.host, smtp.port)
     (project / "conf/local/validation.yml").write_text(
-        f"startup_validation:\n  kafka: {{bootstrap_servers: '127.0.0.1:{free_port()}', timeout_s: 1}}\n"
+        "startup_validation:\n"
+        f"  kafka: {{bootstrap_servers: '127.0.0.1:{free_port()}', timeout_s: 1}}\n"
     )
     with pytest.raises(StartupValidationError, match="Kafka"):
         run(project)
@@ -228,7 +229,10 @@ def test_promotion_decision_saved_to_the_registry_alerts_side_by_side(project, r
     webhook, smtp = receivers_env
     decision = {
         "promote": False,
-        "reason": "challenger average_precision 0.5000 does not beat champion 0.5200 by the margin 0.005 (gain -0.0200)",
+        "reason": (
+            "challenger average_precision 0.5000 does not beat champion 0.5200 "
+            "by the margin 0.005 (gain -0.0200)"
+        ),
         "challenger": {"metrics": {"average_precision": 0.50, "roc_auc": 0.93}, "run_id": "new"},
         "champion": {
             "version": "7",

@@ -71,7 +71,8 @@ class AlertingHook:
                 self._alerter = alerter_from_config_loader(context.config_loader)
             except Exception as exc:
                 logger.error(
-                    "Alerting configuration unusable (%s); the start-up failure goes to the log only",
+                    "Alerting configuration unusable (%s); "
+                    "the start-up failure goes to the log only",
                     exc,
                 )
             self._send(events.service_unreachable, error.problems, self._run, error, error=error)

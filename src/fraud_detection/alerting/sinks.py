@@ -185,7 +185,10 @@ def _html_body(alert: Alert) -> str:
         )
         table = f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
     summary = html.escape(alert.summary).replace("\n", "<br>")
-    return f"<html><body><h2>{html.escape(alert.title)}</h2><p>{summary}</p><table cellpadding='3'>{rows}</table><br>{table}</body></html>"
+    return (
+        f"<html><body><h2>{html.escape(alert.title)}</h2><p>{summary}</p>"
+        f"<table cellpadding='3'>{rows}</table><br>{table}</body></html>"
+    )
 
 
 class EmailSink:

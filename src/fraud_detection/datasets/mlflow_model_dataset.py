@@ -83,8 +83,8 @@ class MlflowFraudModelDataset(MlflowModelTrackingDataset):
         )
         if not models:
             raise DatasetError(
-                f"MLflow run {run.info.run_id} has logged no model named {name!r}: run the node that "
-                "saves it (package_model_node) in this run first."
+                f"MLflow run {run.info.run_id} has logged no model named {name!r}: "
+                "run the node that saves it (package_model_node) in this run first."
             )
         return f"models:/{models[0].model_id}"
 

@@ -45,7 +45,8 @@ class OptionalDataset(AbstractDataset[Any, Any]):
         """
         if "type" not in dataset:
             raise DatasetError(
-                f"OptionalDataset needs the wrapped dataset's 'type' in 'dataset', got {sorted(dataset)}"
+                "OptionalDataset needs the wrapped dataset's 'type' in 'dataset', "
+                f"got {sorted(dataset)}"
             )
         config = dict(dataset)
         if version is not None:

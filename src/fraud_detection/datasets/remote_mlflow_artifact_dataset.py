@@ -64,7 +64,8 @@ class RemoteMlflowArtifactDataset(AbstractDataset[Any, Any]):
         """
         if "type" not in dataset or "filepath" not in dataset:
             raise DatasetError(
-                f"RemoteMlflowArtifactDataset wraps a file dataset: its 'dataset' needs 'type' and 'filepath', got {sorted(dataset)}"
+                "RemoteMlflowArtifactDataset wraps a file dataset: its 'dataset' needs "
+                f"'type' and 'filepath', got {sorted(dataset)}"
             )
         config = dict(dataset)
         if version is not None:

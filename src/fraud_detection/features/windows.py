@@ -60,7 +60,8 @@ class SortedAxis:
         n_keys = int(codes.max()) + 1 if len(codes) else 1
         if n_keys * stride >= np.iinfo(np.int64).max:
             raise ValueError(
-                f"{n_keys} keys over {stride} ms overflow one int64 axis; process the data in time slices"
+                f"{n_keys} keys over {stride} ms overflow one int64 axis; "
+                "process the data in time slices"
             )
         order = np.lexsort((np.arange(len(codes)), rel, codes))
         key = codes[order].astype(np.int64)

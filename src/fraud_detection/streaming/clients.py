@@ -89,12 +89,14 @@ def check_kafka(section: Mapping[str, Any]) -> list[str]:
     unknown = sorted(set(section) - {"bootstrap_servers", "timeout_s", "credentials"})
     if unknown:
         return [
-            f"Unknown key(s) {unknown} in startup_validation.kafka; expected bootstrap_servers, timeout_s, credentials."
+            f"Unknown key(s) {unknown} in startup_validation.kafka; "
+            "expected bootstrap_servers, timeout_s, credentials."
         ]
     servers = section.get("bootstrap_servers")
     if not servers:
         return [
-            "startup_validation.kafka.bootstrap_servers is empty: set KAFKA_BOOTSTRAP_SERVERS or the value in validation.yml."
+            "startup_validation.kafka.bootstrap_servers is empty: "
+            "set KAFKA_BOOTSTRAP_SERVERS or the value in validation.yml."
         ]
     credentials = section.get("credentials") or {}
     if not isinstance(credentials, Mapping):

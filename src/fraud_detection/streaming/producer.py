@@ -127,7 +127,10 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--env",
         default="kafka",
-        help="Kedro environment for parameters and the 'kafka' credentials entry (default: %(default)s)",
+        help=(
+            "Kedro environment for parameters and the 'kafka' credentials entry "
+            "(default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--project-path", type=Path, default=Path.cwd(), help="Kedro project root (default: cwd)"

@@ -37,7 +37,8 @@ def make(*args: str, timeout: float = 1800) -> None:
     )
     if result.returncode != 0:
         pytest.fail(
-            f"make {' '.join(args)} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+            f"make {' '.join(args)} failed (exit {result.returncode}):\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
 
 

@@ -115,7 +115,8 @@ class Services:
         result = _script(script, command, self.script_env, timeout)
         if result.returncode != 0:
             pytest.fail(
-                f"{script.name} {command} failed (exit {result.returncode}); see docs/object-store.md:\n{result.stderr[-4000:]}"
+                f"{script.name} {command} failed (exit {result.returncode}); "
+                f"see docs/object-store.md:\n{result.stderr[-4000:]}"
             )
 
     def start_s3(self) -> None:

@@ -226,8 +226,8 @@ def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(
     message = str(failure.value)
     assert message.startswith("trained_candidates: Failed while saving data")
     assert (
-        f'Could not connect to the endpoint URL: "{services.endpoint}/{BUCKET}/06_models/trained_candidates.pkl/'
-        in message
+        "Could not connect to the endpoint URL: "
+        f'"{services.endpoint}/{BUCKET}/06_models/trained_candidates.pkl/' in message
     )
     assert failed_after < 60, f"the run took {failed_after:.0f}s to give up on the stopped store"
 

@@ -86,10 +86,12 @@ def test_servers_down_are_both_reported_within_seconds(project, prod_env, monkey
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_down)
     error, seconds = validation_error(project)
     assert error.problems == [
-        f"Object store {s3_down} is not reachable (EndpointConnectionError): start it (`scripts/s3.sh start` "
-        "locally) or set AWS_ENDPOINT_URL_S3 to the address of the store.",
-        f"MLflow server {mlflow_down} is not reachable (ConnectionError): start it (`scripts/mlflow_server.sh "
-        "start` locally) or set MLFLOW_TRACKING_URI to the server's URL.",
+        f"Object store {s3_down} is not reachable (EndpointConnectionError): "
+        "start it (`scripts/s3.sh start` locally) "
+        "or set AWS_ENDPOINT_URL_S3 to the address of the store.",
+        f"MLflow server {mlflow_down} is not reachable (ConnectionError): "
+        "start it (`scripts/mlflow_server.sh start` locally) "
+        "or set MLFLOW_TRACKING_URI to the server's URL.",
     ]
     assert seconds < 30
 

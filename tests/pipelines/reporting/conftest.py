@@ -18,7 +18,10 @@ from tests.conftest import PROJECT_ROOT, make_transactions
 
 PROMOTION_REPORT = {
     "promote": False,
-    "reason": "challenger average_precision 0.4000 does not beat champion 0.4500 by the margin 0.005 (gain -0.0500)",
+    "reason": (
+        "challenger average_precision 0.4000 does not beat champion 0.4500 "
+        "by the margin 0.005 (gain -0.0500)"
+    ),
     "rule": {
         "metric": "average_precision",
         "min_improvement": 0.005,

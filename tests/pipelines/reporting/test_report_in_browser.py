@@ -21,19 +21,24 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 
 # Runs in the page: records what loaded, what was laid out and anything the page's
 # Content-Security-Policy had to block, as attributes of <body> for --dump-dom.
-PROBE = """<script>
+PROBE = (
+    """<script>
 const blocked = [];
 document.addEventListener('securitypolicyviolation', e => blocked.push(e.blockedURI));
 window.addEventListener('load', () => {
   const images = [...document.images];
   const b = document.body.dataset;
   b.images = images.length;
-  b.decoded = images.filter(i => i.complete && i.naturalWidth > 0).map(i => i.dataset.figure).join(',');
-  b.laidOut = [...document.querySelectorAll('section')].filter(s => s.offsetHeight > 0).map(s => s.id).join(',');
-  b.resources = JSON.stringify(performance.getEntriesByType('resource').map(r => r.name));
+"""
+    "  b.decoded = images.filter(i => i.complete && i.naturalWidth > 0)"
+    ".map(i => i.dataset.figure).join(',');\n"
+    "  b.laidOut = [...document.querySelectorAll('section')].filter(s => s.offsetHeight > 0)"
+    ".map(s => s.id).join(',');\n"
+    """  b.resources = JSON.stringify(performance.getEntriesByType('resource').map(r => r.name));
   b.blocked = JSON.stringify(blocked);
 });
 </script>"""
+)
 
 
 def chromium() -> str:
@@ -43,7 +48,8 @@ def chromium() -> str:
     if path is None:
         pytest.fail(
             "Headless Chromium is needed to check the model report: `make browser` installs it "
-            "(Debian: apt-get install chromium chromium-driver), or set CHROMIUM to a Chrome/Chromium binary."
+            "(Debian: apt-get install chromium chromium-driver), "
+            "or set CHROMIUM to a Chrome/Chromium binary."
         )
     return path
 

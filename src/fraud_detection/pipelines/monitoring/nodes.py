@@ -150,7 +150,9 @@ def render_drift_report(verdict: dict[str, Any]) -> str:
         rows.append(f"<tr{style}>" + "".join(f"<td>{esc(str(c))}</td>" for c in cells) + "</tr>")
     perf = verdict.get("performance") or {}
     perf_rows = "".join(
-        f"<tr><td>{esc(m)}</td><td>{_num(e.get('current'))}</td><td>{_num(e.get('reference'))}</td><td>{'yes' if e.get('degraded') or e.get('drifted') else ''}</td></tr>"
+        f"<tr><td>{esc(m)}</td><td>{_num(e.get('current'))}</td>"
+        f"<td>{_num(e.get('reference'))}</td>"
+        f"<td>{'yes' if e.get('degraded') or e.get('drifted') else ''}</td></tr>"
         for m, e in perf.items()
         if isinstance(e, dict)
     )
@@ -163,23 +165,37 @@ def render_drift_report(verdict: dict[str, Any]) -> str:
         if verdict.get("drift_detected")
         else f"No drift ({verdict.get('status')})"
     )
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>Drift report</title>
-<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}}</style>
-</head><body>
-<h1>Drift report: {esc(status)}</h1>
-<p>Window {esc(str(window.get("start")))} to {esc(str(window.get("end")))}, {window.get("rows", 0):,} transactions;
-model version {esc(str(verdict.get("model_version")))}; reference: {esc(str((verdict.get("reference") or {}).get("window")))}.</p>
-<h2>Reasons</h2><ul>{reasons}</ul>
-<h2>Score</h2><p>PSI {_num(score.get("psi"))}, KS {_num(score.get("ks_statistic"))} (p {_num(score.get("ks_pvalue"))}),
-flagged share {_num(score.get("positive_rate"))} vs {_num(score.get("reference_positive_rate"))} at training.</p>
-<h2>Performance where labels arrived</h2>
-<table><tr><th>metric</th><th>window</th><th>training</th><th>flagged</th></tr>{perf_rows}</table>
-<h2>Features</h2>
-<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>KS p-value</th><th>drifted</th></tr>{"".join(rows)}</table>
-{f'<h2>PSI per feature</h2><img alt="PSI per feature" src="data:image/png;base64,{chart}">' if chart else ""}
-</body></html>
-"""
+    chart_html = (
+        f'<h2>PSI per feature</h2><img alt="PSI per feature" src="data:image/png;base64,{chart}">'
+        if chart
+        else ""
+    )
+    return (
+        "<!doctype html>\n"
+        '<html><head><meta charset="utf-8"><title>Drift report</title>\n'
+        "<style>body{font-family:sans-serif;margin:2em;max-width:60em}"
+        "table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}</style>\n"
+        "</head><body>\n"
+        f"<h1>Drift report: {esc(status)}</h1>\n"
+        f"<p>Window {esc(str(window.get('start')))} to {esc(str(window.get('end')))}, "
+        f"{window.get('rows', 0):,} transactions;\n"
+        f"model version {esc(str(verdict.get('model_version')))}; "
+        f"reference: {esc(str((verdict.get('reference') or {}).get('window')))}.</p>\n"
+        f"<h2>Reasons</h2><ul>{reasons}</ul>\n"
+        f"<h2>Score</h2><p>PSI {_num(score.get('psi'))}, KS {_num(score.get('ks_statistic'))} "
+        f"(p {_num(score.get('ks_pvalue'))}),\n"
+        f"flagged share {_num(score.get('positive_rate'))} "
+        f"vs {_num(score.get('reference_positive_rate'))} at training.</p>\n"
+        "<h2>Performance where labels arrived</h2>\n"
+        "<table><tr><th>metric</th><th>window</th><th>training</th><th>flagged</th></tr>"
+        f"{perf_rows}</table>\n"
+        "<h2>Features</h2>\n"
+        "<table><tr><th>feature</th><th>kind</th><th>PSI</th><th>KS</th><th>KS p-value</th>"
+        f"<th>drifted</th></tr>{''.join(rows)}</table>\n"
+        f"{chart_html}\n"
+        "</body></html>\n"
+    )
 
 
 def _num(value: Any) -> str:

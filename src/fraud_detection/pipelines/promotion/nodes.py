@@ -49,7 +49,8 @@ def compare(
     if challenger["average_precision"] < p.min_average_precision:
         return (
             False,
-            f"challenger AP {challenger['average_precision']:.4f} is below the floor {p.min_average_precision}",
+            f"challenger AP {challenger['average_precision']:.4f} "
+            f"is below the floor {p.min_average_precision}",
         )
     if challenger["roc_auc"] < p.min_roc_auc:
         return (
@@ -62,11 +63,13 @@ def compare(
     if gain >= p.min_improvement:
         return (
             True,
-            f"challenger {p.metric} {challenger[p.metric]:.4f} beats champion {champion[p.metric]:.4f} by {gain:+.4f} (margin {p.min_improvement})",
+            f"challenger {p.metric} {challenger[p.metric]:.4f} beats champion "
+            f"{champion[p.metric]:.4f} by {gain:+.4f} (margin {p.min_improvement})",
         )
     return (
         False,
-        f"challenger {p.metric} {challenger[p.metric]:.4f} does not beat champion {champion[p.metric]:.4f} by the margin {p.min_improvement} (gain {gain:+.4f})",
+        f"challenger {p.metric} {challenger[p.metric]:.4f} does not beat champion "
+        f"{champion[p.metric]:.4f} by the margin {p.min_improvement} (gain {gain:+.4f})",
     )
 
 

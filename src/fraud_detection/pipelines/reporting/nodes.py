@@ -378,13 +378,15 @@ def explain_threshold(
     if chosen.get("objective", "f_beta") == "f_beta":
         beta = float(config.get("beta", 1.0))
         rule = (
-            f"It maximises F{beta:g} (recall weighted {beta:g}x as much as precision) on the out-of-fold scores "
-            f"of the prequential validation folds, where F{beta:g} reached {value:.3f}."
+            f"It maximises F{beta:g} (recall weighted {beta:g}x as much as precision) "
+            "on the out-of-fold scores of the prequential validation folds, "
+            f"where F{beta:g} reached {value:.3f}."
         )
     else:
         rule = (
-            f"It minimises the expected cost per transaction on the out-of-fold validation scores, with a missed fraud "
-            f"costing {config.get('cost_false_negative')} and a false alarm {config.get('cost_false_positive')}; "
+            "It minimises the expected cost per transaction on the out-of-fold validation "
+            f"scores, with a missed fraud costing {config.get('cost_false_negative')} "
+            f"and a false alarm {config.get('cost_false_positive')}; "
             f"the expected cost there was {-float(value):.3f} per transaction."
         )
     cm = evaluation_report["confusion_matrix"]
@@ -396,9 +398,10 @@ def explain_threshold(
         "objective": chosen.get("objective", "f_beta"),
         "rule": rule + " The test window was not used to choose it.",
         "on_test": (
-            f"On the test window it flags {flagged:,} of {evaluation_report['test_rows']:,} transactions: "
-            f"{cm['tp']:,} of {frauds:,} frauds caught, {cm['fn']:,} missed, and {cm['fp']:,} genuine transactions "
-            f"flagged ({cm['fp'] / max(cm['fp'] + cm['tn'], 1):.2%} of genuine ones)."
+            f"On the test window it flags {flagged:,} of {evaluation_report['test_rows']:,} "
+            f"transactions: {cm['tp']:,} of {frauds:,} frauds caught, {cm['fn']:,} missed, "
+            f"and {cm['fp']:,} genuine transactions flagged "
+            f"({cm['fp'] / max(cm['fp'] + cm['tn'], 1):.2%} of genuine ones)."
         ),
     }
 

@@ -78,7 +78,8 @@ class TrainingParams(StrictParams):
         missing = sorted(set(self.families) - set(self.candidates))
         if missing or not self.families:
             raise ValueError(
-                f"families {self.families} must name some of the candidates {sorted(self.candidates)}"
+                f"families {self.families} must name some of the candidates "
+                f"{sorted(self.candidates)}"
             )
         # Only the chosen families are searched.
         kept = {name: spec for name, spec in self.candidates.items() if name in self.families}
@@ -132,7 +133,9 @@ def tune_candidates(
         )
         if len(np.unique(y_tr)) < 2 or len(np.unique(y_va)) < 2:
             raise ValueError(
-                f"Validation fold {k} has a single class (train {len(tr)} rows, valid {len(va)} rows): use fewer or longer folds in params:split"
+                f"Validation fold {k} has a single class "
+                f"(train {len(tr)} rows, valid {len(va)} rows): "
+                "use fewer or longer folds in params:split"
             )
     y = development[schema.LABEL].astype(int).to_numpy()
     scale_pos_weight = _scale_pos_weight(development)
