@@ -224,8 +224,11 @@ def test_stopping_the_broker_mid_run_fails_clearly_and_commits_nothing(tmp_path,
         )
         catalog.write_text(yaml.safe_dump(config))
         kedro = Path(sys.executable).with_name("kedro")
+        # The test reads the progress lines as a log shipper would: JSON lines on stdout
+        # (the terminal's rich handler wraps long lines).
+        env = {**os.environ, "KEDRO_LOGGING_CONFIG": str(project.path / "conf/logging-json.yml")}
         run = subprocess.Popen([str(kedro), "run", "--env", "kafka", "--pipelines", "ingestion"], cwd=project.path,
-                               env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         output: list[str] = []
         for line in run.stdout:
             output.append(line)
