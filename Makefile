@@ -49,7 +49,28 @@ browser:
 	  else echo "Install Chromium or Chrome and set CHROMIUM=/path/to/it (needed by the model report test)" >&2; exit 1; fi; \
 	fi
 
-test: install-dev s3-server browser
+# The CeleryExecutor test runs Airflow on Debian's Redis (the broker, scripts/redis.sh) and
+# PostgreSQL (the metadata database, scripts/postgres.sh), each a throwaway server on a
+# free port; elsewhere install redis-server and the PostgreSQL server programs.
+.PHONY: celery-services
+celery-services:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="redis-server"; \
+	scripts/postgres.sh bindir >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "Install$$missing (needed by the CeleryExecutor test)" >&2; exit 1; fi; \
+	fi
+
+# The Docker Compose v2 CLI, built once per machine from the Go module proxy (cached in
+# ~/.cache/fraud-detection): tests/test_compose_cli.py validates docker-compose.yml with it.
+.PHONY: compose-cli
+compose-cli:
+	scripts/compose.sh install
+
+test: install-dev s3-server browser celery-services compose-cli
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 
