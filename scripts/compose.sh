@@ -4,7 +4,7 @@
 # installed: `config` resolves, merges and checks the file without an engine.
 #
 #   scripts/compose.sh install     build (once per machine) the pinned binary
-#   scripts/compose.sh path        print the binary's path (builds it first if needed)
+#   scripts/compose.sh path        print the binary's path; exit 1 if it is not built yet
 #   scripts/compose.sh run ARGS..  run it, e.g. scripts/compose.sh run config --quiet
 #
 # Settings (environment):
@@ -60,8 +60,9 @@ cmd_install() {
 case ${1:-} in
     install) cmd_install ;;
     path)
-        [[ -x $COMPOSE_BIN ]] || cmd_install
         echo "$COMPOSE_BIN"
+        [[ -x $COMPOSE_BIN ]] ||
+            die "not built yet: run scripts/compose.sh install (make compose-cli)"
         ;;
     run)
         shift
