@@ -129,6 +129,10 @@ AIRFLOW_VENV := .venv-airflow
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW_PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 AIRFLOW_CONSTRAINTS = infra/airflow/constraints-$(AIRFLOW_PYTHON_VERSION).txt
+# Extras: the CeleryExecutor (the Celery provider: Celery, Flower, the Redis client) and
+# PostgreSQL metadata, which it needs (the postgres provider: psycopg2, psycopg 3, and
+# asyncpg for the api-server). Pinned in the constraints like the rest.
+AIRFLOW_EXTRAS := celery,postgres
 
 $(AIRFLOW_VENV)/bin/activate:
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
@@ -141,7 +145,7 @@ $(AIRFLOW_VENV)/.installed: pyproject.toml $(wildcard infra/airflow/constraints-
 	wheels=$$(mktemp -d) && $(BIN)/pip wheel --quiet --no-deps -w $$wheels . \
 	  && $(AIRFLOW_VENV)/bin/pip install --quiet --no-deps --force-reinstall $$wheels/fraud_detection-*.whl \
 	  && $(AIRFLOW_VENV)/bin/pip install --quiet $(if $(wildcard $(AIRFLOW_CONSTRAINTS)),-c $(AIRFLOW_CONSTRAINTS)) \
-	     "apache-airflow==$(AIRFLOW_VERSION)" $$wheels/fraud_detection-*.whl \
+	     "apache-airflow[$(AIRFLOW_EXTRAS)]==$(AIRFLOW_VERSION)" $$wheels/fraud_detection-*.whl \
 	  && rm -rf $$wheels
 	$(AIRFLOW_VENV)/bin/pip check
 	touch $@
