@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Throwaway PostgreSQL cluster for development and CI: Airflow's metadata database when
-# its tasks run on Celery workers (Airflow refuses SQLite with any executor that runs
-# tasks in parallel). On loopback only, trust authentication, fsync off: never for data
-# that matters. Uses the system's PostgreSQL server programs (Debian: apt-get install
+# its tasks run on Celery workers. SQLite takes one writer at a time, and then several
+# processes write at once (scheduler, api-server, dag-processor, and the workers' Celery
+# results). On loopback only, trust authentication, fsync off: never for data that
+# matters. Uses the system's PostgreSQL server programs (Debian: apt-get install
 # postgresql; `make celery-services` installs it).
 #
 #   scripts/postgres.sh start    initdb (first time), start, create the databases
