@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -235,60 +236,60 @@ def celery_airflow(generated_dags, project, postgres, redis_url, tmp_path_factor
         "AIRFLOW__CELERY__OPERATION_TIMEOUT": "30",  # sending to Redis on a busy machine
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
-        "AIRFLOW__API_AUTH__JWT_SECRET": base64.b64encode(os.urandom(24)).decode(),
-        "AIRFLOW__API__SECRET_KEY": base64.b64encode(os.urandom(24)).decode(),
+        # Shared by the api-server and the scheduler, which signs the tasks' tokens.
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
         # Only the run this test triggers: no scheduled run of the @daily DAG.
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
     }
     airflow = Airflow(home=home, dags=generated_dags, env=env)
     result = airflow("db", "migrate", timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
 
     processes = Processes(logs=home)
-    processes.start(
-        "api-server",
-        ["api-server", "-H", "127.0.0.1", "-p", str(api_port), "-w", "1"],
-        env,
-        home,
-    )
-    processes.start("scheduler", ["scheduler"], env, home)
-    processes.start("dag-processor", ["dag-processor"], env, home)
-    for queue, name in WORKERS.items():
-        worker_env = {
-            **env,
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "celery_test_worker.hostname",
-            "CELERY_TEST_WORKER_HOSTNAME": name,
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        }
-        args = [
-            "celery",
-            "worker",
-            "--celery-hostname",
-            f"{name}@%h",
-            "--queues",
-            queue,
-            "--concurrency",
-            "1",
-        ]
-        processes.start(name, args, worker_env, home)
-    processes.start(
-        "flower",
-        [
-            "celery",
-            "flower",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            str(flower_port),
-            "-A",
-            FLOWER_LOGIN,
-        ],
-        env,
-        home,
-    )
     try:
+        processes.start(
+            "api-server",
+            ["api-server", "-H", "127.0.0.1", "-p", str(api_port), "-w", "1"],
+            env,
+            home,
+        )
+        processes.start("scheduler", ["scheduler"], env, home)
+        processes.start("dag-processor", ["dag-processor"], env, home)
+        for queue, name in WORKERS.items():
+            worker_env = {
+                **env,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "celery_test_worker.hostname",
+                "CELERY_TEST_WORKER_HOSTNAME": name,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            }
+            args = [
+                "celery",
+                "worker",
+                "--celery-hostname",
+                f"{name}@%h",
+                "--queues",
+                queue,
+                "--concurrency",
+                "1",
+            ]
+            processes.start(name, args, worker_env, home)
+        processes.start(
+            "flower",
+            [
+                "celery",
+                "flower",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(flower_port),
+                "-A",
+                FLOWER_LOGIN,
+            ],
+            env,
+            home,
+        )
         flower_url = f"http://127.0.0.1:{flower_port}"
         wait_for(
             "the api-server",
