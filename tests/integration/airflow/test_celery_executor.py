@@ -13,6 +13,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import PROJECT_ROOT
@@ -43,6 +45,8 @@ RUN_ID = "celery-executor-test"
 KEDRO_QUEUE = "kedro"
 # Celery node name and the hostname each worker reports for its task instances.
 WORKERS = {"default": "orchestration-worker", KEDRO_QUEUE: "training-worker"}
+# The DAG's branches after model selection run side by side on the training worker.
+WORKER_CONCURRENCY = {"default": "1", KEDRO_QUEUE: "2"}
 FLOWER_LOGIN = "flower:flower-test-password"
 DAG_RUN_TIMEOUT_S = 1200
 
@@ -272,7 +276,7 @@ def celery_airflow(generated_dags, project, postgres, redis_url, tmp_path_factor
                 "--queues",
                 queue,
                 "--concurrency",
-                "1",
+                WORKER_CONCURRENCY[queue],
             ]
             processes.start(name, args, worker_env, home)
         processes.start(
@@ -414,3 +418,30 @@ def test_flower_answers_and_lists_both_workers_with_their_queues(
         for name, info in workers.items()
     }
     assert queues == {name: {queue} for queue, name in WORKERS.items()}
+
+
+def test_the_compose_worker_healthcheck_pings_a_live_worker_only(celery_airflow):
+    """docker-compose.yml's airflow-worker health check, run against a real worker: it
+    answers for a live node and fails for one that is not there."""
+    compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+    healthcheck = compose["services"]["airflow-worker"]["healthcheck"]["test"]
+    assert healthcheck[0] == "CMD-SHELL" and '"celery@$${HOSTNAME}"' in healthcheck[1]
+    env = {
+        **celery_airflow.airflow.env,
+        "PATH": f"{AIRFLOW_BIN.parent}:{os.environ['PATH']}",
+    }
+
+    def ping(node: str) -> subprocess.CompletedProcess:
+        command = healthcheck[1].replace('"celery@$${HOSTNAME}"', node)
+        return subprocess.run(
+            ["bash", "-c", command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    live = ping(f"{WORKERS[KEDRO_QUEUE]}@{socket.gethostname()}")
+    assert live.returncode == 0 and "pong" in live.stdout, live.stdout + live.stderr
+    assert ping("celery@no-such-worker").returncode != 0
