@@ -178,7 +178,8 @@ def http_get(url: str, auth: str | None = None) -> tuple[int, str]:
             "Authorization", "Basic " + base64.b64encode(auth.encode()).decode()
         )
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
+        # Flower's worker list waits for the workers' replies: generous on a busy machine.
+        with urllib.request.urlopen(request, timeout=20) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
@@ -412,12 +413,23 @@ def test_flower_answers_and_lists_both_workers_with_their_queues(
     url = celery_airflow.flower_url
     assert http_get(f"{url}/healthcheck") == (200, "OK")
     assert http_get(f"{url}/api/workers")[0] == 401  # the API needs the login
-    workers = flower_workers(url)
-    queues = {
-        name.split("@")[0]: {q["name"] for q in info.get("active_queues") or []}
-        for name, info in workers.items()
-    }
-    assert queues == {name: {queue} for queue, name in WORKERS.items()}
+    expected = {name: {queue} for queue, name in WORKERS.items()}
+    seen: list[dict] = []
+
+    def queues_by_worker() -> bool:
+        # A worker busy with a task may miss one inspect round: ask again.
+        seen.append(
+            {
+                name.split("@")[0]: {q["name"] for q in info.get("active_queues") or []}
+                for name, info in flower_workers(url).items()
+            }
+        )
+        return seen[-1] == expected
+
+    deadline = time.monotonic() + 120
+    while not queues_by_worker() and time.monotonic() < deadline:
+        time.sleep(3)
+    assert seen[-1] == expected
 
 
 def test_the_compose_worker_healthcheck_pings_a_live_worker_only(celery_airflow):
