@@ -49,9 +49,30 @@ browser:
 	  else echo "Install Chromium or Chrome and set CHROMIUM=/path/to/it (needed by the model report test)" >&2; exit 1; fi; \
 	fi
 
+# The CeleryExecutor test runs Airflow on Debian's Redis (the broker, scripts/redis.sh) and
+# PostgreSQL (the metadata database, scripts/postgres.sh), each a throwaway server on a
+# free port; elsewhere install redis-server and the PostgreSQL server programs.
+.PHONY: celery-services
+celery-services:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="redis-server"; \
+	scripts/postgres.sh bindir >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "Install$$missing (needed by the CeleryExecutor test)" >&2; exit 1; fi; \
+	fi
+
+# The Docker Compose v2 CLI, built once per machine from the Go module proxy (cached in
+# ~/.cache/fraud-detection): tests/test_compose_cli.py validates docker-compose.yml with it.
+.PHONY: compose-cli
+compose-cli:
+	scripts/compose.sh install
+
 # The whole suite, as CI runs it: style and layer checks, then every test, the ones
 # against real services (Kafka, S3, MLflow, Airflow) included.
-test: lint s3-server browser
+test: lint s3-server browser celery-services compose-cli
 	$(BIN)/pytest
 
 # A contributor's inner loop: the tests that need no service, no browser and no
@@ -116,6 +137,10 @@ AIRFLOW_VENV := .venv-airflow
 AIRFLOW_VERSION := 3.3.2
 AIRFLOW_PYTHON_VERSION = $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 AIRFLOW_CONSTRAINTS = infra/airflow/constraints-$(AIRFLOW_PYTHON_VERSION).txt
+# Extras: the CeleryExecutor (the Celery provider: Celery, Flower, the Redis client) and
+# PostgreSQL metadata, which it needs (the postgres provider: psycopg2, psycopg 3, and
+# asyncpg for the api-server). Pinned in the constraints like the rest.
+AIRFLOW_EXTRAS := celery,postgres
 
 $(AIRFLOW_VENV)/bin/activate:
 	$(PYTHON) -m venv $(AIRFLOW_VENV)
@@ -128,7 +153,7 @@ $(AIRFLOW_VENV)/.installed: pyproject.toml $(wildcard infra/airflow/constraints-
 	wheels=$$(mktemp -d) && $(BIN)/pip wheel --quiet --no-deps -w $$wheels . \
 	  && $(AIRFLOW_VENV)/bin/pip install --quiet --no-deps --force-reinstall $$wheels/fraud_detection-*.whl \
 	  && $(AIRFLOW_VENV)/bin/pip install --quiet $(if $(wildcard $(AIRFLOW_CONSTRAINTS)),-c $(AIRFLOW_CONSTRAINTS)) \
-	     "apache-airflow==$(AIRFLOW_VERSION)" $$wheels/fraud_detection-*.whl \
+	     "apache-airflow[$(AIRFLOW_EXTRAS)]==$(AIRFLOW_VERSION)" $$wheels/fraud_detection-*.whl \
 	  && rm -rf $$wheels
 	$(AIRFLOW_VENV)/bin/pip check
 	touch $@

@@ -89,7 +89,9 @@ def test_long_running_services_have_healthchecks(compose):
 
 
 def test_airflow_runs_the_project_image_with_the_dag(compose):
-    for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-init"):
+    airflow = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+               "airflow-init", "airflow-worker", "flower")
+    for name in airflow:
         service = compose["services"][name]
         assert service["build"]["dockerfile"] == "Dockerfile", name
         assert service["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
