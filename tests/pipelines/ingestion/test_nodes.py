@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -102,3 +103,43 @@ def test_validation_does_not_mutate_its_input(transactions):
     before = transactions.copy()
     validate_transactions(transactions, PARAMS)
     pd.testing.assert_frame_equal(transactions, before)
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+@pytest.mark.parametrize("column", ["transaction_id", "customer_id", "terminal_id"])
+def test_blank_or_whitespace_ids_are_quarantined_as_missing(transactions, column, blank):
+    bad = transactions.copy()
+    bad.loc[3, column] = blank
+    valid, quarantine, report = validate_transactions(bad, PARAMS)
+    assert quarantine[QUARANTINE_REASON].tolist() == [f"missing_{column}"]
+    assert len(valid) == len(bad) - 1 and valid[column].notna().all()
+    assert report["quarantined_by_reason"] == {f"missing_{column}": 1}
+
+
+def test_timestamps_outside_the_nanosecond_range_are_quarantined_not_raised(transactions):
+    text = transactions.copy()
+    text["timestamp"] = text["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+    text.loc[1, "timestamp"] = "0001-01-01T00:00:00"
+    text.loc[2, "timestamp"] = "9999-01-01T00:00:00"
+    microseconds = transactions.copy()
+    microseconds["timestamp"] = microseconds["timestamp"].astype("datetime64[us]")
+    microseconds.loc[1, "timestamp"] = pd.Timestamp("0001-01-01").as_unit("us")
+    for bad in (text, microseconds):
+        valid, quarantine, _ = validate_transactions(bad, {**PARAMS, "max_invalid_share": 0.5})
+        reasons = dict(
+            zip(quarantine["transaction_id"], quarantine[QUARANTINE_REASON], strict=True)
+        )
+        assert reasons[bad.loc[1, "transaction_id"]] == "timestamp_too_old"
+        if bad is text:
+            assert reasons[bad.loc[2, "transaction_id"]] == "timestamp_in_future"
+        assert len(valid) + len(quarantine) == len(bad)
+
+
+@pytest.mark.parametrize("amount", [1e308, float("inf"), "Infinity", "-1e308"])
+def test_huge_or_infinite_amounts_are_out_of_range(transactions, amount):
+    bad = transactions.copy()
+    bad["amount"] = bad["amount"].astype(object)
+    bad.loc[4, "amount"] = amount
+    valid, quarantine, _ = validate_transactions(bad, PARAMS)
+    assert quarantine[QUARANTINE_REASON].tolist() == ["amount_out_of_range"]
+    assert np.isfinite(valid["amount"]).all() and valid["amount"].max() <= 1e6

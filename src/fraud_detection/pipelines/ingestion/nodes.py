@@ -100,7 +100,12 @@ def standardise_columns(raw: pd.DataFrame, params: dict[str, Any]) -> pd.DataFra
 
 
 def _coerce(frame: pd.DataFrame, unit: str | None) -> tuple[pd.DataFrame, dict[str, pd.Series]]:
-    """Casts canonical columns to their types; returns failures per column as masks."""
+    """Casts canonical columns to their types; returns failures per column as masks.
+
+    Timestamps that parse but do not fit pandas' nanosecond range (year 0001, 9999)
+    are not type failures: they come back under ``_before_range`` / ``_after_range``
+    so the bound rules name them.
+    """
     out = frame.copy()
     failed: dict[str, pd.Series] = {}
     for col in TRANSACTION_SCHEMA:
@@ -113,6 +118,10 @@ def _coerce(frame: pd.DataFrame, unit: str | None) -> tuple[pd.DataFrame, dict[s
                 cast = pd.to_datetime(values, errors="coerce", format="mixed")
             if getattr(cast.dt, "tz", None) is not None:
                 cast = cast.dt.tz_convert("UTC").dt.tz_localize(None)
+            failed["_before_range"] = cast < pd.Timestamp.min
+            failed["_after_range"] = cast > pd.Timestamp.max
+            cast = cast.mask(failed["_before_range"] | failed["_after_range"])
+            present = present & ~failed["_before_range"] & ~failed["_after_range"]
             cast = cast.astype("datetime64[ns]")
         elif col.kind == "float":
             cast = pd.to_numeric(values, errors="coerce").astype("float64")
@@ -145,7 +154,11 @@ def validate_transactions(
     reasons: dict[str, pd.Series] = {}
     for col in TRANSACTION_SCHEMA:
         if not col.nullable:
-            reasons[f"missing_{col.name}"] = transactions[col.name].isna() & ~failed[col.name]
+            # The typed value: an id of blanks is missing too, not a valid null.
+            missing = typed[col.name].isna() & ~failed[col.name]
+            if col.kind == "datetime":
+                missing &= ~failed["_before_range"] & ~failed["_after_range"]
+            reasons[f"missing_{col.name}"] = missing
         reasons[f"bad_type_{col.name}"] = failed[col.name]
     amount = typed[schema.AMOUNT]
     reasons["amount_out_of_range"] = amount.notna() & ((amount < p.min_amount) | (amount > p.max_amount))
@@ -153,8 +166,10 @@ def validate_transactions(
     reasons["label_not_0_or_1"] = label.notna() & ~label.isin([0, 1])
     reference = pd.Timestamp(p.reference_time) if p.reference_time else pd.Timestamp.now(tz="UTC").tz_localize(None)
     ts = typed[schema.TIMESTAMP]
-    reasons["timestamp_too_old"] = ts.notna() & (ts < pd.Timestamp(p.min_timestamp))
-    reasons["timestamp_in_future"] = ts.notna() & (ts > reference + pd.Timedelta(p.max_future))
+    too_old = ts.notna() & (ts < pd.Timestamp(p.min_timestamp))
+    in_future = ts.notna() & (ts > reference + pd.Timedelta(p.max_future))
+    reasons["timestamp_too_old"] = too_old | failed["_before_range"]
+    reasons["timestamp_in_future"] = in_future | failed["_after_range"]
     ids = typed[schema.TRANSACTION_ID]
     reasons["duplicate_transaction_id"] = ids.notna() & ids.duplicated(keep="first")
 
