@@ -21,6 +21,7 @@ vectorised over the batch in both cases.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,12 @@ AMOUNT_NOT_FINITE = "amount_not_finite"
 AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
 TIMESTAMP_TOO_OLD = "timestamp_too_old"
 TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+
+# A dead letter keeps at most this much of the rejected value (the rest is recorded by
+# size and SHA-256): a huge message the broker accepted must not fail its dead letter
+# on the producer's max_request_size (1 MiB by default) and wedge the topic.
+DEAD_LETTER_MAX_VALUE_BYTES = 256 * 1024
+_MAX_REASON_CHARS = 1000
 
 _ARROW_TYPES = {"str": pa.string(), "datetime": pa.string(), "float": pa.float64(), "label": pa.float64()}
 _PARSE_OPTIONS = pa_json.ParseOptions(
@@ -119,6 +126,39 @@ class DecodedMessages:
     frame: pd.DataFrame
     positions: np.ndarray
     rejected: dict[int, str] = field(default_factory=dict)
+
+
+def dead_letter(
+    value: bytes | None,
+    reason: str,
+    source: Mapping[str, object],
+    *,
+    max_value_bytes: int = DEAD_LETTER_MAX_VALUE_BYTES,
+) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The value and headers of the dead letter of a rejected message.
+
+    The value is the message unchanged, or its first ``max_value_bytes`` bytes with
+    ``dlq.truncated``, ``dlq.original.size`` and ``dlq.original.sha256`` headers when it
+    is longer, so the dead letter always fits the producer's request size.
+
+    Args:
+        value: The rejected message value.
+        reason: Why it was rejected (``dlq.reason``; long reasons are cut).
+        source: Further headers, each ``dlq.<name>`` (source topic, partition, ...).
+        max_value_bytes: Longest value kept.
+    """
+    headers = [("dlq.reason", reason[:_MAX_REASON_CHARS].encode("utf-8", "replace"))]
+    headers += [
+        (f"dlq.{name}", str(item).encode("utf-8", "replace")) for name, item in source.items()
+    ]
+    if value is not None and len(value) > max_value_bytes:
+        headers += [
+            ("dlq.truncated", b"true"),
+            ("dlq.original.size", str(len(value)).encode()),
+            ("dlq.original.sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[:max_value_bytes]
+    return value, headers
 
 
 def empty_transactions() -> pd.DataFrame:
