@@ -216,8 +216,9 @@ def _bound_flags(typed: pd.DataFrame, bounds: MessageBounds) -> dict[str, np.nda
     """One mask per bound rule; values that failed to parse are flagged elsewhere."""
     amount = typed[schema.AMOUNT].to_numpy(np.float64, na_value=np.nan)
     ts = typed[schema.TIMESTAMP]
-    with np.errstate(invalid="ignore"):
-        out_of_range = (amount < bounds.min_amount) | (amount > bounds.max_amount)
+    # Non-finite amounts are flagged by the schema checks already.
+    finite = np.isfinite(amount)
+    out_of_range = finite & ((amount < bounds.min_amount) | (amount > bounds.max_amount))
     return {
         AMOUNT_OUT_OF_RANGE: out_of_range,
         TIMESTAMP_TOO_OLD: (ts.notna() & (ts < bounds.min_timestamp)).to_numpy(bool),
