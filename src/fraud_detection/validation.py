@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from fraud_detection.mlflow_server import check_mlflow_server
 from fraud_detection.object_store import check_object_store
+from fraud_detection.redaction import redact
 from fraud_detection.streaming.clients import check_kafka
 
 
@@ -23,6 +24,8 @@ class StartupValidationError(RuntimeError):
     """The environment is not fit to run; the message lists every problem found."""
 
     def __init__(self, env: str | None, problems: list[str]):
+        # Printed, logged and sent in the service_unreachable alert: no credentials.
+        problems = [redact(p) for p in problems]
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(
