@@ -92,3 +92,42 @@ def test_memory_outputs_and_a_failing_later_node_commit_nothing():
     with pytest.raises(RuntimeError):
         _run([node(lambda f: f, "raw", "mid", name="copy_node"), node(crash, "mid", "final", name="crash_node")], catalog)
     assert kafka.commits == []
+
+
+def _gated(tmp_path, gate, later=None):
+    """raw -> standardise (memory) -> validate (memory + quarantine) -> gate -> validated."""
+    quarantine, validated = tmp_path / "quarantine.parquet", tmp_path / "validated.parquet"
+    kafka = RecordingKafkaDataset(make_transactions(n=10), watch=[quarantine, validated])
+    catalog = DataCatalog(datasets={
+        "raw": kafka, "standardised": MemoryDataset(), "screened": MemoryDataset(),
+        "quarantined": ParquetDataset(filepath=str(quarantine)),
+        "validated": ParquetDataset(filepath=str(validated)),
+    })
+    nodes = [
+        node(lambda f: f, "raw", "standardised", name="standardise_node"),
+        node(_split, "standardised", ["quarantined", "screened"], name="validate_node"),
+        node(gate, "screened", "validated", name="gate_node"),
+    ]
+    if later is not None:
+        nodes.append(node(later, "validated", "trained", name="later_node"))
+    return kafka, nodes, catalog
+
+
+def test_offsets_wait_for_the_quality_gate_behind_memory_outputs(tmp_path):
+    def gate(frame: pd.DataFrame) -> pd.DataFrame:
+        raise RuntimeError("too many invalid rows")
+
+    kafka, nodes, catalog = _gated(tmp_path, gate)
+    with pytest.raises(RuntimeError, match="too many invalid rows"):
+        _run(nodes, catalog)
+    assert kafka.commits == []  # the quarantine is saved, the batch will be read again
+
+
+def test_offsets_commit_once_the_gate_passed_even_if_a_later_node_fails(tmp_path):
+    def later(frame: pd.DataFrame) -> pd.DataFrame:
+        raise RuntimeError("training failed")
+
+    kafka, nodes, catalog = _gated(tmp_path, lambda f: f, later)
+    with pytest.raises(RuntimeError, match="training failed"):
+        _run(nodes, catalog)
+    assert kafka.commits == [[True, True]]

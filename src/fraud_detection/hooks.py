@@ -56,51 +56,77 @@ def _with_credentials(checks: Mapping[str, Any], context: Any) -> dict[str, Any]
 
 
 class KafkaOffsetCommitHook:
-    """Commits the consumer offsets of a ``KafkaDataset`` only after the node that read
-    it has persisted all of its outputs.
+    """Commits the consumer offsets of a ``KafkaDataset`` only once everything made from
+    the batch is persisted.
 
-    ``KafkaDataset.load`` never commits. If the run dies before the consuming node's
-    outputs are saved, the offsets stay where they were and the next run reads the
-    same messages again; once every output is saved, the offsets move past the batch
-    and the next run reads only new messages. When the consuming node writes to a
-    memory dataset (nothing persisted), the commit waits for the end of a successful run.
+    ``KafkaDataset.load`` never commits. The commit waits for every persisted dataset
+    the consuming node feeds, directly or through in-memory datasets and the nodes that
+    read them: in the ``kafka`` environment the batch stays in memory through
+    validation, so the offsets move only once the quality gate has passed and the
+    validated rows, the quarantine and the report are saved. If the run dies (or the
+    gate stops it) before that, the offsets stay where they were and the next run reads
+    the same messages again. When an in-memory output is not read by any node of the
+    run, the commit waits for the end of a successful run.
     """
 
     def __init__(self) -> None:
         self._waiting: dict[str, tuple[set[str], list[KafkaDataset]]] = {}
         self._at_run_end: list[KafkaDataset] = []
+        self._pipeline: Any = None
 
     @hook_impl
-    def before_pipeline_run(self) -> None:
+    def before_pipeline_run(self, pipeline: Any = None) -> None:
         self._waiting.clear()
         self._at_run_end.clear()
+        self._pipeline = pipeline
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any) -> None:
         kafka_inputs = [ds for name in node.inputs if isinstance(ds := catalog.get(name), KafkaDataset)]
         if not kafka_inputs:
             return
-        in_memory = [name for name in node.outputs if getattr(catalog.get(name), "_EPHEMERAL", True)]
-        if in_memory or not node.outputs:
+        persisted = self._persisted_downstream(node, catalog)
+        if not persisted:
             logger.warning(
-                "Node %s reads Kafka but does not persist %s: its offsets are committed only "
-                "when the whole run succeeds", node.name, in_memory or "any output",
+                "Node %s reads Kafka but what it makes is not all persisted in this run: its "
+                "offsets are committed only when the whole run succeeds", node.name,
             )
             self._at_run_end.extend(kafka_inputs)
         else:
-            self._waiting[node.name] = (set(node.outputs), kafka_inputs)
+            self._waiting[node.name] = (persisted, kafka_inputs)
+
+    def _persisted_downstream(self, node: Any, catalog: Any) -> set[str] | None:
+        """The persisted datasets made from ``node``'s outputs through in-memory ones;
+        ``None`` when an in-memory dataset on the way is not read by the run."""
+        nodes = list(self._pipeline.nodes) if self._pipeline is not None else [node]
+        persisted: set[str] = set()
+        seen: set[str] = set()
+        todo = list(node.outputs)
+        if not todo:
+            return None
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if not getattr(catalog.get(name), "_EPHEMERAL", True):
+                persisted.add(name)
+                continue
+            readers = [n for n in nodes if name in n.inputs]
+            if not readers or any(not n.outputs for n in readers):
+                return None
+            for reader in readers:
+                todo.extend(reader.outputs)
+        return persisted
 
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
-        entry = self._waiting.get(node.name)
-        if entry is None:
-            return
-        unsaved, datasets = entry
-        unsaved.discard(dataset_name)
-        if not unsaved:
-            del self._waiting[node.name]
-            for dataset in datasets:
-                dataset.commit()
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        for name, (unsaved, datasets) in list(self._waiting.items()):
+            unsaved.discard(dataset_name)
+            if not unsaved:
+                del self._waiting[name]
+                for dataset in datasets:
+                    dataset.commit()
 
     @hook_impl
     def after_pipeline_run(self) -> None:

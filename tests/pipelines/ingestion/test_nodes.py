@@ -143,3 +143,15 @@ def test_huge_or_infinite_amounts_are_out_of_range(transactions, amount):
     valid, quarantine, _ = validate_transactions(bad, PARAMS)
     assert quarantine[QUARANTINE_REASON].tolist() == ["amount_out_of_range"]
     assert np.isfinite(valid["amount"]).all() and valid["amount"].max() <= 1e6
+
+
+def test_a_batch_below_the_gate_minimum_passes_with_its_bad_rows_quarantined(transactions):
+    small = transactions.iloc[:20].copy()
+    small.loc[small.index[0], "customer_id"] = " "  # 1 of 20: 5% would be the limit
+    small.loc[small.index[1], "amount"] = -1.0
+    params = {**PARAMS, "quality_gate_min_rows": 100}
+    screened, quarantine, report = validate_transactions(small, params)
+    assert len(quarantine) == 2 and report["invalid_share"] == 0.1
+    assert enforce_quality_limit(screened, report, params) is screened
+    with pytest.raises(DataQualityError, match="is judged again by the next run"):
+        enforce_quality_limit(screened, report, {**params, "quality_gate_min_rows": 20})

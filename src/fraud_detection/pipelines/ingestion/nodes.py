@@ -40,6 +40,7 @@ class IngestionParams:
 
     column_mapping: dict[str, str]
     max_invalid_share: float = 0.05
+    quality_gate_min_rows: int = 0
     min_amount: float = 0.0
     max_amount: float = 1_000_000.0
     min_timestamp: str = "2000-01-01"
@@ -205,6 +206,12 @@ def enforce_quality_limit(
 ) -> pd.DataFrame:
     """Passes the valid rows on, or stops the run when too many rows were bad.
 
+    The share is that of the rows ``validate_transactions`` judged (in the ``kafka``
+    environment: the batch just consumed, before its offsets are committed). A batch
+    of fewer than ``quality_gate_min_rows`` rows passes with a warning whatever its
+    share, so one bad message in a tiny batch cannot stop a stream; its bad rows are
+    quarantined all the same.
+
     Raises:
         DataQualityError: When the invalid share is above ``max_invalid_share``,
             with the counts and reasons (the quarantine is already saved).
@@ -212,13 +219,22 @@ def enforce_quality_limit(
     p = IngestionParams.from_dict(params)
     if report["rows_valid"] + report["rows_quarantined"] != report["rows_in"] or len(screened) != report["rows_valid"]:
         raise DataQualityError(f"Ingestion counts do not add up: {report}", report=report)
-    if report["invalid_share"] > p.max_invalid_share:
+    too_many = report["invalid_share"] > p.max_invalid_share
+    if too_many and report["rows_in"] < p.quality_gate_min_rows:
+        logger.warning(
+            "%d of %d transactions (%.2f%%) failed validation, above the limit, but the batch is "
+            "smaller than params:ingestion.quality_gate_min_rows=%d: passed; reasons %s",
+            report["rows_quarantined"], report["rows_in"], 100 * report["invalid_share"],
+            p.quality_gate_min_rows, report["quarantined_by_reason"],
+        )
+    elif too_many:
         raise DataQualityError(
             f"{report['rows_quarantined']} of {report['rows_in']} transactions "
             f"({report['invalid_share']:.2%}) failed validation, above the limit "
             f"params:ingestion.max_invalid_share={p.max_invalid_share:.2%}; reasons: "
             f"{report['quarantined_by_reason']}. The rows and reasons are in "
-            "quarantined_transactions. Fix the source or the column mapping.",
+            "quarantined_transactions. Fix the source or the column mapping; a batch read from "
+            "Kafka is not committed and is judged again by the next run.",
             report=report,
         )
     return screened
