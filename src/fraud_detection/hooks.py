@@ -75,7 +75,7 @@ class KafkaOffsetCommitHook:
         self._pipeline: Any = None
 
     @hook_impl
-    def before_pipeline_run(self, pipeline: Any = None) -> None:
+    def before_pipeline_run(self, pipeline: Any) -> None:
         self._waiting.clear()
         self._at_run_end.clear()
         self._pipeline = pipeline
