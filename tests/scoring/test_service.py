@@ -30,7 +30,7 @@ from tests.scoring.test_features import PARAMS
 TX = TopicPartition("transactions", 0)
 BOUNDS = MessageBounds.from_params(
     {"min_timestamp": "2000-01-01", "max_future": "1D", "min_amount": 0.0,
-     "max_amount": 1_000_000.0, "reference_time": "2025-03-01"}
+     "max_amount": 1_000_000.0, "reference_time": "2025-06-01"}
 )
 
 
@@ -205,17 +205,21 @@ def test_a_message_from_2099_does_not_move_the_watermark_nor_change_later_scores
     assert list(_dead_letters(poisoned).values()) == ["timestamp_in_future"]
 
 
-def test_repeated_transaction_ids_are_scored_once(model):
+def test_repeated_transaction_ids_are_scored_once_even_after_the_state_forgot_them(model):
     frame, values = _valid(300)
+    later = make_transactions(n=50, days=5, seed=10)
+    later["timestamp"] += pd.Timedelta(days=60)  # past the state's horizon (37 days)
+    later["transaction_id"] = [f"L{i}" for i in range(len(later))]
     redelivered = values[10]  # same content
     reused = _hostile(values[20], amount=77.0)  # the id of another transaction
     scorer = _scorer(model)
-    # The repeats come after later batches; the redelivery also after the state's
-    # horizon would have forgotten the id.
-    _feed(scorer, [*values, redelivered, reused])
+    _feed(scorer, [*values, *encode_transactions(later)])
+    assert frame["transaction_id"].iloc[10] not in scorer.features._rows  # evicted
+    _feed(scorer, [redelivered, reused])
     predictions = _predictions(scorer)
-    assert len(predictions) == len(frame) and all(len(s) == 1 for s in predictions.values())
-    assert _dead_letters(scorer) == {
-        str(len(values) + 1): "duplicate_transaction_id: other content than an earlier message"
-    }
+    assert len(predictions) == len(frame) + len(later)
+    assert all(len(s) == 1 for s in predictions.values())
+    assert list(_dead_letters(scorer).values()) == [
+        "duplicate_transaction_id: other content than an earlier message"
+    ]
     assert scorer.counters.duplicates == 1
