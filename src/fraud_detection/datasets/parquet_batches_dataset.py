@@ -35,9 +35,9 @@ class ParquetBatchesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     Example catalog entry::
 
-        standardised_transactions:
+        validated_transactions:
           type: fraud_detection.datasets.parquet_batches_dataset.ParquetBatchesDataset
-          path: data/02_intermediate/transaction_batches
+          path: data/02_intermediate/validated_batches
           unique_key: transaction_id
 
     Files are named ``batch-<time ns>-<content hash>.parquet`` so they sort in save
