@@ -44,7 +44,8 @@ def test_start_up_problems_name_the_server_without_its_password(monkeypatch):
     # Whatever check writes a problem, the error that is printed and logged is clean.
     error = StartupValidationError("prod", [f"Service at {TRACKING} is down"])
     assert SECRET not in str(error) and all(SECRET not in p for p in error.problems)
-    found = validate_environment({"mlflow_server": {"tracking_uri": TRACKING, "timeout_s": 1}}, None)
+    config = {"mlflow_server": {"tracking_uri": TRACKING, "timeout_s": 1}}
+    found = validate_environment(config, None)
     assert found and all(SECRET not in p for p in found)
 
 
