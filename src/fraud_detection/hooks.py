@@ -12,6 +12,7 @@ from dotenv import load_dotenv
 from kedro.framework.hooks import hook_impl
 
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
+from fraud_detection.datasets.parquet_batches_dataset import ParquetBatchesDataset
 from fraud_detection.validation import StartupValidationError, validate_environment
 
 logger = logging.getLogger(__name__)
@@ -59,14 +60,16 @@ class KafkaOffsetCommitHook:
     """Commits the consumer offsets of a ``KafkaDataset`` only once everything made from
     the batch is persisted.
 
-    ``KafkaDataset.load`` never commits. The commit waits for every persisted dataset
-    the consuming node feeds, directly or through in-memory datasets and the nodes that
-    read them: in the ``kafka`` environment the batch stays in memory through
-    validation, so the offsets move only once the quality gate has passed and the
-    validated rows, the quarantine and the report are saved. If the run dies (or the
-    gate stops it) before that, the offsets stay where they were and the next run reads
-    the same messages again. When an in-memory output is not read by any node of the
-    run, the commit waits for the end of a successful run.
+    ``KafkaDataset.load`` never commits. When the batch's way through the run ends in
+    datasets that accumulate batches (``ParquetBatchesDataset``: the validated rows and
+    the quarantine in the ``kafka`` environment), the commit waits until every node on
+    the way there (standardise, validate, the quality gate) has saved its persisted
+    outputs: the offsets move only once the gate has passed. Otherwise it waits for the
+    persisted datasets the consuming node feeds, directly or through in-memory ones (a
+    run of the consuming node alone, one task per node, commits once its outputs are
+    saved; an in-memory dataset that no node of the run reads defers the commit to the
+    end of a successful run). If the run dies (or the gate stops it) before that, the
+    offsets stay where they were and the next run reads the same messages again.
     """
 
     def __init__(self) -> None:
@@ -96,9 +99,55 @@ class KafkaOffsetCommitHook:
             self._waiting[node.name] = (persisted, kafka_inputs)
 
     def _persisted_downstream(self, node: Any, catalog: Any) -> set[str] | None:
+        """The persisted datasets to be saved before the commit; ``None``: wait for the
+        end of the run."""
+        nodes = list(self._pipeline.nodes) if self._pipeline is not None else [node]
+        readers = {
+            name: [n for n in nodes if name in n.inputs] for n in nodes for name in n.outputs
+        }
+        reached = {node.name: node}
+        todo = [node]
+        while todo:
+            for name in todo.pop().outputs:
+                for reader in readers.get(name, []):
+                    if reader.name not in reached:
+                        reached[reader.name] = reader
+                        todo.append(reader)
+        # Where the batch is accumulated (validated rows, quarantine), its path ends:
+        # every node on the way there must have saved what it makes.
+        ends = {
+            name for n in reached.values() for name in n.outputs
+            if isinstance(catalog.get(name), ParquetBatchesDataset)
+        }
+        if ends:
+            on_path = [n for n in reached.values() if self._leads_to(n, ends, readers)]
+            return {
+                name for n in on_path for name in n.outputs
+                if not getattr(catalog.get(name), "_EPHEMERAL", True)
+            }
+        return self._persisted_through_memory(node, catalog, readers)
+
+    @staticmethod
+    def _leads_to(node: Any, ends: set[str], readers: dict[str, list[Any]]) -> bool:
+        seen: set[str] = set()
+        todo = [node]
+        while todo:
+            current = todo.pop()
+            if ends & set(current.outputs):
+                return True
+            for name in current.outputs:
+                for reader in readers.get(name, []):
+                    if reader.name not in seen:
+                        seen.add(reader.name)
+                        todo.append(reader)
+        return False
+
+    @staticmethod
+    def _persisted_through_memory(
+        node: Any, catalog: Any, readers: dict[str, list[Any]]
+    ) -> set[str] | None:
         """The persisted datasets made from ``node``'s outputs through in-memory ones;
         ``None`` when an in-memory dataset on the way is not read by the run."""
-        nodes = list(self._pipeline.nodes) if self._pipeline is not None else [node]
         persisted: set[str] = set()
         seen: set[str] = set()
         todo = list(node.outputs)
@@ -112,10 +161,10 @@ class KafkaOffsetCommitHook:
             if not getattr(catalog.get(name), "_EPHEMERAL", True):
                 persisted.add(name)
                 continue
-            readers = [n for n in nodes if name in n.inputs]
-            if not readers or any(not n.outputs for n in readers):
+            found = readers.get(name, [])
+            if not found or any(not n.outputs for n in found):
                 return None
-            for reader in readers:
+            for reader in found:
                 todo.extend(reader.outputs)
         return persisted
 
