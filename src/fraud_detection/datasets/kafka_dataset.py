@@ -8,8 +8,9 @@ transaction id already in the batch (``duplicate_message`` when the content is t
 same, ``duplicate_transaction_id`` when it differs). Every consumed message is a row
 or a dead letter; the load checks that the counts add up. It never commits: the
 offsets it reached wait in the dataset until :meth:`KafkaDataset.commit` is called,
-which ``KafkaOffsetCommitHook`` does once the outputs of the node that consumed the
-batch are persisted. A run that dies in between leaves the offsets where they were,
+which ``KafkaOffsetCommitHook`` does once what the run makes of the batch is
+persisted (in the ``kafka`` environment: after the quality gate has judged it). A run
+that dies in between leaves the offsets where they were,
 so the next run reads the same messages again; a run that succeeded moves them past
 the batch, so nothing is read twice.
 
