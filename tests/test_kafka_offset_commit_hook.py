@@ -11,6 +11,7 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.pandas import ParquetDataset
 
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
+from fraud_detection.datasets.parquet_batches_dataset import ParquetBatchesDataset
 from fraud_detection.hooks import KafkaOffsetCommitHook
 from tests.conftest import make_transactions
 
@@ -92,3 +93,55 @@ def test_memory_outputs_and_a_failing_later_node_commit_nothing():
     with pytest.raises(RuntimeError):
         _run([node(lambda f: f, "raw", "mid", name="copy_node"), node(crash, "mid", "final", name="crash_node")], catalog)
     assert kafka.commits == []
+
+
+def _gated(tmp_path, gate, later=None, standardised=None):
+    """raw -> standardise -> validate (screened + quarantine) -> gate -> validated (the
+    accumulated batches, read by later nodes), as in conf/kafka."""
+    quarantine, validated = tmp_path / "quarantine.parquet", tmp_path / "validated"
+    kafka = RecordingKafkaDataset(make_transactions(n=10), watch=[quarantine, validated])
+    catalog = DataCatalog(datasets={
+        "raw": kafka, "standardised": standardised or MemoryDataset(),
+        "screened": ParquetDataset(filepath=str(tmp_path / "screened.parquet")),
+        "quarantined": ParquetDataset(filepath=str(quarantine)),
+        "validated": ParquetBatchesDataset(path=str(validated), unique_key="transaction_id"),
+    })
+    nodes = [
+        node(lambda f: f, "raw", "standardised", name="standardise_node"),
+        node(_split, "standardised", ["quarantined", "screened"], name="validate_node"),
+        node(gate, "screened", "validated", name="gate_node"),
+    ]
+    if later is not None:
+        nodes.append(node(later, "validated", "trained", name="later_node"))
+    return kafka, nodes, catalog
+
+
+@pytest.mark.parametrize("persisted_batch", [False, True])
+def test_offsets_wait_for_the_quality_gate(tmp_path, persisted_batch):
+    def gate(frame: pd.DataFrame) -> pd.DataFrame:
+        raise RuntimeError("too many invalid rows")
+
+    batch = ParquetDataset(filepath=str(tmp_path / "batch.parquet")) if persisted_batch else None
+    kafka, nodes, catalog = _gated(tmp_path, gate, standardised=batch)
+    with pytest.raises(RuntimeError, match="too many invalid rows"):
+        _run(nodes, catalog)
+    assert kafka.commits == []  # the quarantine is saved, the batch will be read again
+
+
+def test_the_consuming_node_run_alone_commits_once_its_outputs_are_saved(tmp_path):
+    batch = tmp_path / "batch.parquet"
+    standardised = ParquetDataset(filepath=str(batch))
+    kafka, nodes, catalog = _gated(tmp_path, lambda f: f, standardised=standardised)
+    kafka._watch = [batch]
+    _run(nodes[:1], catalog)  # one task per node, as an orchestrator may run them
+    assert kafka.commits == [[True]]
+
+
+def test_offsets_commit_once_the_gate_passed_even_if_a_later_node_fails(tmp_path):
+    def later(frame: pd.DataFrame) -> pd.DataFrame:
+        raise RuntimeError("training failed")
+
+    kafka, nodes, catalog = _gated(tmp_path, lambda f: f, later)
+    with pytest.raises(RuntimeError, match="training failed"):
+        _run(nodes, catalog)
+    assert kafka.commits == [[True, True]]

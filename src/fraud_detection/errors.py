@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fraud_detection.redaction import redact
+
 
 class DataQualityError(ValueError):
     """The share of invalid rows is above the configured limit.
@@ -21,6 +23,8 @@ class StartupValidationError(RuntimeError):
     """The environment is not fit to run; the message lists every problem found."""
 
     def __init__(self, env: str | None, problems: list[str]):
+        # Printed, logged and sent in the service_unreachable alert: no credentials.
+        problems = [redact(p) for p in problems]
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(

@@ -12,6 +12,7 @@ from kedro.framework.hooks import hook_impl
 
 from fraud_detection.config import load_env_file
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
+from fraud_detection.datasets.parquet_batches_dataset import ParquetBatchesDataset
 from fraud_detection.validation import StartupValidationError, validate_environment
 
 logger = logging.getLogger(__name__)
@@ -53,51 +54,125 @@ def _with_credentials(checks: Mapping[str, Any], context: Any) -> dict[str, Any]
 
 
 class KafkaOffsetCommitHook:
-    """Commits the consumer offsets of a ``KafkaDataset`` only after the node that read
-    it has persisted all of its outputs.
+    """Commits the consumer offsets of a ``KafkaDataset`` only once everything made from
+    the batch is persisted.
 
-    ``KafkaDataset.load`` never commits. If the run dies before the consuming node's
-    outputs are saved, the offsets stay where they were and the next run reads the
-    same messages again; once every output is saved, the offsets move past the batch
-    and the next run reads only new messages. When the consuming node writes to a
-    memory dataset (nothing persisted), the commit waits for the end of a successful run.
+    ``KafkaDataset.load`` never commits. When the batch's way through the run ends in
+    datasets that accumulate batches (``ParquetBatchesDataset``: the validated rows and
+    the quarantine in the ``kafka`` environment), the commit waits until every node on
+    the way there (standardise, validate, the quality gate) has saved its persisted
+    outputs: the offsets move only once the gate has passed. Otherwise it waits for the
+    persisted datasets the consuming node feeds, directly or through in-memory ones (a
+    run of the consuming node alone, one task per node, commits once its outputs are
+    saved; an in-memory dataset that no node of the run reads defers the commit to the
+    end of a successful run). If the run dies (or the gate stops it) before that, the
+    offsets stay where they were and the next run reads the same messages again.
     """
 
     def __init__(self) -> None:
         self._waiting: dict[str, tuple[set[str], list[KafkaDataset]]] = {}
         self._at_run_end: list[KafkaDataset] = []
+        self._pipeline: Any = None
 
     @hook_impl
-    def before_pipeline_run(self) -> None:
+    def before_pipeline_run(self, pipeline: Any) -> None:
         self._waiting.clear()
         self._at_run_end.clear()
+        self._pipeline = pipeline
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any) -> None:
         kafka_inputs = [ds for name in node.inputs if isinstance(ds := catalog.get(name), KafkaDataset)]
         if not kafka_inputs:
             return
-        in_memory = [name for name in node.outputs if getattr(catalog.get(name), "_EPHEMERAL", True)]
-        if in_memory or not node.outputs:
+        persisted = self._persisted_downstream(node, catalog)
+        if not persisted:
             logger.warning(
-                "Node %s reads Kafka but does not persist %s: its offsets are committed only "
-                "when the whole run succeeds", node.name, in_memory or "any output",
+                "Node %s reads Kafka but what it makes is not all persisted in this run: its "
+                "offsets are committed only when the whole run succeeds", node.name,
             )
             self._at_run_end.extend(kafka_inputs)
         else:
-            self._waiting[node.name] = (set(node.outputs), kafka_inputs)
+            self._waiting[node.name] = (persisted, kafka_inputs)
+
+    def _persisted_downstream(self, node: Any, catalog: Any) -> set[str] | None:
+        """The persisted datasets to be saved before the commit; ``None``: wait for the
+        end of the run."""
+        nodes = list(self._pipeline.nodes) if self._pipeline is not None else [node]
+        readers = {
+            name: [n for n in nodes if name in n.inputs] for n in nodes for name in n.outputs
+        }
+        reached = {node.name: node}
+        todo = [node]
+        while todo:
+            for name in todo.pop().outputs:
+                for reader in readers.get(name, []):
+                    if reader.name not in reached:
+                        reached[reader.name] = reader
+                        todo.append(reader)
+        # Where the batch is accumulated (validated rows, quarantine), its path ends:
+        # every node on the way there must have saved what it makes.
+        ends = {
+            name for n in reached.values() for name in n.outputs
+            if isinstance(catalog.get(name), ParquetBatchesDataset)
+        }
+        if ends:
+            on_path = [n for n in reached.values() if self._leads_to(n, ends, readers)]
+            return {
+                name for n in on_path for name in n.outputs
+                if not getattr(catalog.get(name), "_EPHEMERAL", True)
+            }
+        return self._persisted_through_memory(node, catalog, readers)
+
+    @staticmethod
+    def _leads_to(node: Any, ends: set[str], readers: dict[str, list[Any]]) -> bool:
+        seen: set[str] = set()
+        todo = [node]
+        while todo:
+            current = todo.pop()
+            if ends & set(current.outputs):
+                return True
+            for name in current.outputs:
+                for reader in readers.get(name, []):
+                    if reader.name not in seen:
+                        seen.add(reader.name)
+                        todo.append(reader)
+        return False
+
+    @staticmethod
+    def _persisted_through_memory(
+        node: Any, catalog: Any, readers: dict[str, list[Any]]
+    ) -> set[str] | None:
+        """The persisted datasets made from ``node``'s outputs through in-memory ones;
+        ``None`` when an in-memory dataset on the way is not read by the run."""
+        persisted: set[str] = set()
+        seen: set[str] = set()
+        todo = list(node.outputs)
+        if not todo:
+            return None
+        while todo:
+            name = todo.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if not getattr(catalog.get(name), "_EPHEMERAL", True):
+                persisted.add(name)
+                continue
+            found = readers.get(name, [])
+            if not found or any(not n.outputs for n in found):
+                return None
+            for reader in found:
+                todo.extend(reader.outputs)
+        return persisted
 
     @hook_impl
-    def after_dataset_saved(self, dataset_name: str, node: Any) -> None:
-        entry = self._waiting.get(node.name)
-        if entry is None:
-            return
-        unsaved, datasets = entry
-        unsaved.discard(dataset_name)
-        if not unsaved:
-            del self._waiting[node.name]
-            for dataset in datasets:
-                dataset.commit()
+    def after_dataset_saved(self, dataset_name: str) -> None:
+        for name, (unsaved, datasets) in list(self._waiting.items()):
+            unsaved.discard(dataset_name)
+            if not unsaved:
+                del self._waiting[name]
+                for dataset in datasets:
+                    dataset.commit()
 
     @hook_impl
     def after_pipeline_run(self) -> None:

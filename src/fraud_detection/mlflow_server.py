@@ -15,6 +15,8 @@ from urllib.parse import urlparse
 
 import requests
 
+from fraud_detection.redaction import redact
+
 DEFAULT_TIMEOUT_S = 5.0
 ARTIFACTS_ENDPOINT = "/api/2.0/mlflow-artifacts/artifacts"
 _FIX_URI = "start it (`scripts/mlflow_server.sh start` locally) or set MLFLOW_TRACKING_URI to the server's URL"
@@ -59,7 +61,8 @@ def check_mlflow_server(section: Mapping[str, Any]) -> list[str]:
         ]
     if urlparse(uri).scheme not in {"http", "https"}:
         return [
-            f"MLFLOW_TRACKING_URI is {uri!r}; this environment tracks to an MLflow server: set it to the "
+            f"MLFLOW_TRACKING_URI is {redact(uri)!r}; this environment tracks to an MLflow server: "
+            "set it to the "
             "server's http(s):// URL (`scripts/mlflow_server.sh env` prints the local one)."
         ]
     timeout = float(section.get("timeout_s", DEFAULT_TIMEOUT_S))
@@ -71,30 +74,40 @@ def check_mlflow_server(section: Mapping[str, Any]) -> list[str]:
 
 def _check_health(uri: str, timeout: float) -> str | None:
     """The problem with ``GET /health``, or ``None`` when it answers 200."""
+    shown = redact(uri)  # the URL may carry user:password@; the request uses it, no text does
     try:
         health = requests.get(f"{uri}/health", timeout=timeout, **_auth())
     except requests.Timeout:
-        return f"MLflow server {uri} did not answer /health within {timeout:g}s: check the server, or {_FIX_URI}."
+        return (
+            f"MLflow server {shown} did not answer /health within {timeout:g}s: check the server, "
+            f"or {_FIX_URI}."
+        )
     except requests.RequestException as exc:
-        return f"MLflow server {uri} is not reachable ({type(exc).__name__}): {_FIX_URI}."
+        return f"MLflow server {shown} is not reachable ({type(exc).__name__}): {_FIX_URI}."
     if health.status_code != 200:
         return (
-            f"MLflow server {uri} answered /health with HTTP {health.status_code} "
-            f"({_error_message(health)}): check that the URL is an MLflow server and the server's log."
+            f"MLflow server {shown} answered /health with HTTP {health.status_code} "
+            f"({redact(_error_message(health))}): check that the URL is an MLflow server and the "
+            "server's log."
         )
     return None
 
 
 def _check_artifacts(uri: str, timeout: float) -> str | None:
     """The problem with listing the proxied artifact store, or ``None``."""
+    shown = redact(uri)
     try:
         listing = requests.get(f"{uri}{ARTIFACTS_ENDPOINT}", timeout=timeout, **_auth())
     except requests.RequestException as exc:
-        return f"MLflow server {uri} did not list its artifact store ({type(exc).__name__}): check the server's log."
+        return (
+            f"MLflow server {shown} did not list its artifact store ({type(exc).__name__}): "
+            "check the server's log."
+        )
     if listing.status_code != 200:
         return (
-            f"MLflow server {uri} cannot use its artifact store (HTTP {listing.status_code}: "
-            f"{_error_message(listing)}): check the server's --artifacts-destination bucket and its "
+            f"MLflow server {shown} cannot use its artifact store (HTTP {listing.status_code}: "
+            f"{redact(_error_message(listing))}): check the server's --artifacts-destination "
+            "bucket and its "
             "S3 keys and endpoint (MLFLOW_S3_ENDPOINT_URL), or set artifacts: false if it does not serve artifacts."
         )
     return None

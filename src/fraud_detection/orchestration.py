@@ -25,6 +25,8 @@ from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 from mlflow.tracking import MlflowClient
 
+from fraud_detection.redaction import redact
+
 logger = logging.getLogger(__name__)
 
 #: Overrides the project path written into the DAG (e.g. a checkout outside Docker).
@@ -134,13 +136,19 @@ def start_mlflow_run(
         experiment_name = context.mlflow.tracking.experiment.name
         experiment = mlflow.get_experiment_by_name(experiment_name)
         if experiment is None:  # pragma: no cover - kedro-mlflow creates it above
-            raise RuntimeError(f"MLflow experiment {experiment_name!r} does not exist at {mlflow.get_tracking_uri()}")
+            raise RuntimeError(
+                f"MLflow experiment {experiment_name!r} does not exist at "
+                f"{redact(mlflow.get_tracking_uri())}"
+            )
         run = MlflowClient().create_run(
             experiment.experiment_id,
             run_name=run_name,
             tags={"kedro.env": target.env, "kedro.pipeline": target.pipeline_name, **dict(tags or {})},
         )
-    logger.info("MLflow run %s (%s) opened in experiment '%s' at %s", run.info.run_id, run_name, experiment_name, mlflow.get_tracking_uri())
+    logger.info(
+        "MLflow run %s (%s) opened in experiment '%s' at %s",
+        run.info.run_id, run_name, experiment_name, redact(mlflow.get_tracking_uri()),
+    )
     return run.info.run_id
 
 

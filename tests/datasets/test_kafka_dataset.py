@@ -3,6 +3,7 @@ tests/integration/kafka."""
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import time
 
@@ -13,6 +14,7 @@ from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kedro.io import DatasetError
 
+from fraud_detection import schema
 from fraud_detection.datasets import kafka_dataset
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
 from fraud_detection.streaming.messages import encode_transactions
@@ -187,15 +189,72 @@ def test_without_a_dead_letter_topic_a_malformed_message_fails_the_load(clients)
     assert ds.pending_offsets == {}
 
 
-def test_duplicate_transaction_ids_are_removed_keeping_the_first(clients):
+def test_duplicate_transaction_ids_are_dead_lettered_with_a_reason_keeping_the_first(clients):
     frame = make_transactions(n=5)
-    again = frame.iloc[[1]].assign(amount=999.0)
-    clients(StubConsumer({0: encode_transactions(pd.concat([frame, again]))}, end={0: 6}, committed={}))
+    other = frame.iloc[[1]].assign(amount=999.0)  # the id reused for another transaction
+    same = frame.iloc[[3]]  # a redelivery
+    values = encode_transactions(pd.concat([frame, other, same]))
+    made = clients(StubConsumer({0: values[:4], 1: values[4:]}, end={0: 4, 1: 3}, committed={}))
     ds = _dataset()
     out = ds.load()
     assert len(out) == 5 and out["transaction_id"].is_unique
     assert 999.0 not in out["amount"].tolist()
-    assert ds.last_load_report["duplicates_removed"] == 1
+    assert ds.last_load_report["duplicates_removed"] == 2
+    assert ds.last_load_report["dead_lettered_by_reason"] == {
+        "duplicate_transaction_id": 1, "duplicate_message": 1,
+    }
+    sent = made["producer"].sent
+    letters = {orjson.loads(value)["transaction_id"]: headers for _, value, _, headers in sent}
+    assert letters[frame.iloc[1]["transaction_id"]]["dlq.reason"] == (
+        b"duplicate_transaction_id: other content than partition 0 offset 1"
+    )
+    assert letters[frame.iloc[3]["transaction_id"]]["dlq.reason"] == (
+        b"duplicate_message: same content as partition 0 offset 3"
+    )
+    assert letters[frame.iloc[1]["transaction_id"]]["dlq.source.partition"] == b"1"
+    assert letters[frame.iloc[1]["transaction_id"]]["dlq.value"] == b"re-encoded"
+    assert len(out) + len(made["producer"].sent) == len(values)
+
+
+def test_a_dead_letter_too_large_for_a_request_is_cut_with_its_size_and_hash(clients):
+    huge = b'{"transaction_id": "' + b"x" * 1_100_000  # ~1 MB of bad JSON
+    values = encode_transactions(make_transactions(n=4))
+    made = clients(StubConsumer({0: [*values[:2], huge, *values[2:]]}, end={0: 5}, committed={}))
+    ds = _dataset()
+    assert len(ds.load()) == 4
+    (_, value, _, headers), = made["producer"].sent
+    assert len(value) == ds._load_args["dead_letter_max_bytes"] < 1_048_576 // 2
+    assert huge.startswith(value)
+    assert headers["dlq.reason"].startswith(b"bad_json: ")
+    assert headers["dlq.truncated"] == b"true"
+    assert headers["dlq.original.size"] == str(len(huge)).encode()
+    assert headers["dlq.original.sha256"] == hashlib.sha256(huge).hexdigest().encode()
+
+
+def test_one_hostile_message_of_each_kind_is_dead_lettered_and_the_rest_loads(clients):
+    good = encode_transactions(make_transactions(n=30))
+    row = orjson.loads(good[0])
+    def hostile_row(**changes) -> bytes:
+        return orjson.dumps({**row, **changes})
+
+    hostile = {
+        "timestamp_out_of_range": hostile_row(transaction_id="H1", timestamp="0001-01-01T00:00:00"),
+        "invalid_utf8": hostile_row(transaction_id="H2", customer_id="C\u00e9").replace(
+            "\u00e9".encode(), b"\xe9"
+        ),
+        "amount_not_finite": hostile_row(transaction_id="H3", amount="Infinity"),
+        "missing_transaction_id": hostile_row(transaction_id="  "),
+    }
+    wide = orjson.dumps({**row, "transaction_id": "H5", **{f"k{i}": i for i in range(300)}})
+    values = [*good[:10], *hostile.values(), wide, *good[10:]]
+    made = clients(StubConsumer({0: values}, end={0: len(values)}, committed={}))
+    ds = _dataset()
+    out = ds.load()
+    assert list(out.columns) == list(schema.COLUMN_NAMES)
+    assert len(out) == 31 and "H5" in out["transaction_id"].tolist()
+    reasons = {headers["dlq.reason"].decode() for _, _, _, headers in made["producer"].sent}
+    assert reasons == set(hostile)
+    assert ds.pending_offsets == {TopicPartition(TOPIC, 0): len(values)}
 
 
 def test_a_silent_broker_fails_the_load_within_the_stall_timeout(clients):

@@ -96,12 +96,116 @@ def test_parseable_types_are_accepted_and_normalised():
     assert frame[schema.TIMESTAMP].tolist() == [pd.Timestamp("2025-01-01 10:00:00"), pd.Timestamp("2025-01-01 10:00:00.250")]
 
 
-def test_absent_optional_fields_get_their_defaults_and_extra_fields_are_kept():
+def test_absent_optional_fields_get_their_defaults_and_extra_fields_are_dropped():
     frame = decode_transactions([_dumps(fraud_scenario="card_testing")]).frame
     assert frame.loc[0, schema.CURRENCY] == "EUR"
     assert frame.loc[0, schema.CHANNEL] == "unknown"
-    assert list(frame.columns) == [*schema.COLUMN_NAMES, "fraud_scenario"]
-    assert frame.loc[0, "fraud_scenario"] == "card_testing"
+    assert list(frame.columns) == list(schema.COLUMN_NAMES)
+
+
+# ------------------------------------------- one hostile message among valid ones --
+
+
+def _with_valid(hostile: bytes, n: int = 20) -> list[bytes]:
+    """``hostile`` in the middle of ``n`` valid messages."""
+    values = encode_transactions(make_transactions(n=n))
+    return [*values[: n // 2], hostile, *values[n // 2 :]]
+
+
+def _rejected_alone(hostile: bytes) -> str:
+    """Decodes the hostile message among valid ones; only it is rejected; its reason."""
+    values = _with_valid(hostile)
+    decoded = decode_transactions(values)
+    assert list(decoded.rejected) == [10]
+    assert len(decoded.frame) == len(values) - 1
+    return decoded.rejected[10]
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["0001-01-01T00:00:00", "9999-12-31T23:59:59", "1500-06-01T00:00:00+02:00"]
+)
+def test_timestamp_outside_the_nanosecond_range_is_rejected_not_raised(timestamp):
+    assert _rejected_alone(_dumps(timestamp=timestamp)) == messages.TIMESTAMP_OUT_OF_RANGE
+
+
+def test_timestamp_outside_the_nanosecond_range_on_the_message_by_message_path():
+    values = [*_with_valid(_dumps(timestamp="0001-01-01T00:00:00")), b"{broken"]
+    expected = {10: messages.TIMESTAMP_OUT_OF_RANGE, 21: _bad_json_reason()}
+    assert decode_transactions(values).rejected == expected
+
+
+def _bad_json_reason() -> str:
+    try:
+        orjson.loads(b"{broken")
+    except orjson.JSONDecodeError as exc:
+        return f"{messages.BAD_JSON}: {exc}"
+    raise AssertionError("orjson accepted broken JSON")
+
+
+@pytest.mark.parametrize("multi_line", [False, True])
+def test_latin1_bytes_inside_an_otherwise_valid_object_are_rejected_on_both_paths(multi_line):
+    hostile = _dumps(customer_id="C\u00e9").replace("\u00e9".encode(), "\u00e9".encode("latin-1"))
+    assert b"\xe9" in hostile
+    values = _with_valid(hostile)
+    if multi_line:  # defeats the pyarrow fast path
+        values.append(_dumps(transaction_id="T-multi").replace(b",", b",\n", 1))
+    decoded = decode_transactions(values)
+    assert decoded.rejected == {10: messages.INVALID_UTF8}
+    # Every accepted string is valid UTF-8 (pyarrow does not check the bytes itself).
+    for name in (schema.TRANSACTION_ID, schema.CUSTOMER_ID, schema.TERMINAL_ID):
+        decoded.frame[name].str.encode("utf-8")
+
+
+@pytest.mark.parametrize("amount", ["Infinity", "-Infinity", "1e999", "NaN"])
+def test_non_finite_amount_is_rejected(amount):
+    reason = _rejected_alone(_dumps(amount=amount))
+    infinite = "Inf" in amount or "e9" in amount
+    assert reason == (messages.AMOUNT_NOT_FINITE if infinite else "bad_type_amount")
+
+
+def test_a_json_number_beyond_double_is_rejected():
+    reason = _rejected_alone(_dumps().replace(b"12.5", b"1e400"))
+    refused = reason.startswith(f"{messages.BAD_JSON}: number is infinity")
+    assert reason == messages.AMOUNT_NOT_FINITE or refused
+
+
+def test_huge_finite_amount_is_left_to_the_bounds():
+    values = _with_valid(_dumps(amount=1e308))
+    assert decode_transactions(values).rejected == {}
+    bounds = messages.MessageBounds.from_params(
+        {"min_timestamp": "2000-01-01", "max_future": "1D", "min_amount": 0.0, "max_amount": 1e6}
+    )
+    assert decode_transactions(values, bounds).rejected == {10: messages.AMOUNT_OUT_OF_RANGE}
+
+
+def test_bounds_reject_timestamps_outside_the_accepted_window():
+    bounds = messages.MessageBounds.from_params(
+        {"min_timestamp": "2000-01-01", "max_future": "1D", "min_amount": 0.0, "max_amount": 1e6,
+         "reference_time": "2025-06-01"}
+    )
+    values = [_dumps(timestamp="2099-01-01T00:00:00"), _dumps(timestamp="1999-12-31T00:00:00"),
+              _dumps(timestamp="2025-06-01T12:00:00"), _dumps()]
+    assert decode_transactions(values, bounds).rejected == {
+        0: messages.TIMESTAMP_IN_FUTURE, 1: messages.TIMESTAMP_TOO_OLD,
+    }
+
+
+@pytest.mark.parametrize("column", [schema.TRANSACTION_ID, schema.CUSTOMER_ID, schema.TERMINAL_ID])
+@pytest.mark.parametrize("blank", ["", " ", "\t \n"])
+def test_blank_or_whitespace_ids_are_missing(column, blank):
+    assert _rejected_alone(_dumps(**{column: blank})) == f"missing_{column}"
+
+
+def test_three_hundred_extra_keys_do_not_widen_the_frame():
+    extras = {f"extra_{i}": [i] if i % 2 else f"v{i}" for i in range(300)}
+    hostile = orjson.dumps({**GOOD, **extras})
+    values = _with_valid(hostile)
+    decoded = decode_transactions(values)
+    assert decoded.rejected == {}
+    assert list(decoded.frame.columns) == list(schema.COLUMN_NAMES)
+    slow = decode_transactions([*values, b"{"])
+    assert list(slow.frame.columns) == list(schema.COLUMN_NAMES)
+    pd.testing.assert_frame_equal(slow.frame, decoded.frame)
 
 
 def test_a_label_other_than_0_or_1_is_a_bad_type():

@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential,
 )
 
-from fraud_detection.alerting.events import EVENT_TYPES, Alert
+from fraud_detection.alerting.events import EVENT_TYPES, Alert, redact_alert
 from fraud_detection.alerting.sinks import (
     EmailSink,
     LogSink,
@@ -101,6 +101,7 @@ class Alerter:
         Returns:
             Whether each sink it was routed to accepted it.
         """
+        alert = redact_alert(alert)  # no sink (log, webhook, email) gets a URL's password
         results: dict[str, bool] = {}
         for name in self.sinks_for(alert.event):
             results[name] = self._send_one(self.sinks[name], alert)

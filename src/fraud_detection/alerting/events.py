@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from fraud_detection.drift.verdict import drifted_features
 from fraud_detection.errors import DataQualityError, StartupValidationError
+from fraud_detection.redaction import redact, redact_value
 
 PIPELINE_FAILED = "pipeline_failed"
 DATA_QUALITY_FAILED = "data_quality_failed"
@@ -316,4 +317,19 @@ def mlflow_run_url(ui_url: str | None, tracking_uri: str | None, experiment_id: 
     base = ui_url or (tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None)
     if not base or not run_id or experiment_id is None:
         return None
-    return f"{base.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    # A tracking URI with user:password@ would put the password in every alert link.
+    return f"{redact(base).rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def redact_alert(alert: Alert) -> Alert:
+    """``alert`` with the credentials of every URL in its text removed (``***@``)."""
+    table = alert.table
+    if table is not None:
+        table = Table(tuple(redact_value(table.columns)), tuple(redact_value(table.rows)))
+    run = alert.run
+    if run.mlflow_run_url:
+        run = replace(run, mlflow_run_url=redact(run.mlflow_run_url))
+    return replace(
+        alert, title=redact(alert.title), summary=redact(alert.summary), run=run,
+        facts=redact_value(alert.facts), table=table, details=redact_value(alert.details),
+    )

@@ -2,11 +2,15 @@
 
 ``load`` consumes a bounded batch (from the consumer group's committed offsets up to
 the end offsets seen when it starts, or fewer with ``max_messages`` / ``max_seconds``),
-decodes the JSON messages into the canonical schema, sends malformed ones to a
-dead-letter topic and drops duplicate transaction ids. It never commits: the
+decodes the JSON messages into the canonical schema and sends every rejected one to
+a dead-letter topic with its reason: malformed messages, and every repeat of a
+transaction id already in the batch (``duplicate_message`` when the content is the
+same, ``duplicate_transaction_id`` when it differs). Every consumed message is a row
+or a dead letter; the load checks that the counts add up. It never commits: the
 offsets it reached wait in the dataset until :meth:`KafkaDataset.commit` is called,
-which ``KafkaOffsetCommitHook`` does once the outputs of the node that consumed the
-batch are persisted. A run that dies in between leaves the offsets where they were,
+which ``KafkaOffsetCommitHook`` does once what the run makes of the batch is
+persisted (in the ``kafka`` environment: after the quality gate has judged it). A run
+that dies in between leaves the offsets where they were,
 so the next run reads the same messages again; a run that succeeded moves them past
 the batch, so nothing is read twice.
 
@@ -24,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
@@ -37,21 +42,57 @@ from fraud_detection.streaming.clients import (
     connect,
     servers_text,
 )
-from fraud_detection.streaming.messages import decode_transactions, empty_transactions
+from fraud_detection.streaming.messages import (
+    DEAD_LETTER_MAX_VALUE_BYTES,
+    dead_letter,
+    decode_transactions,
+    empty_transactions,
+    encode_transactions,
+)
 from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
 
 logger = logging.getLogger(__name__)
 
 # Keys of load_args / save_args read by the dataset itself; every other key is a
 # kafka-python KafkaConsumer / KafkaProducer setting.
-_LOAD_KEYS = ("max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms", "decode_chunk_size", "progress_every_s")
+_LOAD_KEYS = (
+    "max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms", "decode_chunk_size",
+    "progress_every_s", "dead_letter_max_bytes",
+)
 _SAVE_KEYS = ("key_column", "flush_timeout_s")
 
 
-def _decode_chunk(records: list[ConsumerRecord]) -> tuple[pd.DataFrame, list[tuple[ConsumerRecord, str]]]:
-    """Decoded rows of a chunk, and its rejected records with their reasons."""
+@dataclass(frozen=True)
+class _Rejected:
+    """A message for the dead-letter topic: its value and key, why, and where from."""
+
+    value: bytes | None
+    key: bytes | None
+    reason: str
+    partition: int
+    offset: int
+    timestamp: int | None = None
+    re_encoded: bool = False
+
+    @classmethod
+    def of(cls, record: ConsumerRecord, reason: str) -> _Rejected:
+        return cls(
+            record.value, record.key, reason, record.partition, record.offset, record.timestamp
+        )
+
+
+_Decoded = tuple[pd.DataFrame, np.ndarray, list[_Rejected]]
+
+
+def _decode_chunk(records: list[ConsumerRecord]) -> _Decoded:
+    """Decoded rows of a chunk, the (partition, offset) of each row, and the rejected
+    messages with their reasons."""
     decoded = decode_transactions([r.value for r in records])
-    return decoded.frame, [(records[i], reason) for i, reason in decoded.rejected.items()]
+    source = np.array(
+        [(records[i].partition, records[i].offset) for i in decoded.positions], dtype=np.int64
+    )
+    rejected = [_Rejected.of(records[i], reason) for i, reason in decoded.rejected.items()]
+    return decoded.frame, source.reshape(-1, 2), rejected
 
 
 @dataclass
@@ -66,7 +107,7 @@ class _Batch:
 
     chunk_size: int
     decoder: ThreadPoolExecutor
-    chunks: list[Future[tuple[pd.DataFrame, list[tuple[ConsumerRecord, str]]]]] = field(default_factory=list)
+    chunks: list[Future[_Decoded]] = field(default_factory=list)
     pending: list[ConsumerRecord] = field(default_factory=list)
     consumed: int = 0
 
@@ -81,17 +122,20 @@ class _Batch:
             records, self.pending = self.pending, []
             self.chunks.append(self.decoder.submit(_decode_chunk, records))
 
-    def results(self) -> tuple[list[pd.DataFrame], list[tuple[ConsumerRecord, str]]]:
-        """Decoded frames in consumption order, and the rejected records with reasons."""
+    def results(self) -> tuple[list[pd.DataFrame], list[np.ndarray], list[_Rejected]]:
+        """Decoded frames in consumption order with the (partition, offset) of their
+        rows, and the rejected messages with reasons."""
         self.flush()
         frames: list[pd.DataFrame] = []
-        rejected: list[tuple[ConsumerRecord, str]] = []
+        sources: list[np.ndarray] = []
+        rejected: list[_Rejected] = []
         for future in self.chunks:
-            frame, bad = future.result()
+            frame, source, bad = future.result()
             if len(frame):
                 frames.append(frame)
+                sources.append(source)
             rejected.extend(bad)
-        return frames, rejected
+        return frames, sources, rejected
 
 
 class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
@@ -125,6 +169,8 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         poll_timeout_ms: Longest wait of one poll.
         decode_chunk_size: Messages decoded together.
         progress_every_s: Interval of the progress log lines on long loads.
+        dead_letter_max_bytes: Longest value a dead letter keeps (a longer one is cut,
+            with its size and SHA-256 in headers).
 
     Save arguments read by the dataset (the others go to ``KafkaProducer``):
         key_column: Column used as message key (``customer_id``; ``None`` for no key).
@@ -138,6 +184,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         "poll_timeout_ms": 500,
         "decode_chunk_size": 50_000,
         "progress_every_s": 10.0,
+        "dead_letter_max_bytes": DEAD_LETTER_MAX_VALUE_BYTES,
         # KafkaConsumer settings: start from the oldest message when the group has no
         # committed offset yet; large fetches and polls for batch throughput.
         "auto_offset_reset": "earliest",
@@ -235,11 +282,18 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 ) from exc
             finally:
                 consumer.close(autocommit=False)
-            frames, rejected = batch.results()
-        frame, duplicates = self._assemble(frames)
-        dead_lettered = self._dead_letter(rejected)
+            frames, sources, rejected = batch.results()
+        frame, repeats = self._assemble(frames, sources)
+        rejected += repeats
+        duplicates = len(repeats)
+        if len(frame) + len(rejected) != batch.consumed:
+            raise DatasetError(
+                f"KafkaDataset '{self._topic}': {batch.consumed} messages consumed but "
+                f"{len(frame)} rows + {len(rejected)} rejected; nothing was committed"
+            )
+        dead_lettered = self._dead_letter(rejected, int(control["dead_letter_max_bytes"]))
         self._pending_offsets = {tp: offset for tp, offset in reached.items() if offset > start[tp]}
-        reasons = Counter(reason.split(":", 1)[0] for _, reason in rejected)
+        reasons = Counter(r.reason.split(":", 1)[0] for r in rejected)
         self.last_load_report = {
             "topic": self._topic,
             "group_id": self._group_id,
@@ -254,7 +308,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         }
         logger.info(
             "Consumed %d messages from '%s' (group %s, offsets %s -> %s) in %.1fs: %d rows, "
-            "%d dead-lettered to '%s' %s, %d duplicate transaction ids removed; offsets are "
+            "%d dead-lettered to '%s' %s (%d repeated transaction ids); offsets are "
             "committed once the batch is persisted",
             batch.consumed, self._topic, self._group_id, self.last_load_report["start_offsets"],
             self.last_load_report["end_offsets"], self.last_load_report["seconds"], len(frame),
@@ -344,43 +398,85 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return batch, start, reached
 
     @staticmethod
-    def _assemble(frames: list[pd.DataFrame]) -> tuple[pd.DataFrame, int]:
-        """One frame for the batch, without repeated transaction ids (first one kept)."""
-        if not frames:
-            return empty_transactions(), 0
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-        duplicated = frame[schema.TRANSACTION_ID].duplicated().to_numpy()
-        n_duplicates = int(duplicated.sum())
-        if n_duplicates:
-            frame = frame.loc[~duplicated].reset_index(drop=True)
-        for name in frame.columns.difference(list(schema.COLUMN_NAMES)):
-            if frame[name].dtype == object:  # an extra field absent from some chunks
-                frame[name] = frame[name].astype("str")
-        return frame, n_duplicates
+    def _assemble(
+        frames: list[pd.DataFrame], sources: list[np.ndarray]
+    ) -> tuple[pd.DataFrame, list[_Rejected]]:
+        """One frame for the batch without repeated transaction ids (the first message
+        is kept), and the repeats as dead letters with their reason.
 
-    def _dead_letter(self, rejected: list[tuple[ConsumerRecord, str]]) -> int:
-        """Sends rejected messages, unchanged, to the dead-letter topic; waits for acks."""
+        A repeat is ``duplicate_message`` when its content is that of the first one (a
+        redelivery) and ``duplicate_transaction_id`` when it differs (the id reused for
+        another transaction); both name the message that was kept. The dead letter
+        carries the decoded row re-encoded (``dlq.value: re-encoded``): the original
+        bytes are at the source offset.
+        """
+        if not frames:
+            return empty_transactions(), []
+        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        ids = frame[schema.TRANSACTION_ID]
+        duplicated = ids.duplicated().to_numpy()
+        if not duplicated.any():
+            return frame, []
+        source = np.concatenate(sources)
+        involved = ids.duplicated(keep=False).to_numpy()
+        sub = frame.loc[involved]
+        content = pd.util.hash_pandas_object(sub, index=False)
+        positions = pd.Series(np.flatnonzero(involved), index=sub.index)
+        first_row = positions.groupby(sub[schema.TRANSACTION_ID].to_numpy()).transform("first")
+        same = content.to_numpy() == content.loc[first_row.to_numpy()].to_numpy()
+        repeat = duplicated[involved]
+        rows = np.flatnonzero(involved)[repeat]
+        values = encode_transactions(frame.iloc[rows])
+        repeats = []
+        firsts = first_row.to_numpy()[repeat].tolist()
+        for row, value, first, is_same in zip(
+            rows.tolist(), values, firsts, same[repeat].tolist(), strict=True
+        ):
+            kind = (
+                "duplicate_message: same content as" if is_same
+                else "duplicate_transaction_id: other content than"
+            )
+            partition, offset = source[row]
+            kept_partition, kept_offset = source[first]
+            repeats.append(_Rejected(
+                value, str(frame.at[row, schema.CUSTOMER_ID]).encode(),
+                f"{kind} partition {kept_partition} offset {kept_offset}",
+                int(partition), int(offset), re_encoded=True,
+            ))
+        return frame.loc[~duplicated].reset_index(drop=True), repeats
+
+    def _dead_letter(self, rejected: list[_Rejected], max_value_bytes: int) -> int:
+        """Sends rejected messages to the dead-letter topic (unchanged, or cut to
+        ``max_value_bytes`` with size and hash recorded); waits for the acks."""
         if not rejected:
             return 0
         first = rejected[0]
         if not self._dead_letter_topic:
             raise DatasetError(
                 f"{len(rejected)} malformed message(s) in '{self._topic}' and no dead_letter_topic "
-                f"is configured (first: partition {first[0].partition} offset {first[0].offset}: "
-                f"{first[1]}). Set dead_letter_topic so they are kept aside instead of failing the load."
+                f"is configured (first: partition {first.partition} offset {first.offset}: "
+                f"{first.reason}). Set dead_letter_topic so they are kept aside instead of failing "
+                "the load."
             )
         producer = self._connect(KafkaProducer, client_id="fraud-detection-dead-letters", acks="all")
         failures: list[BaseException] = []
         try:
-            for record, reason in rejected:
-                headers = [
-                    ("dlq.reason", reason.encode()),
-                    ("dlq.source.topic", record.topic.encode()),
-                    ("dlq.source.partition", str(record.partition).encode()),
-                    ("dlq.source.offset", str(record.offset).encode()),
-                    ("dlq.source.timestamp", str(record.timestamp).encode()),
-                ]
-                future = producer.send(self._dead_letter_topic, value=record.value, key=record.key, headers=headers)
+            for item in rejected:
+                source: dict[str, object] = {
+                    "source.topic": self._topic,
+                    "source.partition": item.partition,
+                    "source.offset": item.offset,
+                }
+                if item.timestamp is not None:
+                    source["source.timestamp"] = item.timestamp
+                if item.re_encoded:
+                    source["value"] = "re-encoded"
+                value, headers = dead_letter(
+                    item.value, item.reason, source, max_value_bytes=max_value_bytes
+                )
+                future = producer.send(
+                    self._dead_letter_topic, value=value, key=item.key, headers=headers
+                )
                 future.add_errback(failures.append)
             producer.flush(timeout=self._save_args["flush_timeout_s"])
         except KafkaError as exc:

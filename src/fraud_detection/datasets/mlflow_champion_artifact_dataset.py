@@ -12,6 +12,8 @@ from kedro.io import AbstractDataset, DatasetError
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fraud_detection.redaction import redact
+
 
 class MlflowChampionArtifactDataset(AbstractDataset[None, dict[str, Any]]):
     """Loads a JSON artifact logged by the run that produced the model version an alias
@@ -38,7 +40,8 @@ class MlflowChampionArtifactDataset(AbstractDataset[None, dict[str, Any]]):
             version = client.get_model_version_by_alias(self._model_name, self._alias)
         except MlflowException as exc:
             raise DatasetError(
-                f"Model '{self._model_name}' has no '{self._alias}' alias in MLflow at {mlflow.get_tracking_uri()}: "
+                f"Model '{self._model_name}' has no '{self._alias}' alias in MLflow at "
+                f"{redact(mlflow.get_tracking_uri())}: "
                 "train and promote a model first (kedro run)"
             ) from exc
         with tempfile.TemporaryDirectory() as folder:

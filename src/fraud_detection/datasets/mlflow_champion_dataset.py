@@ -11,6 +11,8 @@ from kedro.io import AbstractDataset, DatasetError
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fraud_detection.redaction import redact
+
 logger = logging.getLogger(__name__)
 
 
@@ -45,7 +47,10 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
             if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
                 logger.info("No '%s' alias on model '%s' yet: first champion", self._alias, self._model_name)
                 return None
-            raise DatasetError(f"Cannot read alias '{self._alias}' of model '{self._model_name}' from MLflow at {mlflow.get_tracking_uri()}: {exc}") from exc
+            raise DatasetError(
+                f"Cannot read alias '{self._alias}' of model '{self._model_name}' from MLflow at "
+                f"{redact(mlflow.get_tracking_uri())}: {exc}"
+            ) from exc
         model = mlflow.pyfunc.load_model(f"models:/{self._model_name}@{self._alias}")
         return {"version": str(version.version), "run_id": version.run_id, "model": model}
 

@@ -4,14 +4,18 @@ A stream is ingested in batches (one per run). Saving a batch over the previous 
 would drop everything ingested before it once the consumer offsets have moved on, so
 each ``save`` adds a file and ``load`` returns every batch, oldest first, without
 repeated keys. A batch read twice (the run died after persisting it but before the
-offsets were committed) therefore never doubles a row.
+offsets were committed) never doubles a row, on load nor on disk: ``save`` leaves out
+the rows whose key an earlier batch already holds, and a batch whose content is that
+of an earlier one is not written again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
+import os
 import time
-import uuid
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -31,15 +35,17 @@ class ParquetBatchesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     Example catalog entry::
 
-        standardised_transactions:
+        validated_transactions:
           type: fraud_detection.datasets.parquet_batches_dataset.ParquetBatchesDataset
-          path: data/02_intermediate/transaction_batches
+          path: data/02_intermediate/validated_batches
           unique_key: transaction_id
 
-    Files are named ``batch-<time ns>-<random>.parquet`` so they sort in save order;
-    each is written under a temporary name and renamed, so a crash never leaves half
-    a batch. An empty batch is not written unless the folder has none yet (it keeps
-    the columns for the first load).
+    Files are named ``batch-<time ns>-<content hash>.parquet`` so they sort in save
+    order. A batch is serialised in memory first, then written in one go: on a local
+    disk under a temporary name, synced and renamed (a kill leaves no half batch, and
+    the next save removes what a killed save left); on an object store as one object
+    (a put is atomic). An empty batch is not written unless the folder has none yet
+    (it keeps the columns for the first load).
     """
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {}
@@ -102,17 +108,55 @@ class ParquetBatchesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         return frame
 
     def save(self, data: pd.DataFrame) -> None:
-        if data.empty and self._batches():
+        existing = self._batches()
+        if existing and self._unique_key and not data.empty:
+            data = self._new_rows(data, existing)
+        if data.empty and existing:
             logger.info("Empty batch: nothing added to %s", self._root)
             return
-        name = f"{_PREFIX}{time.time_ns():020d}-{uuid.uuid4().hex[:8]}{_SUFFIX}"
+        buffer = io.BytesIO()
+        data.to_parquet(buffer, **self._save_args)
+        # The same rows serialise to the same bytes: a batch written again is found.
+        digest = hashlib.sha256(buffer.getbuffer()).hexdigest()[:16]
+        if any(file.endswith(f"-{digest}{_SUFFIX}") for file in existing):
+            logger.info("A batch with this content is already in %s: not written again", self._root)
+            return
+        name = f"{_PREFIX}{time.time_ns():020d}-{digest}{_SUFFIX}"
+        folder = get_filepath_str(self._root, self._protocol)
+        self._fs.makedirs(folder, exist_ok=True)
         final = get_filepath_str(self._root / name, self._protocol)
-        partial = get_filepath_str(self._root / f".{name}.partial", self._protocol)
-        self._fs.makedirs(get_filepath_str(self._root, self._protocol), exist_ok=True)
-        with self._fs.open(partial, "wb") as handle:
-            data.to_parquet(handle, **self._save_args)
-        self._fs.mv(partial, final)
+        if self._protocol == "file":
+            self._write_local(folder, name, final, buffer.getvalue())
+        else:
+            self._fs.pipe_file(final, buffer.getvalue())
         logger.info("Added a batch of %d rows to %s (%s)", len(data), self._root, name)
+
+    def _new_rows(self, data: pd.DataFrame, existing: list[str]) -> pd.DataFrame:
+        """The rows of ``data`` whose key no earlier batch holds."""
+        keys = []
+        for file in existing:
+            with self._fs.open(file, "rb") as handle:
+                keys.append(pd.read_parquet(handle, columns=self._unique_key))
+        known = pd.MultiIndex.from_frame(pd.concat(keys, ignore_index=True))
+        seen = pd.MultiIndex.from_frame(data[self._unique_key]).isin(known)
+        if seen.any():
+            logger.info(
+                "%d of %d rows already in %s (same %s; a batch read again): not written twice",
+                int(seen.sum()), len(data), self._root, self._unique_key,
+            )
+            data = data.loc[~seen]
+        return data
+
+    def _write_local(self, folder: str, name: str, final: str, payload: bytes) -> None:
+        for stale in self._fs.glob(f"{folder}/.{_PREFIX}*{_SUFFIX}.partial"):
+            logger.warning("Removing %s, left by a save that did not finish", stale)
+            self._fs.rm(stale)
+        partial = os.path.join(folder, f".{name}.partial")
+        with open(partial, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, final)
 
     def _exists(self) -> bool:
         return bool(self._batches())
@@ -125,3 +169,4 @@ class ParquetBatchesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             "load_args": self._load_args,
             "save_args": self._save_args,
         }
+

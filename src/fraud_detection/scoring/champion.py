@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from fraud_detection.redaction import redact
 from fraud_detection.scoring.features import FeatureBatch
 
 logger = logging.getLogger(__name__)
@@ -215,7 +216,8 @@ class ChampionWatcher:
                 version = client.get_model_version_by_alias(self.name, self.alias)
         except MlflowException as exc:
             raise ModelUnavailableError(
-                f"Cannot resolve {self.model_uri} in the MLflow registry at {mlflow.get_registry_uri()}: "
+                f"Cannot resolve {self.model_uri} in the MLflow registry at "
+                f"{redact(mlflow.get_registry_uri())}: "
                 f"{exc.message if hasattr(exc, 'message') else exc}. Train and promote a model first "
                 "(kedro run), or point MLFLOW_TRACKING_URI at the registry that has it."
             ) from exc

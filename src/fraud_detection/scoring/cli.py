@@ -34,6 +34,7 @@ from fraud_detection.scoring.service import (
     ScorerError,
 )
 from fraud_detection.streaming.clients import KafkaConnectionError
+from fraud_detection.streaming.messages import MessageBounds
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,14 @@ def project_config(project_path: Path, env: str) -> dict[str, Any]:
     }
 
 
+def _bounds(ingestion: dict[str, Any] | None) -> MessageBounds | None:
+    """The ingestion rules as per-message bounds: the scorer has no quarantine."""
+    if not ingestion:
+        logger.warning("No params:ingestion: timestamps and amounts are not bounded")
+        return None
+    return MessageBounds.from_params(ingestion)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fraud-detection-score``; returns the process exit code."""
     args = build_parser().parse_args(argv)
@@ -125,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             poll_timeout_ms=args.poll_timeout_ms,
             status_every_s=args.status_every,
             credentials=config["kafka"],
+            bounds=_bounds(config["parameters"].get("ingestion")),
         ),
         features,
         watcher,

@@ -7,22 +7,27 @@ accepts only the ordinary shape (a JSON object, ids as strings, an ISO-8601 time
 a numeric amount, 0/1/true/false/null label, string or null categoricals). As soon as
 one message is anything else, the whole batch goes through ``decode_transactions``,
 which decides what is malformed and why; both give the same rows for ordinary
-messages (``tests/scoring/test_messages.py``).
+messages (``tests/scoring/test_messages.py``). The fast path leaves to the decoder
+anything it would have to reject: a blank id, a timestamp outside pandas' nanosecond
+range or the bounds, an amount that is not finite or outside the bounds.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 import orjson
+import pandas as pd
 
 from fraud_detection import schema
 from fraud_detection.scoring.features import TransactionRecords
-from fraud_detection.streaming.messages import decode_transactions
+from fraud_detection.streaming.messages import MessageBounds, decode_transactions
 
 _EPOCH = datetime(1970, 1, 1)
 _DEFAULTS = {c.name: c.default for c in schema.TRANSACTION_SCHEMA if not c.required and c.default is not None}
 _CATEGORICAL = schema.CATEGORICAL_COLUMNS
+_NS_RANGE = (pd.Timestamp.min.value, pd.Timestamp.max.value)
 
 
 class _NotOrdinary(Exception):
@@ -42,7 +47,12 @@ def _timestamp_ns(text: object) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
-def _fast(values: list[bytes | None]) -> TransactionRecords:
+def _fast(values: list[bytes | None], bounds: MessageBounds | None) -> TransactionRecords:
+    if bounds is None:
+        (lo_ns, hi_ns), lo_amount, hi_amount = _NS_RANGE, -math.inf, math.inf
+    else:
+        lo_ns, hi_ns = bounds.min_timestamp.value, bounds.latest().value
+        lo_amount, hi_amount = bounds.min_amount, bounds.max_amount
     cols: dict[str, list] = {name: [] for name in (
         schema.TRANSACTION_ID, "timestamp_ns", schema.CUSTOMER_ID, schema.TERMINAL_ID, schema.AMOUNT,
         *_CATEGORICAL, schema.LABEL)}
@@ -57,14 +67,20 @@ def _fast(values: list[bytes | None]) -> TransactionRecords:
             raise _NotOrdinary
         for key in (schema.TRANSACTION_ID, schema.CUSTOMER_ID, schema.TERMINAL_ID):
             text = message.get(key)
-            if type(text) is not str:
+            if type(text) is not str or not text.strip():
                 raise _NotOrdinary
             cols[key].append(text)
         amount = message.get(schema.AMOUNT)
         if type(amount) is not float and type(amount) is not int:
             raise _NotOrdinary
-        cols[schema.AMOUNT].append(float(amount))
-        cols["timestamp_ns"].append(_timestamp_ns(message.get(schema.TIMESTAMP)))
+        amount = float(amount)
+        if not lo_amount <= amount <= hi_amount or not math.isfinite(amount):
+            raise _NotOrdinary
+        cols[schema.AMOUNT].append(amount)
+        ns = _timestamp_ns(message.get(schema.TIMESTAMP))
+        if not lo_ns <= ns <= hi_ns:
+            raise _NotOrdinary
+        cols["timestamp_ns"].append(ns)
         for key in _CATEGORICAL:
             text = message.get(key)
             if text is None:
@@ -87,15 +103,21 @@ def _fast(values: list[bytes | None]) -> TransactionRecords:
     )
 
 
-def decode_records(values: list[bytes | None]) -> tuple[TransactionRecords, list[int], dict[int, str]]:
+def decode_records(
+    values: list[bytes | None], bounds: MessageBounds | None = None
+) -> tuple[TransactionRecords, list[int], dict[int, str]]:
     """Decodes message values into transaction records.
+
+    Args:
+        values: Raw message values.
+        bounds: Reject timestamps and amounts outside these limits, per message.
 
     Returns:
         The accepted transactions, the position of each in ``values``, and the reason
         for every rejected message (by position), as ``decode_transactions`` gives it.
     """
     try:
-        return _fast(values), list(range(len(values))), {}
+        return _fast(values, bounds), list(range(len(values))), {}
     except _NotOrdinary:
-        decoded = decode_transactions(values)
+        decoded = decode_transactions(values, bounds)
         return TransactionRecords.from_frame(decoded.frame), decoded.positions.tolist(), decoded.rejected

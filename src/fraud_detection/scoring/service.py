@@ -5,12 +5,19 @@ One process reads every partition of the transactions topic and of the label top
 cannot be split by customer partition) and loops over micro-batches:
 
 1. labels (``{"transaction_id": ..., "is_fraud": 0|1}``) go into the feature state;
-2. transactions are decoded with the ingestion decoder; malformed messages go to the
-   dead-letter topic unchanged, with the reason and source position in headers;
+2. transactions are decoded with the ingestion decoder and checked against the
+   ingestion bounds (``MessageBounds``: the accepted window of timestamps and amounts,
+   so a message from 2099 cannot move the state's watermark and an amount of 1e308
+   never reaches the model); rejected messages go to the dead-letter topic unchanged
+   (cut when too large), with the reason and source position in headers. A transaction
+   id already scored is not scored again: the same content is a redelivery (counted
+   as a duplicate), other content is dead-lettered (``duplicate_transaction_id``);
 3. ``OnlineFeatures`` turns the batch into ``create_features`` rows, the champion
    model scores them, and one prediction per transaction is produced (keyed by
    customer): transaction id, score, decision at the model's threshold, model name
-   and version, and the processing latency (message received to prediction sent);
+   and version, and the processing latency (message received to prediction sent).
+   A row the model cannot score (an exception, a non-finite score) is dead-lettered
+   (``scoring_failed``) instead of stopping the scorer;
 4. the batch's offsets are committed only once every prediction and dead letter of
    the batch is acknowledged by the cluster (``acks=all``). A crash in between
    re-scores the batch after the restart: predictions are at least once, keyed by
@@ -28,9 +35,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,13 +51,20 @@ from kafka.structs import OffsetAndMetadata
 
 from fraud_detection import schema
 from fraud_detection.scoring.champion import ChampionWatcher
-from fraud_detection.scoring.features import FeatureBatch, OnlineFeatures
+from fraud_detection.scoring.features import (
+    FeatureBatch,
+    OnlineFeatures,
+    TransactionRecords,
+)
 from fraud_detection.scoring.messages import decode_records
 from fraud_detection.streaming.clients import connect, servers_text
+from fraud_detection.streaming.messages import MessageBounds, dead_letter
 
 logger = logging.getLogger(__name__)
 
 START_FROM = ("earliest", "latest")
+SCORING_FAILED = "scoring_failed"
+DUPLICATE_TRANSACTION_ID = "duplicate_transaction_id"
 
 
 class ScorerError(RuntimeError):
@@ -76,6 +90,9 @@ class ScorerConfig:
         commit_interval_s: Least time between two offset commits.
         status_every_s: Interval of the status log line.
         credentials: kafka-python security settings for every client.
+        bounds: The accepted window of timestamps and amounts (``params:ingestion``);
+            ``None`` accepts whatever decodes.
+        recent_ids: How many scored transaction ids are remembered to score each once.
     """
 
     bootstrap_servers: str
@@ -91,6 +108,8 @@ class ScorerConfig:
     commit_interval_s: float = 0.2
     status_every_s: float = 30.0
     credentials: dict[str, Any] = field(default_factory=dict)
+    bounds: MessageBounds | None = None
+    recent_ids: int = 1_000_000
 
     def __post_init__(self) -> None:
         if self.start_from not in START_FROM:
@@ -211,6 +230,10 @@ class RealTimeScorer:
         self._last_commit = 0.0
         self._stop = threading.Event()
         self._labels_tps: set[TopicPartition] = set()
+        # Transaction id -> content of the scored ones, oldest first (bounded): the
+        # feature state forgets ids past its horizon, a redelivery must still not be
+        # scored twice.
+        self._recent: OrderedDict[str, tuple] = OrderedDict()
 
     # -------------------------------------------------------------- lifecycle --
 
@@ -345,7 +368,9 @@ class RealTimeScorer:
                     ids, labels, _ = decode_labels([r.value for r in records])
                     self.features.apply_labels(ids, labels)
                 else:
-                    self.features.update_records(decode_records([r.value for r in records])[0], build=False)
+                    decoded = decode_records([r.value for r in records], self.config.bounds)[0]
+                    self.features.update_records(decoded, build=False)
+                    self._remember(decoded, range(len(decoded)))
                 self.counters.replayed += len(records)
             for tp in list(todo):
                 if consumer.position(tp) >= live_from[tp]:
@@ -372,21 +397,72 @@ class RealTimeScorer:
                 tx_records.extend(records)
         self.counters.consumed += sum(len(r) for r in polled.values())
         if tx_records:
-            records, _, rejected = decode_records([r.value for r in tx_records])
-            futures += self._dead_letter(tx_records, rejected)
+            values = [r.value for r in tx_records]
+            records, positions, rejected = decode_records(values, self.config.bounds)
+            records, positions = self._unscored(records, positions, rejected)
             if len(records):
-                futures += self._score(records, received)
+                futures += self._score(records, positions, received, rejected)
+            futures += self._dead_letter(tx_records, dict(sorted(rejected.items())))
         self.counters.batches += 1
         self._pending.append(_Pending(offsets, futures))
 
-    def _score(self, records: Any, received: float) -> list[Any]:
+    def _unscored(
+        self, records: TransactionRecords, positions: list[int], rejected: dict[int, str]
+    ) -> tuple[TransactionRecords, list[int]]:
+        """The records whose transaction id is not scored yet (first of a batch kept).
+
+        A repeat with the same content is a redelivery: counted, not scored again. A
+        repeat with other content is rejected (``duplicate_transaction_id``).
+        """
+        keep: list[int] = []
+        seen: dict[str, tuple] = {}
+        for i, tid in enumerate(records.transaction_id):
+            content = _content(records, i)
+            known = self._recent.get(tid, seen.get(tid))
+            if known is None:
+                seen[tid] = content
+                keep.append(i)
+            elif known == content:
+                self.counters.duplicates += 1
+            else:
+                reason = f"{DUPLICATE_TRANSACTION_ID}: other content than an earlier message"
+                rejected[positions[i]] = reason
+        if len(keep) == len(positions):
+            return records, positions
+        return _take(records, keep), [positions[i] for i in keep]
+
+    def _remember(self, records: TransactionRecords, rows: Any) -> None:
+        recent = self._recent
+        for i in rows:
+            recent[records.transaction_id[i]] = _content(records, i)
+        while len(recent) > self.config.recent_ids:
+            recent.popitem(last=False)
+
+    def _score(
+        self,
+        records: TransactionRecords,
+        positions: list[int],
+        received: float,
+        rejected: dict[int, str],
+    ) -> list[Any]:
         before = self.features.stats.duplicates
         batch = self.features.update_records(records)
         self.counters.duplicates += self.features.stats.duplicates - before
+        self._remember(records, range(len(records)))
         if not len(batch):
             return []
         model = self.model.current
-        scores, decisions = model.predict_batch(batch)
+        scores, decisions, failed = _predict(model, batch)
+        if failed:
+            position_of = dict(zip(records.transaction_id, positions, strict=True))
+            for row, reason in failed.items():
+                rejected[position_of[batch.transaction_id[row]]] = reason
+            batch = _slice(batch, [i for i in range(len(batch)) if i not in failed])
+            ok = np.ones(len(scores), dtype=bool)
+            ok[list(failed)] = False
+            scores, decisions = scores[ok], decisions[ok]
+            if not len(batch):
+                return []
         sent_at = time.time()
         latency_ms = round((sent_at - received) * 1000.0, 3)
         scored_at = _iso_now()
@@ -436,15 +512,16 @@ class RealTimeScorer:
         futures = []
         for position, reason in rejected.items():
             record = records[position]
-            headers = [
-                ("dlq.reason", reason.encode()),
-                ("dlq.source.topic", record.topic.encode()),
-                ("dlq.source.partition", str(record.partition).encode()),
-                ("dlq.source.offset", str(record.offset).encode()),
-                ("dlq.source.timestamp", str(record.timestamp).encode()),
-                ("dlq.service", b"fraud-detection-score"),
-            ]
-            futures.append(self._producer.send(self.config.dead_letter_topic, value=record.value, key=record.key, headers=headers))
+            value, headers = dead_letter(record.value, reason, {
+                "source.topic": record.topic,
+                "source.partition": record.partition,
+                "source.offset": record.offset,
+                "source.timestamp": record.timestamp,
+                "service": "fraud-detection-score",
+            })
+            futures.append(self._producer.send(
+                self.config.dead_letter_topic, value=value, key=record.key, headers=headers
+            ))
         self.counters.dead_lettered += len(rejected)
         logger.warning("Dead-lettered %d malformed message(s) to '%s' (first: %s[%d] offset %d: %s)",
                        len(rejected), self.config.dead_letter_topic, first.topic, first.partition, first.offset,
@@ -502,3 +579,59 @@ class RealTimeScorer:
         if isinstance(response, Exception):
             self._dirty = True
             logger.warning("An asynchronous offset commit failed (%r); the next commit covers it", response)
+
+
+def _content(records: TransactionRecords, i: int) -> tuple:
+    """What identifies a transaction's content, to tell a redelivery from a reused id."""
+    return (
+        records.timestamp_ns[i], records.customer_id[i], records.terminal_id[i], records.amount[i]
+    )
+
+
+def _take(records: TransactionRecords, rows: list[int]) -> TransactionRecords:
+    return TransactionRecords(**{
+        f.name: [getattr(records, f.name)[i] for i in rows] for f in fields(TransactionRecords)
+    })
+
+
+def _slice(batch: FeatureBatch, rows: list[int]) -> FeatureBatch:
+    index = np.asarray(rows, dtype=np.int64)
+    return FeatureBatch(
+        transaction_id=[batch.transaction_id[i] for i in rows],
+        timestamp_ns=batch.timestamp_ns[index],
+        customer_id=[batch.customer_id[i] for i in rows],
+        terminal_id=[batch.terminal_id[i] for i in rows],
+        amount=batch.amount[index],
+        categorical={name: [values[i] for i in rows] for name, values in batch.categorical.items()},
+        is_fraud=batch.is_fraud[index],
+        numeric={name: values[index] for name, values in batch.numeric.items()},
+    )
+
+
+def _predict(model: Any, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """(scores, decisions, {row: reason} of the rows that could not be scored).
+
+    When the batch fails as a whole, each row is scored alone, so one row the model
+    cannot handle costs only its own prediction.
+    """
+    try:
+        scores, decisions = model.predict_batch(batch)
+    except Exception as exc:  # noqa: BLE001 - any model error is about rows, not the stream
+        logger.warning(
+            "Scoring a batch of %d rows failed (%r): scoring them one by one", len(batch), exc
+        )
+        scores = np.full(len(batch), np.nan)
+        decisions = np.zeros(len(batch), dtype=np.int64)
+        failed: dict[int, str] = {}
+        for i in range(len(batch)):
+            try:
+                one, decision = model.predict_batch(_slice(batch, [i]))
+                scores[i], decisions[i] = one[0], decision[0]
+            except Exception as row_exc:  # noqa: BLE001
+                failed[i] = f"{SCORING_FAILED}: {type(row_exc).__name__}: {str(row_exc)[:200]}"
+    else:
+        scores = np.asarray(scores, dtype=np.float64)
+        failed = {}
+    for i in np.flatnonzero(~np.isfinite(scores)).tolist():
+        failed.setdefault(i, f"{SCORING_FAILED}: non-finite score")
+    return scores, np.asarray(decisions, dtype=np.int64), failed

@@ -1,11 +1,16 @@
 """Transactions as JSON messages: encoding for producers, batch decoding for consumers.
 
 One message is one JSON object whose fields are the canonical columns of
-``fraud_detection.schema`` (extra fields are kept). Decoding checks what a message
-must satisfy to become a row at all: it is a JSON object, the required fields are
-present and every field has a parseable type. Business rules (amount ranges, label
-values, timestamps in the past, duplicates across batches) stay with the ingestion
-pipeline, which quarantines rows instead of rejecting messages.
+``fraud_detection.schema``; other fields are dropped, so no message can widen the
+table. Decoding checks what a message must satisfy to become a row at all: it is
+valid UTF-8 and a JSON object, the required fields are present (an id of blanks is
+missing), every field has a parseable type, the timestamp fits pandas' nanosecond
+range and the amount is finite. Business rules (amount ranges, label values,
+timestamps in the past, duplicates across batches) stay with the ingestion pipeline,
+which quarantines rows instead of rejecting messages; a consumer that has no
+quarantine (the real-time scorer) passes ``MessageBounds`` to reject those per
+message too. Nothing in one message makes decoding raise: every rejected message
+gets a reason.
 
 Decoding works on a batch: the messages are joined into newline-delimited JSON and
 parsed by pyarrow in C++ with the schema's types. Only a batch that pyarrow refuses
@@ -16,9 +21,11 @@ vectorised over the batch in both cases.
 
 from __future__ import annotations
 
+import hashlib
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import orjson
@@ -27,6 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
+from fraud_detection import schema
 from fraud_detection.schema import COLUMN_NAMES, TRANSACTION_SCHEMA
 
 # Reasons a message is rejected (dead-lettered). Schema reasons read
@@ -34,15 +42,74 @@ from fraud_detection.schema import COLUMN_NAMES, TRANSACTION_SCHEMA
 EMPTY_MESSAGE = "empty_message"
 BAD_JSON = "bad_json"
 NOT_AN_OBJECT = "not_a_json_object"
+INVALID_UTF8 = "invalid_utf8"
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"  # outside pandas' nanosecond range
+AMOUNT_NOT_FINITE = "amount_not_finite"
+# With MessageBounds: the ingestion rules' names, as the quarantine gives them.
+AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+TIMESTAMP_TOO_OLD = "timestamp_too_old"
+TIMESTAMP_IN_FUTURE = "timestamp_in_future"
+
+# A dead letter keeps at most this much of the rejected value (the rest is recorded by
+# size and SHA-256): a huge message the broker accepted must not fail its dead letter
+# on the producer's max_request_size (1 MiB by default) and wedge the topic.
+DEAD_LETTER_MAX_VALUE_BYTES = 256 * 1024
+_MAX_REASON_CHARS = 1000
 
 _ARROW_TYPES = {"str": pa.string(), "datetime": pa.string(), "float": pa.float64(), "label": pa.float64()}
 _PARSE_OPTIONS = pa_json.ParseOptions(
     explicit_schema=pa.schema([(c.name, _ARROW_TYPES[c.kind]) for c in TRANSACTION_SCHEMA]),
-    unexpected_field_behavior="infer",
+    unexpected_field_behavior="ignore",
 )
 # One thread: the dataset already decodes on a worker thread next to the consumer, and
 # more threads cost CPU on small machines without making a chunk faster.
 _READ_OPTIONS = pa_json.ReadOptions(use_threads=False)
+_COLUMN_SET = frozenset(COLUMN_NAMES)
+
+
+@dataclass(frozen=True)
+class MessageBounds:
+    """Per-message limits: the accepted window of timestamps and amounts.
+
+    The window is ``[min_timestamp, reference + max_future]``, the reference being
+    ``reference_time`` or, when it is ``None``, the wall clock at decoding time.
+
+    Attributes:
+        min_timestamp: Oldest accepted timestamp (naive UTC).
+        max_future: Tolerated clock skew beyond the reference.
+        min_amount: Smallest accepted amount.
+        max_amount: Largest accepted amount.
+        reference_time: Fixed reference, or ``None`` for now.
+    """
+
+    min_timestamp: pd.Timestamp
+    max_future: pd.Timedelta
+    min_amount: float
+    max_amount: float
+    reference_time: pd.Timestamp | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> MessageBounds:
+        """From ``params:ingestion`` (``min_timestamp``, ``max_future``, ``min_amount``,
+        ``max_amount``, ``reference_time``), the rules the ingestion quarantine applies."""
+        missing = sorted({"min_timestamp", "max_future", "min_amount", "max_amount"} - set(params))
+        if missing:
+            raise ValueError(f"params:ingestion lacks {missing} for the message bounds")
+        reference = params.get("reference_time")
+        return cls(
+            min_timestamp=pd.Timestamp(params["min_timestamp"]),
+            max_future=pd.Timedelta(params["max_future"]),
+            min_amount=float(params["min_amount"]),
+            max_amount=float(params["max_amount"]),
+            reference_time=pd.Timestamp(reference) if reference else None,
+        )
+
+    def latest(self) -> pd.Timestamp:
+        """The newest accepted timestamp now."""
+        reference = self.reference_time
+        if reference is None:
+            reference = pd.Timestamp.now(tz="UTC").tz_localize(None)
+        return reference + self.max_future
 
 
 @dataclass
@@ -59,6 +126,39 @@ class DecodedMessages:
     frame: pd.DataFrame
     positions: np.ndarray
     rejected: dict[int, str] = field(default_factory=dict)
+
+
+def dead_letter(
+    value: bytes | None,
+    reason: str,
+    source: Mapping[str, object],
+    *,
+    max_value_bytes: int = DEAD_LETTER_MAX_VALUE_BYTES,
+) -> tuple[bytes | None, list[tuple[str, bytes]]]:
+    """The value and headers of the dead letter of a rejected message.
+
+    The value is the message unchanged, or its first ``max_value_bytes`` bytes with
+    ``dlq.truncated``, ``dlq.original.size`` and ``dlq.original.sha256`` headers when it
+    is longer, so the dead letter always fits the producer's request size.
+
+    Args:
+        value: The rejected message value.
+        reason: Why it was rejected (``dlq.reason``; long reasons are cut).
+        source: Further headers, each ``dlq.<name>`` (source topic, partition, ...).
+        max_value_bytes: Longest value kept.
+    """
+    headers = [("dlq.reason", reason[:_MAX_REASON_CHARS].encode("utf-8", "replace"))]
+    headers += [
+        (f"dlq.{name}", str(item).encode("utf-8", "replace")) for name, item in source.items()
+    ]
+    if value is not None and len(value) > max_value_bytes:
+        headers += [
+            ("dlq.truncated", b"true"),
+            ("dlq.original.size", str(len(value)).encode()),
+            ("dlq.original.sha256", hashlib.sha256(value).hexdigest().encode()),
+        ]
+        value = value[:max_value_bytes]
+    return value, headers
 
 
 def empty_transactions() -> pd.DataFrame:
@@ -80,17 +180,22 @@ def encode_transactions(frame: pd.DataFrame) -> list[bytes]:
     return lines
 
 
-def decode_transactions(values: Sequence[bytes | None]) -> DecodedMessages:
+def decode_transactions(
+    values: Sequence[bytes | None], bounds: MessageBounds | None = None
+) -> DecodedMessages:
     """Decodes message values and checks them against the transaction schema.
 
     Args:
         values: Raw message values; ``None`` is a tombstone (no value).
+        bounds: Also reject timestamps and amounts outside these limits.
 
     Returns:
         The accepted rows, typed, and the reason for every rejected message.
     """
     raw, rejected = _parse_objects(values)
     typed, flags = _check_schema(raw)
+    if bounds is not None:
+        flags.update(_bound_flags(typed, bounds))
     if rejected:
         unparsed = np.zeros(len(raw), dtype=bool)
         unparsed[list(rejected)] = True
@@ -107,12 +212,51 @@ def decode_transactions(values: Sequence[bytes | None]) -> DecodedMessages:
     return DecodedMessages(frame=frame, positions=positions, rejected=dict(sorted(rejected.items())))
 
 
+def _bound_flags(typed: pd.DataFrame, bounds: MessageBounds) -> dict[str, np.ndarray]:
+    """One mask per bound rule; values that failed to parse are flagged elsewhere."""
+    amount = typed[schema.AMOUNT].to_numpy(np.float64, na_value=np.nan)
+    ts = typed[schema.TIMESTAMP]
+    # Non-finite amounts are flagged by the schema checks already.
+    finite = np.isfinite(amount)
+    out_of_range = finite & ((amount < bounds.min_amount) | (amount > bounds.max_amount))
+    return {
+        AMOUNT_OUT_OF_RANGE: out_of_range,
+        TIMESTAMP_TOO_OLD: (ts.notna() & (ts < bounds.min_timestamp)).to_numpy(bool),
+        TIMESTAMP_IN_FUTURE: (ts.notna() & (ts > bounds.latest())).to_numpy(bool),
+    }
+
+
+def _invalid_utf8(values: Sequence[bytes | None], joined: bytes | None) -> set[int]:
+    """Positions of the values that are not valid UTF-8.
+
+    pyarrow's JSON reader does not check the bytes inside strings, so this runs
+    first. Values joined by an ASCII newline are valid as a whole exactly when each is,
+    so one decode of the batch covers the common case.
+    """
+    try:
+        (joined if joined is not None else b"\n".join(v for v in values if v)).decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    else:
+        return set()
+    bad = set()
+    for position, value in enumerate(values):
+        if value:
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.add(position)
+    return bad
+
+
 def _parse_objects(values: Sequence[bytes | None]) -> tuple[pd.DataFrame, dict[int, str]]:
     """One row per message (empty for messages that are not JSON objects)."""
-    if values and None not in values:
+    joined = b"\n".join(values) if values and None not in values else None
+    bad_utf8 = _invalid_utf8(values, joined)
+    if joined is not None and not bad_utf8:
         try:
             table = pa_json.read_json(
-                io.BytesIO(b"\n".join(values)), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
+                io.BytesIO(joined), read_options=_READ_OPTIONS, parse_options=_PARSE_OPTIONS
             )
         except pa.ArrowInvalid:
             table = None
@@ -126,6 +270,10 @@ def _parse_objects(values: Sequence[bytes | None]) -> tuple[pd.DataFrame, dict[i
             rejected[position] = EMPTY_MESSAGE
             rows.append({})
             continue
+        if position in bad_utf8:
+            rejected[position] = INVALID_UTF8
+            rows.append({})
+            continue
         try:
             obj = orjson.loads(value)
         except orjson.JSONDecodeError as exc:
@@ -136,6 +284,8 @@ def _parse_objects(values: Sequence[bytes | None]) -> tuple[pd.DataFrame, dict[i
             rejected[position] = f"{NOT_AN_OBJECT}: {type(obj).__name__}"
             rows.append({})
             continue
+        if not obj.keys() <= _COLUMN_SET:
+            obj = {k: obj[k] for k in obj if k in _COLUMN_SET}
         rows.append(obj)
     # Object columns keep each value's JSON type for the checks (no int -> float).
     frame = pd.DataFrame(rows, dtype=object)
@@ -155,18 +305,34 @@ def _check_schema(raw: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, np.ndarray
             values = pd.Series(np.nan, index=raw.index, dtype=object)
         present = values.notna().to_numpy()
         typed, parsed = _CASTS[col.kind](values)
+        if col.kind == "str" and col.required:
+            # An id of blanks identifies nothing: it is missing, not a value.
+            blank = (parsed & present) & typed.str.strip().eq("").fillna(False).to_numpy(bool)
+            present = present & ~blank
+            typed = typed.mask(blank)
         if col.required:
             flags[f"missing_{col.name}"] = ~present
-        flags[f"bad_type_{col.name}"] = present & ~parsed
+        bad = present & ~parsed
+        if col.kind == "datetime" and bad.any():
+            outside = bad & _outside_nanosecond_range(values)
+            flags[TIMESTAMP_OUT_OF_RANGE] = outside
+            bad = bad & ~outside
+        if col.kind == "float":
+            finite = np.isfinite(typed.to_numpy(np.float64, na_value=np.nan))
+            name = AMOUNT_NOT_FINITE if col.name == schema.AMOUNT else f"{col.name}_not_finite"
+            flags[name] = parsed & present & ~finite
+        flags[f"bad_type_{col.name}"] = bad
         if not col.required and col.default is not None:
             typed = typed.fillna(col.default)
         out[col.name] = typed
-    frame = pd.DataFrame(out, index=raw.index)
-    for name in raw.columns:
-        if name not in COLUMN_NAMES:
-            extra = raw[name]
-            frame[name] = extra.astype("str") if extra.dtype == object else extra
-    return frame, flags
+    return pd.DataFrame(out, index=raw.index), flags
+
+
+def _outside_nanosecond_range(values: pd.Series) -> np.ndarray:
+    """ISO-8601 times that parse (at a coarser resolution) but do not fit in ns."""
+    text = values.where(values.map(lambda v: isinstance(v, str))).astype(object)
+    coarse = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
+    return coarse.notna().to_numpy(bool)
 
 
 def _is_object(values: pd.Series) -> bool:
@@ -207,8 +373,10 @@ def _as_timestamp(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
             return cast, cast.notna().to_numpy()
     if _is_object(values) or not pd.api.types.is_string_dtype(values.dtype):
         values = values.where(values.map(lambda v: isinstance(v, str))).astype("str")
-    cast = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce")
-    cast = cast.dt.tz_localize(None).astype("datetime64[ns]")
+    cast = pd.to_datetime(values, format="ISO8601", utc=True, errors="coerce").dt.tz_localize(None)
+    # pandas parses year 0001 or 9999 at a coarser unit; they do not fit in nanoseconds.
+    cast = cast.where((cast >= pd.Timestamp.min) & (cast <= pd.Timestamp.max))
+    cast = cast.astype("datetime64[ns]")
     return cast, cast.notna().to_numpy()
 
 

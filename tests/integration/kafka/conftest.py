@@ -169,14 +169,24 @@ class KafkaProject:
         with KedroSession.create(project_path=self.path, env="kafka", runtime_params=runtime_params or {}) as session:
             session.run(pipeline_names=[pipeline], **kwargs)
 
+    # The kafka environment keeps one parquet file per ingested batch in these folders.
     def validated(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "data/02_intermediate/validated_transactions.parquet")
+        return self._all(self.path / "data/02_intermediate/validated_batches")
 
     def quarantined(self) -> pd.DataFrame:
-        return pd.read_parquet(self.path / "data/02_intermediate/quarantined_transactions.parquet")
+        return self._all(self.path / "data/02_intermediate/quarantined_batches")
 
     def batches(self) -> list[Path]:
-        return sorted((self.path / "data/02_intermediate/transaction_batches").glob("batch-*.parquet"))
+        folder = self.path / "data/02_intermediate/validated_batches"
+        return sorted(folder.glob("batch-*.parquet"))
+
+    @staticmethod
+    def _all(folder: Path) -> pd.DataFrame:
+        """Every row of every batch file, as anything reading the folder sees them."""
+        files = sorted(folder.glob("batch-*.parquet"))
+        if not files:
+            return pd.DataFrame()
+        return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
 def kafka_project(root: Path, broker: Broker, name: str, monkeypatch: pytest.MonkeyPatch) -> KafkaProject:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import orjson
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
@@ -73,11 +74,16 @@ def test_ingestion_persists_every_transaction_once_and_commits_after(streamed, k
 
 
 @pytest.mark.slow
-def test_training_flow_runs_from_kafka_data(streamed):
+def test_training_flow_runs_from_kafka_data(streamed, kafka_broker):
     project, _ = streamed
+    ingested = sum(kafka_broker.committed(project.group, project.topic).values())
     project.run("train_and_promote", SMALL_RUN)
+    # The quality gate judges the batch this run consumed (what earlier runs did not
+    # ingest); the training read the whole validated history.
     report = json.loads((project.path / "data/08_reporting/data_quality_report.json").read_text())
-    assert report["rows_in"] == 43465
+    assert report["rows_in"] == 43465 - ingested
+    features = pd.read_parquet(project.path / "data/04_feature/transaction_features.parquet")
+    assert len(features) == 43465
     champion = MlflowClient().get_model_version_by_alias("fraud-detection", "champion")
     assert MlflowClient().get_run(champion.run_id).data.tags["promotion.decision"] == "promoted"
 
@@ -173,11 +179,11 @@ def test_failed_persist_commits_nothing_and_the_rerun_reads_the_batch_again(kafk
     project = kafka_project(tmp_path, kafka_broker, "transactions-persist", monkeypatch)
     frame = make_transactions(n=1500, days=40, seed=6)
     assert kafka_broker.produce(project.topic, frame).ok
-    batches = project.path / "data/02_intermediate/transaction_batches"
+    batches = project.path / "data/02_intermediate/validated_batches"
     batches.parent.mkdir(parents=True, exist_ok=True)
     batches.write_text("a file where the batch folder should be")  # the save fails
 
-    with pytest.raises(Exception, match="transaction_batches"):
+    with pytest.raises(Exception, match="validated_batches"):
         project.run("ingestion")
     assert kafka_broker.committed(project.group, project.topic) == {}
 
@@ -193,7 +199,7 @@ def test_batch_persisted_but_not_committed_is_not_doubled(kafka_broker, tmp_path
     assert kafka_broker.produce(project.topic, frame.iloc[:1000]).ok
     # The batch reached storage, then the process died before committing.
     dataset = KafkaDataset(topic=project.topic, bootstrap_servers=kafka_broker.bootstrap, group_id=project.group)
-    ParquetBatchesDataset(path=str(project.path / "data/02_intermediate/transaction_batches"),
+    ParquetBatchesDataset(path=str(project.path / "data/02_intermediate/validated_batches"),
                           unique_key="transaction_id").save(dataset.load())
     assert kafka_broker.produce(project.topic, frame.iloc[1000:]).ok
 
@@ -203,6 +209,35 @@ def test_batch_persisted_but_not_committed_is_not_doubled(kafka_broker, tmp_path
     assert len(project.quarantined()) == 0
     assert len(project.batches()) == 2
     assert kafka_broker.committed(project.group, project.topic) == {0: 1200}
+
+
+def test_the_quality_gate_judges_each_new_batch_before_its_offsets_are_committed(
+    kafka_broker, tmp_path, monkeypatch
+):
+    project = kafka_project(tmp_path, kafka_broker, "transactions-gate", monkeypatch)
+    frame = make_transactions(n=1600, days=40, seed=13)
+    bad = frame.iloc[:1100].copy()
+    bad.loc[bad.index[::11], schema.AMOUNT] = -1.0  # 100 of 1100 rows: 9% > 5%
+    assert kafka_broker.produce(project.topic, bad).ok
+
+    with pytest.raises(Exception, match="failed validation, above the limit"):
+        project.run("ingestion")
+    assert kafka_broker.committed(project.group, project.topic) == {}  # judged before commit
+    assert project.batches() == [] and len(project.quarantined()) == 100
+
+    # Let this batch through once; the rerun reads the same messages again.
+    project.run("ingestion", runtime_params={"ingestion": {"max_invalid_share": 0.2}})
+    assert kafka_broker.committed(project.group, project.topic) == {0: 1100}
+    assert len(project.validated()) == 1000
+    assert len(project.quarantined()) == 100  # the rerun's quarantine is not added twice
+
+    # The history is now 9% invalid; a clean batch still passes, as only it is judged.
+    assert kafka_broker.produce(project.topic, frame.iloc[1100:]).ok
+    project.run("ingestion")
+    assert kafka_broker.committed(project.group, project.topic) == {0: 1600}
+    assert len(project.validated()) == 1500 and project.validated()["transaction_id"].is_unique
+    report = json.loads((project.path / "data/08_reporting/data_quality_report.json").read_text())
+    assert report["rows_in"] == 500 and report["rows_quarantined"] == 0
 
 
 # ----------------------------------------------------------- broker failures --

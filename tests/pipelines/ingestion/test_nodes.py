@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -102,3 +103,55 @@ def test_validation_does_not_mutate_its_input(transactions):
     before = transactions.copy()
     validate_transactions(transactions, PARAMS)
     pd.testing.assert_frame_equal(transactions, before)
+
+
+@pytest.mark.parametrize("blank", ["", "   ", "\t"])
+@pytest.mark.parametrize("column", ["transaction_id", "customer_id", "terminal_id"])
+def test_blank_or_whitespace_ids_are_quarantined_as_missing(transactions, column, blank):
+    bad = transactions.copy()
+    bad.loc[3, column] = blank
+    valid, quarantine, report = validate_transactions(bad, PARAMS)
+    assert quarantine[QUARANTINE_REASON].tolist() == [f"missing_{column}"]
+    assert len(valid) == len(bad) - 1 and valid[column].notna().all()
+    assert report["quarantined_by_reason"] == {f"missing_{column}": 1}
+
+
+def test_timestamps_outside_the_nanosecond_range_are_quarantined_not_raised(transactions):
+    text = transactions.copy()
+    text["timestamp"] = text["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S").astype(object)
+    text.loc[1, "timestamp"] = "0001-01-01T00:00:00"
+    text.loc[2, "timestamp"] = "9999-01-01T00:00:00"
+    microseconds = transactions.copy()
+    microseconds["timestamp"] = microseconds["timestamp"].astype("datetime64[us]")
+    microseconds.loc[1, "timestamp"] = pd.Timestamp("0001-01-01").as_unit("us")
+    for bad in (text, microseconds):
+        valid, quarantine, _ = validate_transactions(bad, {**PARAMS, "max_invalid_share": 0.5})
+        reasons = dict(
+            zip(quarantine["transaction_id"], quarantine[QUARANTINE_REASON], strict=True)
+        )
+        assert reasons[bad.loc[1, "transaction_id"]] == "timestamp_too_old"
+        if bad is text:
+            assert reasons[bad.loc[2, "transaction_id"]] == "timestamp_in_future"
+        assert len(valid) + len(quarantine) == len(bad)
+
+
+@pytest.mark.parametrize("amount", [1e308, float("inf"), "Infinity", "-1e308"])
+def test_huge_or_infinite_amounts_are_out_of_range(transactions, amount):
+    bad = transactions.copy()
+    bad["amount"] = bad["amount"].astype(object)
+    bad.loc[4, "amount"] = amount
+    valid, quarantine, _ = validate_transactions(bad, PARAMS)
+    assert quarantine[QUARANTINE_REASON].tolist() == ["amount_out_of_range"]
+    assert np.isfinite(valid["amount"]).all() and valid["amount"].max() <= 1e6
+
+
+def test_a_batch_below_the_gate_minimum_passes_with_its_bad_rows_quarantined(transactions):
+    small = transactions.iloc[:20].copy()
+    small.loc[small.index[0], "customer_id"] = " "  # 1 of 20: 5% would be the limit
+    small.loc[small.index[1], "amount"] = -1.0
+    params = {**PARAMS, "quality_gate_min_rows": 100}
+    screened, quarantine, report = validate_transactions(small, params)
+    assert len(quarantine) == 2 and report["invalid_share"] == 0.1
+    assert enforce_quality_limit(screened, report, params) is screened
+    with pytest.raises(DataQualityError, match="is judged again by the next run"):
+        enforce_quality_limit(screened, report, {**params, "quality_gate_min_rows": 20})
