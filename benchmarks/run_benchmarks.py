@@ -59,14 +59,17 @@ def features_step(source: str) -> dict:
     import yaml
 
     from fraud_detection.features import create_features
-    from fraud_detection.pipelines.ingestion.nodes import (
+    from fraud_detection.quality import (
         standardise_columns,
         validate_transactions,
     )
 
+    ingestion = yaml.safe_load((ROOT / "conf/base/parameters_ingestion.yml").read_text())[
+        "ingestion"
+    ]
     if source == "handbook":
         raw = pd.read_parquet(Path(os.environ["HANDBOOK_DATA_DIR"]) / "transactions.parquet")
-        params = {"column_mapping": HANDBOOK_MAPPING}
+        params = {**ingestion, "column_mapping": HANDBOOK_MAPPING}
     else:
         from fraud_detection.simulator import simulate_transactions
 
@@ -75,7 +78,7 @@ def features_step(source: str) -> dict:
         ]
         sim.update(n_customers=10_500, n_terminals=21_000)
         raw = simulate_transactions(sim)
-        params = {"column_mapping": {}}
+        params = {**ingestion, "column_mapping": {}}
     valid, _, _ = validate_transactions(standardise_columns(raw, params), params)
     del raw
     feature_params = yaml.safe_load(

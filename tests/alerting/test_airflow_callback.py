@@ -10,7 +10,7 @@ import pytest
 
 from fraud_detection.alerting import airflow_failure_callback
 from fraud_detection.alerting.events import ALERTED_MARKER
-from fraud_detection.pipelines.ingestion.nodes import DataQualityError
+from fraud_detection.errors import DataQualityError
 from tests.alerting.conftest import body_text, free_port
 from tests.conftest import PROJECT_ROOT
 

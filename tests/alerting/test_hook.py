@@ -14,7 +14,7 @@ from kedro.pipeline import node, pipeline
 from kedro.runner import SequentialRunner
 
 from fraud_detection.alerting import AlertingHook
-from fraud_detection.pipelines.ingestion.nodes import DataQualityError
+from fraud_detection.errors import DataQualityError
 from fraud_detection.validation import StartupValidationError
 from tests.alerting.conftest import body_text, free_port
 from tests.conftest import make_transactions

@@ -17,7 +17,7 @@ from aiosmtpd.smtp import AuthResult
 from fraud_detection.alerting import Alerter, RetryPolicy, RunInfo, build_alerter
 from fraud_detection.alerting import events as ev
 from fraud_detection.alerting.sinks import EmailSink, WebhookSink
-from fraud_detection.pipelines.ingestion.nodes import DataQualityError
+from fraud_detection.errors import DataQualityError
 from fraud_detection.validation import StartupValidationError
 from tests.alerting.conftest import _MailboxHandler, body_text, free_port
 

@@ -33,7 +33,7 @@ def test_handbook_table_ingests_through_the_column_mapping(tmp_path, monkeypatch
 
 
 def test_failed_quality_gate_leaves_quarantine_and_report_on_disk(tmp_path, monkeypatch):
-    from fraud_detection.pipelines.ingestion.nodes import DataQualityError
+    from fraud_detection.errors import DataQualityError
     from tests.conftest import make_transactions
 
     project = make_project(tmp_path)

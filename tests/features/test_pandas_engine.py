@@ -177,13 +177,13 @@ def test_reproduces_the_handbook_reference_features():
     other value matches to 1e-9.
     """
     folder = handbook_dir()
-    from fraud_detection.pipelines.ingestion.nodes import (
+    from fraud_detection.quality import (
         standardise_columns,
         validate_transactions,
     )
 
     raw = pd.read_parquet(folder / "transactions.parquet")
-    params = {"column_mapping": HANDBOOK_MAPPING}
+    params = base_parameters("ingestion", column_mapping=HANDBOOK_MAPPING)
     valid, quarantine, _ = validate_transactions(standardise_columns(raw, params), params)
     assert quarantine.empty
     ours = create_features(

@@ -6,8 +6,8 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from fraud_detection.errors import DataQualityError
 from fraud_detection.pipeline_registry import register_pipelines
-from fraud_detection.pipelines.ingestion.nodes import DataQualityError
 from tests.conftest import PROJECT_ROOT, make_transactions
 
 

@@ -15,11 +15,11 @@ from kafka.consumer.fetcher import ConsumerRecord
 from xgboost import XGBClassifier
 
 from fraud_detection import schema
-from fraud_detection.model import FraudModel, build_model_pipeline
-from fraud_detection.pipelines.feature_engineering.nodes import (
+from fraud_detection.features import (
     create_features,
     feature_columns,
 )
+from fraud_detection.model import FraudModel, build_model_pipeline
 from fraud_detection.scoring.champion import LoadedModel
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import RealTimeScorer, ScorerConfig

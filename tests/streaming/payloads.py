@@ -21,10 +21,13 @@ import string
 import orjson
 from hypothesis import strategies as st
 
+from tests.conftest import base_parameters
+
 FUZZ_SEED = int(os.environ.get("FUZZ_SEED", "20261201"))
 
 # params:ingestion of the fuzz runs (conf/base values, a fixed reference time).
 INGESTION = {
+    **base_parameters("ingestion"),
     "column_mapping": {},
     "max_invalid_share": 1.0,
     "min_amount": 0.0,

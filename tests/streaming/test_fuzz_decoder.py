@@ -10,7 +10,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, seed, settings
 
 from fraud_detection import schema
-from fraud_detection.pipelines.ingestion.nodes import (
+from fraud_detection.quality import (
     QUARANTINE_REASON,
     validate_transactions,
 )

@@ -13,7 +13,7 @@ from kafka.errors import KafkaTimeoutError
 from fraud_detection.streaming import producer as producer_module
 from fraud_detection.streaming.producer import load_transactions, main
 from fraud_detection.streaming.publish import produce_frame
-from tests.conftest import PROJECT_ROOT, make_transactions
+from tests.conftest import PROJECT_ROOT, base_parameters, make_transactions
 
 
 class _Future:
@@ -99,7 +99,7 @@ def test_a_file_is_mapped_onto_the_schema_and_sent_in_time_order(tmp_path):
     source = source.sample(frac=1.0, random_state=1)
     path = tmp_path / "tx.csv"
     source.to_csv(path, index=False)
-    params = {"ingestion": {"column_mapping": {"transaction_id": "TX_ID", "amount": "TX_AMOUNT"}}}
+    params = {"ingestion": base_parameters("ingestion", column_mapping={"transaction_id": "TX_ID", "amount": "TX_AMOUNT"})}
     frame = load_transactions(path, params, limit=10)
     assert len(frame) == 10
     assert {"transaction_id", "amount"} <= set(frame.columns)
@@ -111,7 +111,7 @@ def test_the_mapping_flag_wins_over_the_parameters(tmp_path):
     make_transactions(n=5).rename(columns={"amount": "AMT"}).to_parquet(path)
     frame = load_transactions(
         path,
-        {"ingestion": {"column_mapping": {"amount": "WRONG"}}},
+        {"ingestion": base_parameters("ingestion", column_mapping={"amount": "WRONG"})},
         column_mapping={"amount": "AMT"},
     )
     assert frame["amount"].notna().all()

@@ -63,7 +63,7 @@ def load_transactions(
 
         frame = simulate_transactions(params["simulation"])
     else:
-        from fraud_detection.pipelines.ingestion.nodes import standardise_columns
+        from fraud_detection.quality import standardise_columns
 
         if file.suffix.lower() == ".csv":
             raw = pd.read_csv(file)
@@ -76,7 +76,7 @@ def load_transactions(
             if column_mapping is not None
             else params.get("ingestion", {}).get("column_mapping") or {}
         )
-        frame = standardise_columns(raw, {"column_mapping": mapping})
+        frame = standardise_columns(raw, {**params.get("ingestion", {}), "column_mapping": mapping})
     # Time order; values are sent as they are (CSV timestamps stay strings).
     frame = frame.sort_values(
         schema.TIMESTAMP,

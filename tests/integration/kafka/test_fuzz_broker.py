@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, seed, settings
 
 from fraud_detection import schema
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
-from fraud_detection.pipelines.ingestion.nodes import (
+from fraud_detection.quality import (
     QUARANTINE_REASON,
     validate_transactions,
 )

@@ -10,7 +10,7 @@ import pytest
 
 from fraud_detection import schema
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
-from fraud_detection.pipelines.ingestion.nodes import (
+from fraud_detection.quality import (
     QUARANTINE_REASON,
     validate_transactions,
 )
@@ -18,11 +18,11 @@ from fraud_detection.streaming.messages import (
     DEAD_LETTER_MAX_VALUE_BYTES,
     encode_transactions,
 )
-from tests.conftest import make_transactions
+from tests.conftest import base_parameters, make_transactions
 
 pytestmark = pytest.mark.integration
 
-INGESTION = {"column_mapping": {}, "reference_time": "2025-06-01"}
+INGESTION = base_parameters("ingestion", column_mapping={}, reference_time="2025-06-01")
 
 
 def _dataset(broker, topic: str) -> KafkaDataset:

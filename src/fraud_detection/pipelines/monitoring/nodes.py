@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from fraud_detection import schema
+from fraud_detection import quality, schema
 from fraud_detection.drift import statistics as drift
 from fraud_detection.features import FeatureParams, create_features, feature_horizon
 from fraud_detection.plotting import figure_png, new_figure
@@ -19,6 +19,13 @@ from fraud_detection.plotting import figure_png, new_figure
 logger = logging.getLogger(__name__)
 
 MonitoringParams = drift.MonitoringParams
+
+
+def validate_current_transactions(
+    transactions: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The ingestion guards on the monitored window (``quality.validate_transactions``)."""
+    return quality.validate_transactions(transactions, params)
 
 
 def detect_drift(

@@ -2,14 +2,13 @@
 
 from kedro.pipeline import Pipeline, node
 
-from fraud_detection.pipelines.ingestion.nodes import validate_transactions
-
 from .nodes import (
     build_window_features,
     detect_drift,
     plot_drift,
     render_drift_report,
     score_window,
+    validate_current_transactions,
 )
 
 
@@ -17,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
     return Pipeline(
         [
             node(
-                validate_transactions,
+                validate_current_transactions,
                 inputs=["current_transactions", "params:ingestion"],
                 outputs=[
                     "current_validated_transactions",

@@ -2,15 +2,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_detection.pipelines.ingestion.nodes import (
+from fraud_detection.quality import (
     QUARANTINE_REASON,
     DataQualityError,
     enforce_quality_limit,
     standardise_columns,
     validate_transactions,
 )
+from tests.conftest import base_parameters
 
-PARAMS = {"column_mapping": {}, "reference_time": "2025-06-01"}
+PARAMS = base_parameters("ingestion", column_mapping={}, reference_time="2025-06-01")
 
 
 def test_column_mapping_renames_and_fills_optional_columns():
@@ -18,7 +19,7 @@ def test_column_mapping_renames_and_fills_optional_columns():
         {"ID": [1], "TS": ["2025-01-01 10:00:00"], "CUST": [7], "TERM": [3], "AMT": [12.5], "FRAUD": [0], "extra": ["x"]}
     )
     mapping = {"transaction_id": "ID", "timestamp": "TS", "customer_id": "CUST", "terminal_id": "TERM", "amount": "AMT", "is_fraud": "FRAUD"}
-    out = standardise_columns(raw, {"column_mapping": mapping})
+    out = standardise_columns(raw, {**PARAMS, "column_mapping": mapping})
     assert list(out.columns[:10]) == [
         "transaction_id", "timestamp", "customer_id", "terminal_id", "merchant_category",
         "amount", "currency", "country", "channel", "is_fraud",
@@ -30,12 +31,12 @@ def test_column_mapping_renames_and_fills_optional_columns():
 def test_missing_required_column_names_it():
     raw = pd.DataFrame({"transaction_id": ["a"], "timestamp": ["2025-01-01"], "customer_id": ["c"], "terminal_id": ["t"]})
     with pytest.raises(ValueError, match=r"Required column\(s\) \['amount'\] are missing"):
-        standardise_columns(raw, {"column_mapping": {}})
+        standardise_columns(raw, {**PARAMS, "column_mapping": {}})
 
 
 def test_mapping_to_absent_source_column_names_it():
     with pytest.raises(ValueError, match="source column\\(s\\) \\['TX_AMOUNT'\\]"):
-        standardise_columns(pd.DataFrame({"a": [1]}), {"column_mapping": {"amount": "TX_AMOUNT"}})
+        standardise_columns(pd.DataFrame({"a": [1]}), {**PARAMS, "column_mapping": {"amount": "TX_AMOUNT"}})
 
 
 def test_unknown_parameter_key_is_named():
