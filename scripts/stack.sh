@@ -13,6 +13,7 @@
 #   scripts/stack.sh stop NAME   stop one service (kafka s3 mlflow airflow scorer producer)
 #   scripts/stack.sh train       trigger the training DAG once and wait for its outcome
 #   scripts/stack.sh env         the client settings as shell `export` lines
+#   scripts/stack.sh peek [TOPIC] [N]   the last N (10) messages of TOPIC (the predictions)
 #
 # Settings (environment; recorded in STACK_DIR/stack.env by `up`, so later commands and a
 # re-run use the ports the stack runs on):
@@ -161,7 +162,7 @@ ours() {
     local pid=$1
     [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
     [[ -r /proc/$pid/environ ]] || return 0 # no /proc: trust the pid file
-    tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF "$MARK"
+    tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "$MARK"
 }
 
 # pids of every process of this stack (needs /proc)
@@ -170,7 +171,7 @@ stack_pids() {
     for entry in /proc/[0-9]*; do
         pid=${entry#/proc/}
         [[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
-        tr '\0' '\n' <"$entry/environ" 2>/dev/null | grep -qxF "$MARK" &&
+        tr '\0' '\n' 2>/dev/null <"$entry/environ" | grep -qxF "$MARK" &&
             echo "$pid"
     done
     return 0
@@ -194,12 +195,21 @@ launch() {
     shift
     mkdir -p "$STACK_DIR/$name"
     local log_file=$STACK_DIR/$name/$name.log
-    stat -c %s "$log_file" >"$STACK_DIR/$name/$name.offset" 2>/dev/null || echo 0 >"$STACK_DIR/$name/$name.offset"
+    { wc -c <"$log_file" 2>/dev/null || echo 0; } | tr -d " " >"$STACK_DIR/$name/$name.offset"
+    local pid_path
+    pid_path=$(pid_file "$name")
+    rm -f "$pid_path"
+    # setsid forks when its caller leads a process group (job control on): the pid is
+    # written by the session leader itself.
     (
         cd "$STACK_DIR/$name"
-        exec setsid env "$MARK" "$@"
+        exec setsid env "$MARK" bash -c 'echo $$ >"$0"; exec "$@"' "$pid_path" "$@"
     ) </dev/null >>"$log_file" 2>&1 &
-    echo $! >"$(pid_file "$name")"
+    local deadline=$((SECONDS + 10))
+    until [[ -s $pid_path ]]; do
+        ((SECONDS < deadline)) || die "$name did not start (log: $log_file)"
+        sleep 0.1
+    done
 }
 
 # The log of service $1 since its last start.
@@ -672,6 +682,39 @@ print(next((r["state"] for r in runs if r["run_id"] == sys.argv[1]), ""))' "$run
     die "run $run_id not finished after ${STACK_TRAIN_TIMEOUT:-3600}s (state: ${run_state:-unknown})"
 }
 
+# The last N messages of a topic (default: the predictions), one JSON value per line.
+cmd_peek() {
+    load_settings
+    running kafka || die "the stack's broker is not running: make stack"
+    "$PYTHON" - "$(bootstrap)" "${1:-$PREDICTIONS_TOPIC}" "${2:-10}" <<'PY'
+import sys
+
+from kafka import KafkaConsumer, TopicPartition
+
+bootstrap, topic, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="stack-peek")
+try:
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        sys.exit(f"no topic {topic}")
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    end = consumer.end_offsets(tps)
+    for tp in tps:
+        consumer.seek(tp, max(0, end[tp] - n))
+    records = []
+    while any(consumer.position(tp) < end[tp] for tp in tps):
+        for batch in consumer.poll(timeout_ms=1000).values():
+            records.extend(batch)
+    records.sort(key=lambda r: r.timestamp)
+    for record in records[-n:]:
+        print(record.value.decode(errors="replace"))
+    print(f"{topic}: {sum(end.values())} messages", file=sys.stderr)
+finally:
+    consumer.close()
+PY
+}
+
 cmd_env() {
     load_settings
     local line
@@ -688,10 +731,11 @@ case ${1:-} in
     stop) cmd_stop "${2:-}" ;;
     train) cmd_train ;;
     env) cmd_env ;;
+    peek) cmd_peek "${2:-}" "${3:-}" ;;
     _scorer) run_scorer ;;
     -h | --help) sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0" ;;
     *)
-        echo "usage: $0 {up|status|down|stop NAME|train|env}" >&2
+        echo "usage: $0 {up|status|down|stop NAME|train|env|peek [TOPIC] [N]}" >&2
         exit 2
         ;;
 esac

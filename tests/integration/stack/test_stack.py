@@ -43,22 +43,24 @@ def stack_env(root: Path, **overrides: str) -> dict[str, str]:
     """The caller's environment without service settings, with free ports."""
     prefixes = ("AIRFLOW", "MLFLOW_", "KAFKA_", "S3_", "AWS_", "STACK_", "KEDRO_ENV")
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-    env.update({
-        "STACK_DIR": str(root),
-        "KAFKA_PORT": str(free_port()),
-        "KAFKA_CONTROLLER_PORT": str(free_port()),
-        "S3_PORT": str(free_s3_port()),
-        "MLFLOW_PORT": str(free_port()),
-        "AIRFLOW_PORT": str(free_port()),
-        "AIRFLOW_WORKER_LOG_PORT": str(free_port()),
-        "AIRFLOW_TRIGGERER_LOG_PORT": str(free_port()),
-        "AWS_ACCESS_KEY_ID": "stack-test-key",
-        "AWS_SECRET_ACCESS_KEY": "stack-test-secret-0123456789",
-        "STACK_RATE": "5",
-        "STACK_PRODUCER_ARGS": PRODUCER_ARGS,
-        "STACK_SEED_PARAMS": SEED_PARAMS,
-        "STACK_DAG_PARAMS": "retries=0",
-    })
+    env.update(
+        {
+            "STACK_DIR": str(root),
+            "KAFKA_PORT": str(free_port()),
+            "KAFKA_CONTROLLER_PORT": str(free_port()),
+            "S3_PORT": str(free_s3_port()),
+            "MLFLOW_PORT": str(free_port()),
+            "AIRFLOW_PORT": str(free_port()),
+            "AIRFLOW_WORKER_LOG_PORT": str(free_port()),
+            "AIRFLOW_TRIGGERER_LOG_PORT": str(free_port()),
+            "AWS_ACCESS_KEY_ID": "stack-test-key",
+            "AWS_SECRET_ACCESS_KEY": "stack-test-secret-0123456789",
+            "STACK_RATE": "5",
+            "STACK_PRODUCER_ARGS": PRODUCER_ARGS,
+            "STACK_SEED_PARAMS": SEED_PARAMS,
+            "STACK_DAG_PARAMS": "retries=0",
+        }
+    )
     env.update(overrides)
     return env
 
@@ -70,7 +72,12 @@ def stack_processes(root: Path) -> list[str]:
     for proc in Path("/proc").glob("[0-9]*"):
         try:
             if mark in (proc / "environ").read_bytes().split(b"\0"):
-                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+                found.append(
+                    (proc / "cmdline")
+                    .read_bytes()
+                    .replace(b"\0", b" ")
+                    .decode(errors="replace")
+                )
         except OSError:  # exited meanwhile, or not ours to read
             continue
     return found
@@ -88,25 +95,46 @@ class Stack:
     env: dict[str, str]
     up: subprocess.CompletedProcess
 
-    def make(self, *args: str, timeout: float = 1800, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["make", "--no-print-directory", *args], cwd=PROJECT_ROOT, env={**self.env, **extra},
-                              capture_output=True, text=True, timeout=timeout, check=False)
+    def make(
+        self, *args: str, timeout: float = 1800, **extra: str
+    ) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["make", "--no-print-directory", *args],
+            cwd=PROJECT_ROOT,
+            env={**self.env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def port(self, name: str) -> int:
         return int(self.env[name])
 
     @property
     def broker(self) -> Broker:
-        return Broker(data_dir=self.root / "kafka", port=self.port("KAFKA_PORT"),
-                      controller_port=self.port("KAFKA_CONTROLLER_PORT"))
+        return Broker(
+            data_dir=self.root / "kafka",
+            port=self.port("KAFKA_PORT"),
+            controller_port=self.port("KAFKA_CONTROLLER_PORT"),
+        )
 
     @property
     def tracking_uri(self) -> str:
         return f"http://127.0.0.1:{self.port('MLFLOW_PORT')}"
 
     def pids(self) -> dict[str, str]:
-        files = {"kafka": "kafka/kafka.pid", "s3": "s3/weed.pid", "mlflow": "mlflow/mlflow.pid"}
-        return {name: (self.root / files.get(name, f"{name}/{name}.pid")).read_text().strip() for name in SERVICES}
+        files = {
+            "kafka": "kafka/kafka.pid",
+            "s3": "s3/weed.pid",
+            "mlflow": "mlflow/mlflow.pid",
+        }
+        return {
+            name: (self.root / files.get(name, f"{name}/{name}.pid"))
+            .read_text()
+            .strip()
+            for name in SERVICES
+        }
 
     def log(self, name: str) -> str:
         return (self.root / name / f"{name}.log").read_text(errors="replace")
@@ -123,10 +151,20 @@ def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         env["MLFLOW_PORT"] = str(port)
-        result = subprocess.run(["bash", str(SCRIPT), "up"], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                                text=True, timeout=120, check=False)
+        result = subprocess.run(
+            ["bash", str(SCRIPT), "up"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
     assert result.returncode != 0
-    assert f"port {port} (MLFLOW_PORT, mlflow) on 127.0.0.1 is already in use" in result.stderr
+    assert (
+        f"port {port} (MLFLOW_PORT, mlflow) on 127.0.0.1 is already in use"
+        in result.stderr
+    )
     assert stack_processes(tmp_path / "stack") == []
 
 
@@ -134,8 +172,15 @@ def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
 def stack(tmp_path_factory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("stack")
     env = stack_env(root)
-    up = subprocess.run(["make", "--no-print-directory", "stack"], cwd=PROJECT_ROOT, env=env, capture_output=True,
-                        text=True, timeout=3600, check=False)
+    up = subprocess.run(
+        ["make", "--no-print-directory", "stack"],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        check=False,
+    )
     running = Stack(root=root, env=env, up=up)
     try:
         if up.returncode != 0:
@@ -146,14 +191,20 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 
 def test_every_service_comes_up_healthy_and_is_listed(stack):
-    rows = {line.split()[0]: line for line in stack.up.stdout.splitlines() if line.split()[:1] != []}
+    rows = {
+        line.split()[0]: line
+        for line in stack.up.stdout.splitlines()
+        if line.split()[:1] != []
+    }
     for name in SERVICES:
         assert name in rows, stack.up.stdout
         assert rows[name].split()[1].rstrip(",") == "healthy", rows[name]
     assert "waiting for a champion" in rows["scorer"]
     assert f"127.0.0.1:{stack.port('AIRFLOW_PORT')}" in rows["airflow"]
     assert str(stack.root / "airflow" / "airflow.log") in rows["airflow"]
-    assert (stack.root / "airflow" / "simple_auth_manager_passwords.json.generated").is_file()
+    assert (
+        stack.root / "airflow" / "simple_auth_manager_passwords.json.generated"
+    ).is_file()
     status = stack.make("stack-status")
     assert status.returncode == 0, failure(status, "make stack-status")
 
@@ -168,7 +219,9 @@ def test_make_stack_again_is_a_no_op_that_prints_the_table(stack):
 
 
 def test_one_dag_run_promotes_a_champion_that_scores_the_stream(stack, tmp_path):
-    train = stack.make("stack-train", timeout=1800, STACK_TRAIN_PARAMS=json.dumps(DAG_PARAMS))
+    train = stack.make(
+        "stack-train", timeout=1800, STACK_TRAIN_PARAMS=json.dumps(DAG_PARAMS)
+    )
     assert train.returncode == 0, failure(train, "make stack-train")
 
     client = MlflowClient(stack.tracking_uri)
@@ -183,7 +236,9 @@ def test_one_dag_run_promotes_a_champion_that_scores_the_stream(stack, tmp_path)
         time.sleep(1)
 
     # 1,000 transactions of their own customers and terminals, through the producer CLI.
-    frame = simulate_transactions({"n_days": 10, "n_customers": 150, "n_terminals": 300, "seed": 11})
+    frame = simulate_transactions(
+        {"n_days": 10, "n_customers": 150, "n_terminals": 300, "seed": 11}
+    )
     assert len(frame) >= N_TRANSACTIONS
     frame = frame.head(N_TRANSACTIONS).copy()
     for column in (schema.TRANSACTION_ID, "customer_id", "terminal_id"):
@@ -191,9 +246,26 @@ def test_one_dag_run_promotes_a_champion_that_scores_the_stream(stack, tmp_path)
     path = tmp_path / "transactions.parquet"
     frame.to_parquet(path)
     produce = subprocess.run(
-        [str(PROJECT_ROOT / ".venv/bin/fraud-detection-produce"), "--file", str(path), "--topic", "transactions",
-         "--bootstrap-servers", stack.broker.bootstrap, "--project-path", str(PROJECT_ROOT), "--env", "prod"],
-        cwd=PROJECT_ROOT, env=stack.env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            str(PROJECT_ROOT / ".venv/bin/fraud-detection-produce"),
+            "--file",
+            str(path),
+            "--topic",
+            "transactions",
+            "--bootstrap-servers",
+            stack.broker.bootstrap,
+            "--project-path",
+            str(PROJECT_ROOT),
+            "--env",
+            "prod",
+        ],
+        cwd=PROJECT_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert produce.returncode == 0, failure(produce, "fraud-detection-produce")
 
     expected = set(frame[schema.TRANSACTION_ID])
@@ -207,8 +279,14 @@ def test_one_dag_run_promotes_a_champion_that_scores_the_stream(stack, tmp_path)
         if set(predictions) >= expected or time.monotonic() > deadline:
             break
         time.sleep(2)
-    assert set(predictions) == expected, f"{len(predictions)} of {N_TRANSACTIONS} scored:\n{stack.log('scorer')[-3000:]}"
-    served = {(m["model_name"], str(m["model_version"])) for copies in predictions.values() for m in copies}
+    assert set(predictions) == expected, (
+        f"{len(predictions)} of {N_TRANSACTIONS} scored:\n{stack.log('scorer')[-3000:]}"
+    )
+    served = {
+        (m["model_name"], str(m["model_version"]))
+        for copies in predictions.values()
+        for m in copies
+    }
     assert served == {(MODEL, str(champion.version))}
 
 
@@ -217,8 +295,16 @@ def test_stack_down_stops_every_process_and_keeps_the_data(stack):
     down = stack.make("stack-down", timeout=300)
     assert down.returncode == 0, failure(down, "make stack-down")
     assert stack_processes(stack.root) == []
-    ports = ("KAFKA_PORT", "S3_PORT", "MLFLOW_PORT", "AIRFLOW_PORT", "AIRFLOW_WORKER_LOG_PORT")
+    ports = (
+        "KAFKA_PORT",
+        "S3_PORT",
+        "MLFLOW_PORT",
+        "AIRFLOW_PORT",
+        "AIRFLOW_WORKER_LOG_PORT",
+    )
     assert [name for name in ports if port_open(stack.port(name))] == []
-    assert (stack.root / "mlflow" / "mlflow.db").is_file() and (stack.root / "s3" / "data").is_dir()
+    assert (stack.root / "mlflow" / "mlflow.db").is_file() and (
+        stack.root / "s3" / "data"
+    ).is_dir()
     status = stack.make("stack-status")
     assert status.returncode != 0 and "not running" in status.stdout
