@@ -195,7 +195,7 @@ launch() {
     shift
     mkdir -p "$STACK_DIR/$name"
     local log_file=$STACK_DIR/$name/$name.log
-    { wc -c <"$log_file" 2>/dev/null || echo 0; } | tr -d " " >"$STACK_DIR/$name/$name.offset"
+    { wc -c 2>/dev/null <"$log_file" || echo 0; } | tr -d " " >"$STACK_DIR/$name/$name.offset"
     local pid_path
     pid_path=$(pid_file "$name")
     rm -f "$pid_path"
@@ -495,7 +495,8 @@ state() {
             pid=$(own_pid scorer) || { echo "not running"; return 3; }
             if since_start scorer | grep -q 'Scoring from offsets'; then
                 local version
-                version=$(since_start scorer | grep -o 'now serving [^ ,]*' | tail -n 1 | cut -d' ' -f3)
+                version=$(since_start scorer | grep -oE '(Serving [^ ]+ version|now serving) [0-9]+' |
+                    tail -n 1 | awk '{print $NF}')
                 echo "healthy, scoring${version:+ with version $version}"
             else
                 echo "healthy, waiting for a champion (make stack-train)"
@@ -520,7 +521,7 @@ address() {
         kafka) echo "$(bootstrap) topics $TOPIC -> $PREDICTIONS_TOPIC" ;;
         s3) echo "$(s3_endpoint) buckets $BUCKET, $MLFLOW_BUCKET" ;;
         mlflow) echo "$(tracking_uri)" ;;
-        airflow) echo "$(airflow_url) user admin, password in $(rel "$(password_file)")" ;;
+        airflow) echo "$(airflow_url) (user admin)" ;;
         scorer) echo "$TOPIC -> $PREDICTIONS_TOPIC" ;;
         producer) echo "simulator -> $TOPIC" ;;
     esac
@@ -558,6 +559,7 @@ table() {
         printf '%s\n' "${rows[@]}"
     } | column -t -s '|'
     echo
+    echo "Airflow password: $(rel "$(password_file)") (written by airflow standalone)."
     echo "Stop everything: make stack-down (data kept in $(rel "$STACK_DIR"); STACK_PURGE=1 deletes it)."
     echo "Train once: make stack-train. Client settings: eval \"\$(scripts/stack.sh env)\"."
     return $all
