@@ -84,7 +84,8 @@ defaults() {
         AIRFLOW_WORKER_LOG_PORT AIRFLOW_TRIGGERER_LOG_PORT; do
         [[ ${!name} =~ ^[0-9]+$ ]] || die "$name must be a port number, not '${!name}'"
     done
-    [[ $STACK_RATE =~ ^[0-9]+([.][0-9]+)?$ ]] || die "STACK_RATE must be a number, not '$STACK_RATE'"
+    [[ $STACK_RATE =~ ^[0-9]+([.][0-9]+)?$ ]] ||
+        die "STACK_RATE must be a number, not '$STACK_RATE'"
 }
 
 # While any service of the stack runs, the recorded settings are the ones in force: a
@@ -103,7 +104,8 @@ load_settings() {
             value=${wanted[$i]}
             i=$((i + 1))
             if [[ -n $value && $value != "${!name-}" && $name != AWS_* ]]; then
-                die "the stack in $STACK_DIR runs with $name=${!name-}, not $value; stop it first (make stack-down) to change it"
+                die "the stack in $STACK_DIR runs with $name=${!name-}, not $value;" \
+                    "stop it first (make stack-down) to change it"
             fi
         done
     else
@@ -306,12 +308,14 @@ preflight_ports() {
     if ((${#busy[@]})); then
         local line
         for line in "${busy[@]}"; do log "error: $line"; done
-        die "set the named variables to free ports (e.g. make stack KAFKA_PORT=19092), or stop what uses them"
+        die "set the named variables to free ports (make stack KAFKA_PORT=19092 ...)," \
+            "or stop what uses them"
     fi
 }
 
 start_kafka() {
-    kafka_sh start || die "Kafka did not start (log: $STACK_DIR/kafka/kafka.log); Java 17+ and Maven are needed (docs/kafka.md)"
+    kafka_sh start || die "Kafka did not start (log: $STACK_DIR/kafka/kafka.log);" \
+        "Java 17+ and Maven are needed (docs/kafka.md)"
     "$PYTHON" - "$(bootstrap)" "$TOPIC" "$PREDICTIONS_TOPIC" "$LABELS_TOPIC" "$TOPIC.dlq" <<'PY' ||
 import sys
 
@@ -332,7 +336,8 @@ PY
 }
 
 start_s3() {
-    s3_sh start || die "the object store did not start (log: $STACK_DIR/s3/weed.log; the binary: make s3-server)"
+    s3_sh start || die "the object store did not start (log: $STACK_DIR/s3/weed.log;" \
+        "the binary: make s3-server)"
 }
 
 start_mlflow() {
@@ -355,9 +360,11 @@ PY
     fi
     local seed_log=$STACK_DIR/seed.log params=()
     [[ -n $STACK_SEED_PARAMS ]] && params=(--params "$STACK_SEED_PARAMS")
-    log "seeding s3://$BUCKET/01_raw/transactions.parquet with the simulation pipeline (log: $seed_log)"
+    log "seeding s3://$BUCKET/01_raw/transactions.parquet with the simulation pipeline" \
+        "(log: $seed_log)"
     if ! (cd "$REPO_ROOT" && with_client_env MLFLOW_EXPERIMENT_NAME=simulation \
-        "$VENV/bin/kedro" run --env prod --pipelines simulation "${params[@]}") >>"$seed_log" 2>&1; then
+        "$VENV/bin/kedro" run --env prod --pipelines simulation "${params[@]}") \
+        >>"$seed_log" 2>&1; then
         show_tail "$seed_log" 40
         die "the simulation run that seeds the bucket failed (log: $seed_log)"
     fi
@@ -424,7 +431,10 @@ dag_registered() { airflow_cli dags details "$DAG_ID" >/dev/null 2>&1; }
 
 wait_airflow() {
     local pid deadline=$((SECONDS + STACK_START_TIMEOUT))
-    pid=$(own_pid airflow) || { show_tail "$STACK_DIR/airflow/airflow.log" 40; die "Airflow exited at once"; }
+    pid=$(own_pid airflow) || {
+        show_tail "$STACK_DIR/airflow/airflow.log" 40
+        die "Airflow exited at once"
+    }
     until airflow_healthy && dag_registered; do
         if ! ours "$pid"; then
             show_tail "$STACK_DIR/airflow/airflow.log" 40
@@ -433,7 +443,8 @@ wait_airflow() {
         if ((SECONDS >= deadline)); then
             show_tail "$STACK_DIR/airflow/airflow.log" 40
             airflow_cli dags list-import-errors >&2 || true
-            die "Airflow or the DAG $DAG_ID not ready after ${STACK_START_TIMEOUT}s (log: $STACK_DIR/airflow/airflow.log)"
+            die "Airflow or the DAG $DAG_ID not ready after ${STACK_START_TIMEOUT}s" \
+                "(log: $STACK_DIR/airflow/airflow.log)"
         fi
         sleep 3
     done
@@ -442,7 +453,8 @@ wait_airflow() {
 # The scorer serves the registry's champion; until the first DAG run promotes one, the
 # stack's scorer waits for it (`scripts/stack.sh _scorer`), then becomes the scorer.
 run_scorer() {
-    log "waiting for models:/$MODEL_NAME@champion at $MLFLOW_TRACKING_URI (trigger the DAG: make stack-train)"
+    log "waiting for models:/$MODEL_NAME@champion at $MLFLOW_TRACKING_URI" \
+        "(trigger the DAG: make stack-train)"
     until "$PYTHON" - "$MLFLOW_TRACKING_URI" "$MODEL_NAME" <<'PY'
 import sys
 
@@ -495,8 +507,9 @@ state() {
             pid=$(own_pid scorer) || { echo "not running"; return 3; }
             if since_start scorer | grep -q 'Scoring from offsets'; then
                 local version
-                version=$(since_start scorer | grep -oE '(Serving [^ ]+ version|now serving) [0-9]+' |
-                    tail -n 1 | awk '{print $NF}')
+                version=$(since_start scorer |
+                    grep -oE '(Serving [^ ]+ version|now serving) [0-9]+' | tail -n 1 |
+                    awk '{print $NF}')
                 echo "healthy, scoring${version:+ with version $version}"
             else
                 echo "healthy, waiting for a champion (make stack-train)"
@@ -560,7 +573,8 @@ table() {
     } | column -t -s '|'
     echo
     echo "Airflow password: $(rel "$(password_file)") (written by airflow standalone)."
-    echo "Stop everything: make stack-down (data kept in $(rel "$STACK_DIR"); STACK_PURGE=1 deletes it)."
+    echo "Stop everything: make stack-down" \
+        "(data kept in $(rel "$STACK_DIR"); STACK_PURGE=1 deletes it)."
     echo "Train once: make stack-train. Client settings: eval \"\$(scripts/stack.sh env)\"."
     return $all
 }
@@ -651,6 +665,30 @@ cmd_down() {
     fi
 }
 
+# The failed tasks of DAG run $1 and the end of their logs (or of Airflow's log, for a
+# task that failed before it started).
+show_failed_tasks() {
+    local run_id=$1 task file
+    local failed=()
+    mapfile -t failed < <(airflow_cli tasks states-for-dag-run "$DAG_ID" "$run_id" --output json \
+        2>/dev/null | "$PYTHON" -c '
+import json, sys
+lines = [l for l in sys.stdin.read().splitlines() if l.startswith("[")]
+for row in json.loads(lines[-1]) if lines else []:
+    if row["state"] == "failed":
+        print(row["task_id"])') || true
+    for task in "${failed[@]}"; do
+        log "task $task failed"
+        file=$(ls "$STACK_DIR/airflow/logs/dag_id=$DAG_ID/run_id=$run_id/task_id=$task/"*.log \
+            2>/dev/null | tail -n 1)
+        if [[ -n $file ]]; then
+            show_tail "$file" 40
+        else
+            grep -F "$task" "$STACK_DIR/airflow/airflow.log" | tail -n 20 >&2 || true
+        fi
+    done
+}
+
 cmd_train() {
     load_settings
     running airflow || die "Airflow of the stack is not running: make stack"
@@ -675,13 +713,14 @@ print(next((r["state"] for r in runs if r["run_id"] == sys.argv[1]), ""))' "$run
                 return 0
                 ;;
             failed)
-                airflow_cli tasks states-for-dag-run "$DAG_ID" "$run_id" >&2 || true
+                show_failed_tasks "$run_id"
                 die "run $run_id failed; task logs under $STACK_DIR/airflow/logs/dag_id=$DAG_ID"
                 ;;
         esac
         sleep 10
     done
-    die "run $run_id not finished after ${STACK_TRAIN_TIMEOUT:-3600}s (state: ${run_state:-unknown})"
+    die "run $run_id not finished after ${STACK_TRAIN_TIMEOUT:-3600}s" \
+        "(state: ${run_state:-unknown})"
 }
 
 # The last N messages of a topic (default: the predictions), one JSON value per line.

@@ -187,7 +187,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             pytest.fail(failure(up, "make stack"))
         yield running
     finally:
-        running.make("stack-down", timeout=300, STACK_PURGE="1")
+        # Data kept: the logs of a failed run stay in pytest's temporary folder.
+        running.make("stack-down", timeout=300)
 
 
 def test_every_service_comes_up_healthy_and_is_listed(stack):
