@@ -452,10 +452,8 @@ wait_airflow() {
 
 # The scorer serves the registry's champion; until the first DAG run promotes one, the
 # stack's scorer waits for it (`scripts/stack.sh _scorer`), then becomes the scorer.
-run_scorer() {
-    log "waiting for models:/$MODEL_NAME@champion at $MLFLOW_TRACKING_URI" \
-        "(trigger the DAG: make stack-train)"
-    until "$PYTHON" - "$MLFLOW_TRACKING_URI" "$MODEL_NAME" <<'PY'
+champion_exists() {
+    "$PYTHON" - "$MLFLOW_TRACKING_URI" "$MODEL_NAME" <<'PY'
 import sys
 
 from mlflow.exceptions import MlflowException
@@ -466,7 +464,14 @@ try:
 except MlflowException:
     sys.exit(1)
 PY
-    do sleep 10; done
+}
+
+run_scorer() {
+    if ! champion_exists; then
+        log "waiting for models:/$MODEL_NAME@champion at $MLFLOW_TRACKING_URI" \
+            "(trigger the DAG: make stack-train)"
+        until champion_exists; do sleep 10; done
+    fi
     log "champion found: starting fraud-detection-score"
     exec "$VENV/bin/fraud-detection-score" --env prod --project-path "$REPO_ROOT" \
         --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --transactions-topic "$TOPIC" \
@@ -505,14 +510,24 @@ state() {
             ;;
         scorer)
             pid=$(own_pid scorer) || { echo "not running"; return 3; }
-            if since_start scorer | grep -q 'Scoring from offsets'; then
+            local scorer_log
+            scorer_log=$(since_start scorer)
+            if [[ $scorer_log != *"Scoring from offsets"* ]]; then
+                if [[ $scorer_log == *"champion found"* ]]; then
+                    echo "starting: loading the champion, rebuilding the feature state"
+                    return 1
+                elif [[ $scorer_log == *"waiting for models"* ]]; then
+                    echo "healthy, waiting for a champion (make stack-train)"
+                else
+                    echo "starting"
+                    return 1
+                fi
+            else
                 local version
-                version=$(since_start scorer |
+                version=$(printf '%s\n' "$scorer_log" |
                     grep -oE '(Serving [^ ]+ version|now serving) [0-9]+' | tail -n 1 |
                     awk '{print $NF}')
                 echo "healthy, scoring${version:+ with version $version}"
-            else
-                echo "healthy, waiting for a champion (make stack-train)"
             fi
             ;;
         producer)
@@ -605,13 +620,24 @@ cmd_up() {
     wait_airflow
     running scorer || start_scorer
     running producer || start_producer
-    sleep 2
-    for name in scorer producer; do
-        own_pid "$name" >/dev/null || {
-            show_tail "$(log_of "$name")" 30
-            die "$name exited at once (log: $(log_of "$name"))"
-        }
+    # The scorer is healthy once it waits for a champion or scores (loading a champion
+    # and replaying the topic into its feature state takes a while).
+    local deadline=$((SECONDS + STACK_START_TIMEOUT))
+    until state scorer >/dev/null; do
+        for name in scorer producer; do
+            own_pid "$name" >/dev/null || {
+                show_tail "$(log_of "$name")" 30
+                die "$name exited during start-up (log: $(log_of "$name"))"
+            }
+        done
+        ((SECONDS < deadline)) || die "the scorer not ready after ${STACK_START_TIMEOUT}s" \
+            "(log: $(log_of scorer))"
+        sleep 2
     done
+    own_pid producer >/dev/null || {
+        show_tail "$(log_of producer)" 30
+        die "the producer exited during start-up (log: $(log_of producer))"
+    }
     log "up"
     table
 }
