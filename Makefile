@@ -171,3 +171,23 @@ airflow-standalone: airflow-venv
 	AIRFLOW__CORE__LOAD_EXAMPLES=false FRAUD_DETECTION_PROJECT_PATH=$(CURDIR) KEDRO_ENV=airflow \
 	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} \
 	$(AIRFLOW_VENV)/bin/airflow standalone
+
+# --- The whole flow on one machine ---------------------------------------------------
+# Kafka, the object store, the MLflow server, Airflow 3 (the DAG on the prod
+# environment), the real-time scorer and a producer, each started by the project's own
+# scripts, without Docker (scripts/stack.sh, docs/stack.md). Ports and rates come from
+# the environment: make stack KAFKA_PORT=19092 AIRFLOW_PORT=18080 ...
+.PHONY: stack stack-status stack-down stack-train
+stack: install s3-server
+	scripts/stack.sh up
+
+stack-status:
+	@scripts/stack.sh status
+
+# Stops what `make stack` started; STACK_PURGE=1 also deletes its data.
+stack-down:
+	@scripts/stack.sh down
+
+# One DAG run (train, register, promote); STACK_TRAIN_PARAMS='{"training": {...}}'.
+stack-train:
+	scripts/stack.sh train
