@@ -119,8 +119,9 @@ clean:
 # --- Airflow -------------------------------------------------------------------------
 # `make dag` renders the DAG from the pipelines (kedro-airflow, the template in
 # airflow_dags/templates and conf/base/airflow.yml); tests fail when the committed file
-# is out of date. Every dataset crossing a task boundary is persisted, so tasks are
-# grouped by memory dataset (one node per task here).
+# is out of date. One task per stage: nodes are grouped by their pipeline's namespace
+# (ingestion, feature_engineering, ...), and every dataset crossing a stage boundary is
+# persisted (tests/airflow/test_dag_generation.py checks it).
 DAG_PIPELINE := train_and_promote
 DAG_TEMPLATE := airflow_dags/templates/fraud_detection_dag.py.j2
 DAG_TARGET_DIR ?= airflow_dags
@@ -128,7 +129,7 @@ DAG_PARAMS ?=
 
 dag: install-dev
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db $(BIN)/kedro airflow create --pipelines=$(DAG_PIPELINE) \
-	  --env=airflow --jinja-file=$(DAG_TEMPLATE) --target-dir=$(DAG_TARGET_DIR) --group-by=memory \
+	  --env=airflow --jinja-file=$(DAG_TEMPLATE) --target-dir=$(DAG_TARGET_DIR) --group-by=namespace \
 	  $(if $(DAG_PARAMS),--params=$(DAG_PARAMS))
 
 # Apache Airflow 3 in its own venv, next to the project's wheel (rebuilt every time, so

@@ -29,7 +29,9 @@ def test_compose_file_follows_the_compose_specification(compose):
     schema = json.loads(SCHEMA.read_text())
     validator = jsonschema.Draft7Validator(schema)
     errors = sorted(validator.iter_errors(compose), key=lambda e: list(e.absolute_path))
-    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+    assert not errors, "\n".join(
+        f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors
+    )
 
 
 def test_schema_rejects_what_compose_would_reject():
@@ -42,7 +44,11 @@ def test_schema_rejects_what_compose_would_reject():
 
 def test_every_variable_is_documented_in_env_example():
     used = set(VARIABLE.findall(COMPOSE.read_text()))
-    documented = set(re.findall(r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=", (PROJECT_ROOT / ".env.example").read_text(), re.M))
+    documented = set(
+        re.findall(
+            r"^#?\s*([A-Za-z_][A-Za-z0-9_]*)=", (PROJECT_ROOT / ".env.example").read_text(), re.M
+        )
+    )
     assert used, "no ${VAR} found: the pattern is broken"
     assert not used - documented, f"add to .env.example: {sorted(used - documented)}"
 
@@ -58,10 +64,15 @@ def published_ports(compose: dict) -> dict[str, list[str]]:
 
 def test_every_published_port_is_in_the_readme(compose):
     readme = (PROJECT_ROOT / "README.md").read_text()
-    production = readme[readme.index("## Production"):]
+    production = readme[readme.index("## Production") :]
     ports = published_ports(compose)
     assert {"kafka", "minio", "mlflow", "airflow-apiserver"} <= set(ports)
-    missing = [f"{name}:{port}" for name, values in ports.items() for port in values if f"localhost:{port}" not in production]
+    missing = [
+        f"{name}:{port}"
+        for name, values in ports.items()
+        for port in values
+        if f"localhost:{port}" not in production
+    ]
     assert not missing, f"the README's Production section does not mention {missing}"
 
 
@@ -74,31 +85,55 @@ def test_dependencies_wait_for_health_or_completion(compose):
             assert dependency in services, f"{name} depends on unknown {dependency}"
             condition = spec["condition"]
             if condition == "service_healthy":
-                assert "healthcheck" in services[dependency], f"{name} waits for {dependency}'s health, which has no healthcheck"
+                assert "healthcheck" in services[dependency], (
+                    f"{name} waits for {dependency}'s health, which has no healthcheck"
+                )
             else:
-                assert condition == "service_completed_successfully", f"{name} -> {dependency}: {condition}"
+                assert condition == "service_completed_successfully", (
+                    f"{name} -> {dependency}: {condition}"
+                )
 
 
 def test_long_running_services_have_healthchecks(compose):
     one_shot = {"minio-init", "airflow-init", "producer"}
     # No port to probe: it exits when unhealthy and its restart policy brings it back.
-    restarted = {name for name, service in compose["services"].items() if service.get("restart") == "on-failure"}
+    restarted = {
+        name
+        for name, service in compose["services"].items()
+        if service.get("restart") == "on-failure"
+    }
     assert restarted == {"scorer"}
-    missing = [name for name in compose["services"] if name not in one_shot | restarted and "healthcheck" not in compose["services"][name]]
+    missing = [
+        name
+        for name in compose["services"]
+        if name not in one_shot | restarted and "healthcheck" not in compose["services"][name]
+    ]
     assert not missing
 
 
 def test_airflow_runs_the_project_image_with_the_dag(compose):
-    airflow = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-               "airflow-init", "airflow-worker", "flower")
+    airflow = (
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "airflow-init",
+        "airflow-worker",
+        "flower",
+    )
     for name in airflow:
         service = compose["services"][name]
         assert service["build"]["dockerfile"] == "Dockerfile", name
         assert service["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000", name
-        assert "postgres:5432/airflow" in service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], name
+        assert (
+            "postgres:5432/airflow" in service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        ), name
     dockerfile = (PROJECT_ROOT / "Dockerfile").read_text()
     assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/fraud-detection/airflow_dags" in dockerfile
-    assert "postgres:5432/mlflow" in compose["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    assert (
+        "postgres:5432/mlflow"
+        in compose["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"]
+    )
 
 
 def test_dockerfile_declares_its_arguments_and_copies_what_exists():
@@ -121,7 +156,9 @@ def test_dockerfile_declares_its_arguments_and_copies_what_exists():
             (global_args if stage_args is None else stage_args).add(rest.split("=")[0])
         elif instruction == "RUN" or (instruction == "COPY" and "--from" not in rest):
             assert stage_args is not None
-            assert used <= stage_args, f"{line!r} uses {used - stage_args}, not declared in its stage"
+            assert used <= stage_args, (
+                f"{line!r} uses {used - stage_args}, not declared in its stage"
+            )
         if instruction == "COPY" and "--from" not in rest:
             sources = [w for w in rest.split() if not w.startswith("--")][:-1]
             missing = [s for s in sources if not (PROJECT_ROOT / s).exists()]

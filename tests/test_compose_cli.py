@@ -51,9 +51,7 @@ def compose(
 ) -> subprocess.CompletedProcess:
     """`docker-compose` on ``file`` with .env.example and no variable of ours from the
     shell (only ``env``), as a user's `docker compose` with a fresh .env sees it."""
-    clean = {
-        k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "TMPDIR", "LANG"}
-    }
+    clean = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "TMPDIR", "LANG"}}
     profile_args = [arg for profile in profiles for arg in ("--profile", profile)]
     return subprocess.run(
         [
@@ -78,11 +76,7 @@ def compose(
 def declared_profiles() -> list[str]:
     services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
     return sorted(
-        {
-            profile
-            for service in services.values()
-            for profile in service.get("profiles", [])
-        }
+        {profile for service in services.values() for profile in service.get("profiles", [])}
     )
 
 
@@ -124,9 +118,7 @@ def test_flower_runs_only_with_its_profile(compose_bin):
 
 
 def resolved(compose_bin: str, env: dict[str, str] | None = None) -> dict:
-    result = compose(
-        compose_bin, "config", "--format", "json", profiles=("flower",), env=env
-    )
+    result = compose(compose_bin, "config", "--format", "json", profiles=("flower",), env=env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)["services"]
 
@@ -136,9 +128,7 @@ def test_airflow_runs_on_celery_workers_by_default(compose_bin):
     for name in AIRFLOW_SERVICES:
         environment = resolved_services[name]["environment"]
         assert environment["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
-        assert environment["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", (
-            name
-        )
+        assert environment["AIRFLOW__CELERY__BROKER_URL"] == "redis://redis:6379/0", name
     worker = resolved_services["airflow-worker"]
     assert "exec airflow celery worker" in worker["command"][-1]
     assert {"redis", "airflow-apiserver", "mlflow"} <= set(worker["depends_on"])
@@ -158,8 +148,7 @@ def test_one_variable_switches_to_the_local_executor(compose_bin):
     resolved_services = resolved(compose_bin, env={"AIRFLOW_EXECUTOR": "LocalExecutor"})
     for name in AIRFLOW_SERVICES:
         assert (
-            resolved_services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"]
-            == "LocalExecutor"
+            resolved_services[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
         ), name
 
 

@@ -57,8 +57,13 @@ def _split(frame: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 def test_offsets_are_committed_once_every_output_of_the_consuming_node_is_saved(tmp_path):
     first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
     kafka = RecordingKafkaDataset(make_transactions(n=10), watch=[first, second])
-    catalog = DataCatalog(datasets={"raw": kafka, "a": ParquetDataset(filepath=str(first)),
-                                    "b": ParquetDataset(filepath=str(second))})
+    catalog = DataCatalog(
+        datasets={
+            "raw": kafka,
+            "a": ParquetDataset(filepath=str(first)),
+            "b": ParquetDataset(filepath=str(second)),
+        }
+    )
     _run([node(_split, "raw", ["a", "b"], name="split_node")], catalog)
     assert kafka.commits == [[True, True]]
 
@@ -69,7 +74,9 @@ def test_no_commit_when_the_run_fails_before_the_outputs_are_saved(tmp_path):
     def crash(frame: pd.DataFrame) -> pd.DataFrame:
         raise RuntimeError("killed between consume and persist")
 
-    catalog = DataCatalog(datasets={"raw": kafka, "out": ParquetDataset(filepath=str(tmp_path / "o.parquet"))})
+    catalog = DataCatalog(
+        datasets={"raw": kafka, "out": ParquetDataset(filepath=str(tmp_path / "o.parquet"))}
+    )
     with pytest.raises(RuntimeError, match="killed between consume and persist"):
         _run([node(crash, "raw", "out", name="crash_node")], catalog)
     assert kafka.commits == []
@@ -78,8 +85,20 @@ def test_no_commit_when_the_run_fails_before_the_outputs_are_saved(tmp_path):
 def test_memory_outputs_wait_for_the_end_of_a_successful_run(tmp_path):
     final = tmp_path / "final.parquet"
     kafka = RecordingKafkaDataset(make_transactions(n=10), watch=[final])
-    catalog = DataCatalog(datasets={"raw": kafka, "mid": MemoryDataset(), "final": ParquetDataset(filepath=str(final))})
-    _run([node(lambda f: f, "raw", "mid", name="copy_node"), node(lambda f: f, "mid", "final", name="persist_node")], catalog)
+    catalog = DataCatalog(
+        datasets={
+            "raw": kafka,
+            "mid": MemoryDataset(),
+            "final": ParquetDataset(filepath=str(final)),
+        }
+    )
+    _run(
+        [
+            node(lambda f: f, "raw", "mid", name="copy_node"),
+            node(lambda f: f, "mid", "final", name="persist_node"),
+        ],
+        catalog,
+    )
     assert kafka.commits == [[True]]
 
 
@@ -91,7 +110,13 @@ def test_memory_outputs_and_a_failing_later_node_commit_nothing():
 
     catalog = DataCatalog(datasets={"raw": kafka, "mid": MemoryDataset(), "final": MemoryDataset()})
     with pytest.raises(RuntimeError):
-        _run([node(lambda f: f, "raw", "mid", name="copy_node"), node(crash, "mid", "final", name="crash_node")], catalog)
+        _run(
+            [
+                node(lambda f: f, "raw", "mid", name="copy_node"),
+                node(crash, "mid", "final", name="crash_node"),
+            ],
+            catalog,
+        )
     assert kafka.commits == []
 
 
@@ -100,12 +125,15 @@ def _gated(tmp_path, gate, later=None, standardised=None):
     accumulated batches, read by later nodes), as in conf/kafka."""
     quarantine, validated = tmp_path / "quarantine.parquet", tmp_path / "validated"
     kafka = RecordingKafkaDataset(make_transactions(n=10), watch=[quarantine, validated])
-    catalog = DataCatalog(datasets={
-        "raw": kafka, "standardised": standardised or MemoryDataset(),
-        "screened": ParquetDataset(filepath=str(tmp_path / "screened.parquet")),
-        "quarantined": ParquetDataset(filepath=str(quarantine)),
-        "validated": ParquetBatchesDataset(path=str(validated), unique_key="transaction_id"),
-    })
+    catalog = DataCatalog(
+        datasets={
+            "raw": kafka,
+            "standardised": standardised or MemoryDataset(),
+            "screened": ParquetDataset(filepath=str(tmp_path / "screened.parquet")),
+            "quarantined": ParquetDataset(filepath=str(quarantine)),
+            "validated": ParquetBatchesDataset(path=str(validated), unique_key="transaction_id"),
+        }
+    )
     nodes = [
         node(lambda f: f, "raw", "standardised", name="standardise_node"),
         node(_split, "standardised", ["quarantined", "screened"], name="validate_node"),

@@ -16,27 +16,59 @@ PARAMS = base_parameters("ingestion", column_mapping={}, reference_time="2025-06
 
 def test_column_mapping_renames_and_fills_optional_columns():
     raw = pd.DataFrame(
-        {"ID": [1], "TS": ["2025-01-01 10:00:00"], "CUST": [7], "TERM": [3], "AMT": [12.5], "FRAUD": [0], "extra": ["x"]}
+        {
+            "ID": [1],
+            "TS": ["2025-01-01 10:00:00"],
+            "CUST": [7],
+            "TERM": [3],
+            "AMT": [12.5],
+            "FRAUD": [0],
+            "extra": ["x"],
+        }
     )
-    mapping = {"transaction_id": "ID", "timestamp": "TS", "customer_id": "CUST", "terminal_id": "TERM", "amount": "AMT", "is_fraud": "FRAUD"}
+    mapping = {
+        "transaction_id": "ID",
+        "timestamp": "TS",
+        "customer_id": "CUST",
+        "terminal_id": "TERM",
+        "amount": "AMT",
+        "is_fraud": "FRAUD",
+    }
     out = standardise_columns(raw, {**PARAMS, "column_mapping": mapping})
     assert list(out.columns[:10]) == [
-        "transaction_id", "timestamp", "customer_id", "terminal_id", "merchant_category",
-        "amount", "currency", "country", "channel", "is_fraud",
+        "transaction_id",
+        "timestamp",
+        "customer_id",
+        "terminal_id",
+        "merchant_category",
+        "amount",
+        "currency",
+        "country",
+        "channel",
+        "is_fraud",
     ]
     assert out.loc[0, "currency"] == "EUR" and out.loc[0, "merchant_category"] == "unknown"
     assert out.loc[0, "extra"] == "x"
 
 
 def test_missing_required_column_names_it():
-    raw = pd.DataFrame({"transaction_id": ["a"], "timestamp": ["2025-01-01"], "customer_id": ["c"], "terminal_id": ["t"]})
+    raw = pd.DataFrame(
+        {
+            "transaction_id": ["a"],
+            "timestamp": ["2025-01-01"],
+            "customer_id": ["c"],
+            "terminal_id": ["t"],
+        }
+    )
     with pytest.raises(ValueError, match=r"Required column\(s\) \['amount'\] are missing"):
         standardise_columns(raw, {**PARAMS, "column_mapping": {}})
 
 
 def test_mapping_to_absent_source_column_names_it():
     with pytest.raises(ValueError, match="source column\\(s\\) \\['TX_AMOUNT'\\]"):
-        standardise_columns(pd.DataFrame({"a": [1]}), {**PARAMS, "column_mapping": {"amount": "TX_AMOUNT"}})
+        standardise_columns(
+            pd.DataFrame({"a": [1]}), {**PARAMS, "column_mapping": {"amount": "TX_AMOUNT"}}
+        )
 
 
 def test_unknown_parameter_key_is_named():
@@ -63,7 +95,10 @@ def test_bad_rows_are_quarantined_with_every_reason(transactions):
     assert reasons[bad.loc[2, "transaction_id"]] == "timestamp_in_future"
     assert "duplicate_transaction_id" in quarantine[QUARANTINE_REASON].tolist()
     assert reasons[bad.loc[6, "transaction_id"]] == "label_not_0_or_1"
-    assert set(reasons[bad.loc[7, "transaction_id"]].split(";")) == {"missing_customer_id", "amount_out_of_range"}
+    assert set(reasons[bad.loc[7, "transaction_id"]].split(";")) == {
+        "missing_customer_id",
+        "amount_out_of_range",
+    }
     assert report["rows_quarantined"] == 7  # rows 0-2 and 4-7: row 3 keeps the id first
     # The first of two rows with the same id is kept, the later one quarantined.
     assert (valid["transaction_id"] == bad.loc[4, "transaction_id"]).sum() == 1
@@ -84,7 +119,10 @@ def test_run_fails_when_invalid_share_exceeds_limit_after_quarantining(transacti
     bad.loc[: len(bad) // 5, "amount"] = -1.0
     screened, quarantine, report = validate_transactions(bad, PARAMS)
     assert len(quarantine) == report["rows_quarantined"] == len(bad) // 5 + 1
-    with pytest.raises(DataQualityError, match=r"failed validation, above the limit params:ingestion.max_invalid_share=5.00%.*amount_out_of_range") as err:
+    with pytest.raises(
+        DataQualityError,
+        match=r"failed validation, above the limit params:ingestion.max_invalid_share=5.00%.*amount_out_of_range",
+    ) as err:
         enforce_quality_limit(screened, report, PARAMS)
     assert err.value.report == report
 

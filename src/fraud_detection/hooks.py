@@ -49,7 +49,10 @@ def _with_credentials(checks: Mapping[str, Any], context: Any) -> dict[str, Any]
         if isinstance(section, Mapping) and isinstance(section.get("credentials"), str):
             credentials = context.config_loader["credentials"]
             entry = credentials.get(section["credentials"])
-            resolved[name] = {**section, "credentials": entry if entry is not None else section["credentials"]}
+            resolved[name] = {
+                **section,
+                "credentials": entry if entry is not None else section["credentials"],
+            }
     return resolved
 
 
@@ -82,14 +85,17 @@ class KafkaOffsetCommitHook:
 
     @hook_impl
     def before_node_run(self, node: Any, catalog: Any) -> None:
-        kafka_inputs = [ds for name in node.inputs if isinstance(ds := catalog.get(name), KafkaDataset)]
+        kafka_inputs = [
+            ds for name in node.inputs if isinstance(ds := catalog.get(name), KafkaDataset)
+        ]
         if not kafka_inputs:
             return
         persisted = self._persisted_downstream(node, catalog)
         if not persisted:
             logger.warning(
                 "Node %s reads Kafka but what it makes is not all persisted in this run: its "
-                "offsets are committed only when the whole run succeeds", node.name,
+                "offsets are committed only when the whole run succeeds",
+                node.name,
             )
             self._at_run_end.extend(kafka_inputs)
         else:
@@ -113,13 +119,17 @@ class KafkaOffsetCommitHook:
         # Where the batch is accumulated (validated rows, quarantine), its path ends:
         # every node on the way there must have saved what it makes.
         ends = {
-            name for n in reached.values() for name in n.outputs
+            name
+            for n in reached.values()
+            for name in n.outputs
             if isinstance(catalog.get(name), ParquetBatchesDataset)
         }
         if ends:
             on_path = [n for n in reached.values() if self._leads_to(n, ends, readers)]
             return {
-                name for n in on_path for name in n.outputs
+                name
+                for n in on_path
+                for name in n.outputs
                 if not getattr(catalog.get(name), "_EPHEMERAL", True)
             }
         return self._persisted_through_memory(node, catalog, readers)

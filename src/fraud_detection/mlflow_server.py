@@ -27,7 +27,10 @@ def _auth() -> dict[str, Any]:
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
     if token:
         return {"headers": {"Authorization": f"Bearer {token}"}}
-    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    user, password = (
+        os.environ.get("MLFLOW_TRACKING_USERNAME"),
+        os.environ.get("MLFLOW_TRACKING_PASSWORD"),
+    )
     return {"auth": (user, password or "")} if user else {}
 
 
@@ -52,7 +55,9 @@ def check_mlflow_server(section: Mapping[str, Any]) -> list[str]:
     """
     unknown = sorted(set(section) - {"tracking_uri", "timeout_s", "artifacts"})
     if unknown:
-        return [f"Unknown key(s) {unknown} in startup_validation.mlflow_server; expected tracking_uri, timeout_s, artifacts."]
+        return [
+            f"Unknown key(s) {unknown} in startup_validation.mlflow_server; expected tracking_uri, timeout_s, artifacts."
+        ]
     uri = str(section.get("tracking_uri") or "").rstrip("/")
     if not uri:
         return [

@@ -54,7 +54,9 @@ class KedroTarget:
     conf_source: str | None = None
 
     @classmethod
-    def from_dag(cls, project_path: str, env: str, pipeline_name: str, conf_source: str = "") -> KedroTarget:
+    def from_dag(
+        cls, project_path: str, env: str, pipeline_name: str, conf_source: str = ""
+    ) -> KedroTarget:
         """The target written into the DAG, with the run-time overrides applied.
 
         ``FRAUD_DETECTION_PROJECT_PATH`` replaces the project path and ``KEDRO_ENV`` the
@@ -78,7 +80,9 @@ class KedroTarget:
 
 
 @contextmanager
-def _session(target: KedroTarget, runtime_params: Mapping[str, Any] | None, mlflow_run_id: str | None) -> Iterator[KedroSession]:
+def _session(
+    target: KedroTarget, runtime_params: Mapping[str, Any] | None, mlflow_run_id: str | None
+) -> Iterator[KedroSession]:
     """A ``KedroSession`` on ``target`` whose kedro-mlflow hook joins ``mlflow_run_id``.
 
     With ``None``, ``MLFLOW_RUN_ID`` is cleared: the session is only used to load the
@@ -99,7 +103,9 @@ def _session(target: KedroTarget, runtime_params: Mapping[str, Any] | None, mlfl
         yield session
 
 
-def validate_environment(target: KedroTarget, runtime_params: Mapping[str, Any] | None = None) -> None:
+def validate_environment(
+    target: KedroTarget, runtime_params: Mapping[str, Any] | None = None
+) -> None:
     """Runs the project's start-up checks (``conf/<env>/validation.yml``).
 
     Loading the context runs ``StartupValidationHook``, which raises
@@ -143,11 +149,18 @@ def start_mlflow_run(
         run = MlflowClient().create_run(
             experiment.experiment_id,
             run_name=run_name,
-            tags={"kedro.env": target.env, "kedro.pipeline": target.pipeline_name, **dict(tags or {})},
+            tags={
+                "kedro.env": target.env,
+                "kedro.pipeline": target.pipeline_name,
+                **dict(tags or {}),
+            },
         )
     logger.info(
         "MLflow run %s (%s) opened in experiment '%s' at %s",
-        run.info.run_id, run_name, experiment_name, redact(mlflow.get_tracking_uri()),
+        run.info.run_id,
+        run_name,
+        experiment_name,
+        redact(mlflow.get_tracking_uri()),
     )
     return run.info.run_id
 
@@ -169,7 +182,9 @@ def run_nodes(
         runtime_params: Parameters given to the DAG run (``dag_run.conf``).
     """
     with _session(target, runtime_params, mlflow_run_id=mlflow_run_id) as session:
-        session.run(pipeline_names=[target.pipeline_name], node_names=node_names, namespaces=namespaces)
+        session.run(
+            pipeline_names=[target.pipeline_name], node_names=node_names, namespaces=namespaces
+        )
 
 
 def read_promotion_report(
@@ -195,4 +210,8 @@ def read_promotion_report(
         )
     outcome = "promoted" if report["promote"] else "rejected"
     logger.info("Challenger of MLflow run %s %s: %s", mlflow_run_id, outcome, report["reason"])
-    return {"promote": bool(report["promote"]), "reason": report["reason"], "challenger_run_id": mlflow_run_id}
+    return {
+        "promote": bool(report["promote"]),
+        "reason": report["reason"],
+        "challenger_run_id": mlflow_run_id,
+    }

@@ -158,10 +158,16 @@ def validate_transactions(
             reasons[f"missing_{col.name}"] = missing
         reasons[f"bad_type_{col.name}"] = failed[col.name]
     amount = typed[schema.AMOUNT]
-    reasons["amount_out_of_range"] = amount.notna() & ((amount < p.min_amount) | (amount > p.max_amount))
+    reasons["amount_out_of_range"] = amount.notna() & (
+        (amount < p.min_amount) | (amount > p.max_amount)
+    )
     label = typed[schema.LABEL]
     reasons["label_not_0_or_1"] = label.notna() & ~label.isin([0, 1])
-    reference = pd.Timestamp(p.reference_time) if p.reference_time else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    reference = (
+        pd.Timestamp(p.reference_time)
+        if p.reference_time
+        else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    )
     ts = typed[schema.TIMESTAMP]
     too_old = ts.notna() & (ts < pd.Timestamp(p.min_timestamp))
     in_future = ts.notna() & (ts > reference + pd.Timedelta(p.max_future))
@@ -170,7 +176,9 @@ def validate_transactions(
     ids = typed[schema.TRANSACTION_ID]
     reasons["duplicate_transaction_id"] = ids.notna() & ids.duplicated(keep="first")
 
-    reason_frame = pd.DataFrame({k: v.fillna(False).to_numpy(bool) for k, v in reasons.items()}, index=transactions.index)
+    reason_frame = pd.DataFrame(
+        {k: v.fillna(False).to_numpy(bool) for k, v in reasons.items()}, index=transactions.index
+    )
     invalid = reason_frame.any(axis=1).to_numpy()
     reason_text = _join_reasons(reason_frame.loc[invalid])
 
@@ -192,7 +200,11 @@ def validate_transactions(
     }
     logger.info(
         "Ingestion: %d rows in = %d valid + %d quarantined (%.3f%%); reasons %s",
-        n_in, n_in - n_bad, n_bad, 100 * share, by_reason,
+        n_in,
+        n_in - n_bad,
+        n_bad,
+        100 * share,
+        by_reason,
     )
     return valid.reset_index(drop=True), quarantine.reset_index(drop=True), report
 
@@ -213,15 +225,21 @@ def enforce_quality_limit(
             with the counts and reasons (the quarantine is already saved).
     """
     p = IngestionParams.from_dict(params)
-    if report["rows_valid"] + report["rows_quarantined"] != report["rows_in"] or len(screened) != report["rows_valid"]:
+    if (
+        report["rows_valid"] + report["rows_quarantined"] != report["rows_in"]
+        or len(screened) != report["rows_valid"]
+    ):
         raise DataQualityError(f"Ingestion counts do not add up: {report}", report=report)
     too_many = report["invalid_share"] > p.max_invalid_share
     if too_many and report["rows_in"] < p.quality_gate_min_rows:
         logger.warning(
             "%d of %d transactions (%.2f%%) failed validation, above the limit, but the batch is "
             "smaller than params:ingestion.quality_gate_min_rows=%d: passed; reasons %s",
-            report["rows_quarantined"], report["rows_in"], 100 * report["invalid_share"],
-            p.quality_gate_min_rows, report["quarantined_by_reason"],
+            report["rows_quarantined"],
+            report["rows_in"],
+            100 * report["invalid_share"],
+            p.quality_gate_min_rows,
+            report["quarantined_by_reason"],
         )
     elif too_many:
         raise DataQualityError(

@@ -21,6 +21,7 @@ from fraud_detection.streaming.clients import check_kafka
 
 __all__ = ["StartupValidationError", "validate_environment"]
 
+
 def check_required_env_vars(names: list[str]) -> list[str]:
     """Reports required environment variables that are unset or empty."""
     return [
@@ -66,7 +67,9 @@ def check_writable_paths(paths: list[str], project_path: Path) -> list[str]:
             probe.write_text("ok")
             probe.unlink()
         except OSError as exc:
-            problems.append(f"Path {path} is not writable ({exc.strerror}): fix its permissions or change it in the catalog.")
+            problems.append(
+                f"Path {path} is not writable ({exc.strerror}): fix its permissions or change it in the catalog."
+            )
     return problems
 
 
@@ -80,9 +83,7 @@ def validate_environment(config: Mapping[str, Any], project_path: Path) -> list[
     Returns:
         Problems found, empty when the environment is fit to run.
     """
-    unknown = set(config) - {"required_env_vars", "packages", "writable_paths"} - set(
-        _EXTRA_CHECKS
-    )
+    unknown = set(config) - {"required_env_vars", "packages", "writable_paths"} - set(_EXTRA_CHECKS)
     if unknown:
         return [f"Unknown start-up check(s) in validation.yml: {sorted(unknown)}."]
     problems = check_required_env_vars(list(config.get("required_env_vars", [])))

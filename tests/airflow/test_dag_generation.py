@@ -64,10 +64,25 @@ def test_dag_id_and_settings_come_from_airflow_yml():
     assert '"pipeline_name": "train_and_promote"' in source
 
 
+def _task_of_nodes(pipeline) -> dict[str, str]:
+    """Node name -> the DAG task that runs it (tasks name nodes or namespaces)."""
+    task_of: dict[str, str] = {}
+    for task_id, group in dag_literal("NODE_GROUPS").items():
+        names = set(group.get("node_names", []))
+        spaces = set(group.get("namespaces", []))
+        for node in pipeline.nodes:
+            if node.name in names or node.namespace in spaces:
+                assert node.name not in task_of, (
+                    f"{node.name} runs in {task_of[node.name]} and {task_id}"
+                )
+                task_of[node.name] = task_id
+    return task_of
+
+
 def test_every_node_of_the_pipeline_runs_in_exactly_one_task():
     bootstrap_project(PROJECT_ROOT)
     groups = dag_literal("NODE_GROUPS")
-    in_tasks = sorted(node for group in groups.values() for node in group["node_names"])
+    in_tasks = sorted(_task_of_nodes(pipelines[PIPELINE]))
     assert in_tasks == sorted(node.name for node in pipelines[PIPELINE].nodes)
     assert set(dag_literal("UPSTREAM")) == set(groups)
 
@@ -94,11 +109,7 @@ def test_datasets_crossing_task_boundaries_are_persisted(env, monkeypatch):
         pytest.skip(f"no conf/{env} in this checkout")
     bootstrap_project(PROJECT_ROOT)
     pipeline = pipelines[PIPELINE]
-    task_of = {
-        node: task_id
-        for task_id, group in dag_literal("NODE_GROUPS").items()
-        for node in group["node_names"]
-    }
+    task_of = _task_of_nodes(pipeline)
     producer = {output: node.name for node in pipeline.nodes for output in node.outputs}
     crossing = {
         name

@@ -58,8 +58,13 @@ def test_service_unreachable_alert_carries_no_password_to_any_sink(webhook, smtp
     hook_url = f"{webhook.url}?token=hook-{SECRET}"  # the webhook's own secret
     sinks = {
         "webhook": WebhookSink(url=hook_url, timeout_seconds=5),
-        "email": EmailSink(host=smtp.host, port=smtp.port, security="none",
-                           sender="fraud@example.test", recipients=["ops@example.test"]),
+        "email": EmailSink(
+            host=smtp.host,
+            port=smtp.port,
+            security="none",
+            sender="fraud@example.test",
+            recipients=["ops@example.test"],
+        ),
     }
     alerter = Alerter(sinks, {events.SERVICE_UNREACHABLE: ["webhook", "email"]})
     problems = check_mlflow_server({"tracking_uri": TRACKING, "timeout_s": 1})

@@ -24,15 +24,25 @@ TOPIC = "transactions"
 
 
 def _record(partition: int, offset: int, value: bytes | None) -> ConsumerRecord:
-    return ConsumerRecord(TOPIC, partition, -1, offset, 0, 0, b"k", value, [], None, 1, len(value or b""), 0)
+    return ConsumerRecord(
+        TOPIC, partition, -1, offset, 0, 0, b"k", value, [], None, 1, len(value or b""), 0
+    )
 
 
 class StubConsumer:
     """Partitions of records; polls hand out a few records per partition at a time."""
 
-    def __init__(self, partitions: dict[int, list[bytes | None]], end: dict[int, int], committed: dict[int, int],
-                 per_fetch: int = 7, stall_after: int | None = None):
-        self.records = {p: [_record(p, i, v) for i, v in enumerate(values)] for p, values in partitions.items()}
+    def __init__(
+        self,
+        partitions: dict[int, list[bytes | None]],
+        end: dict[int, int],
+        committed: dict[int, int],
+        per_fetch: int = 7,
+        stall_after: int | None = None,
+    ):
+        self.records = {
+            p: [_record(p, i, v) for i, v in enumerate(values)] for p, values in partitions.items()
+        }
         self._end, self._committed = end, committed
         self.per_fetch, self.stall_after = per_fetch, stall_after
         self.positions: dict[TopicPartition, int] = {}
@@ -69,7 +79,11 @@ class StubConsumer:
         out = {}
         budget = max_records or 10**9
         for tp in self.assigned:
-            if tp in self.paused or budget <= 0 or (self.stall_after is not None and self.polled >= self.stall_after):
+            if (
+                tp in self.paused
+                or budget <= 0
+                or (self.stall_after is not None and self.polled >= self.stall_after)
+            ):
                 continue
             start = self.positions[tp]
             batch = self.records[tp.partition][start : start + min(self.per_fetch, budget)]
@@ -116,7 +130,9 @@ def clients(monkeypatch):
 
         def fake_connect(client_class, servers, credentials=None, **config):
             made.setdefault("configs", []).append((client_class.__name__, config))
-            return made["consumer"] if client_class.__name__ == "KafkaConsumer" else made["producer"]
+            return (
+                made["consumer"] if client_class.__name__ == "KafkaConsumer" else made["producer"]
+            )
 
         monkeypatch.setattr(kafka_dataset, "connect", fake_connect)
         return made
@@ -125,8 +141,13 @@ def clients(monkeypatch):
 
 
 def _dataset(**kwargs) -> KafkaDataset:
-    return KafkaDataset(topic=TOPIC, bootstrap_servers="broker:9092", group_id="ingestion",
-                        dead_letter_topic="transactions.dlq", **kwargs)
+    return KafkaDataset(
+        topic=TOPIC,
+        bootstrap_servers="broker:9092",
+        group_id="ingestion",
+        dead_letter_topic="transactions.dlq",
+        **kwargs,
+    )
 
 
 def test_load_reads_from_committed_offsets_up_to_the_end_seen_at_start(clients):
@@ -144,7 +165,9 @@ def test_load_reads_from_committed_offsets_up_to_the_end_seen_at_start(clients):
 
 def test_load_commits_nothing_by_itself(clients):
     # The stand-in consumer has no commit method: a commit during load would raise.
-    clients(StubConsumer({0: encode_transactions(make_transactions(n=5))}, end={0: 5}, committed={}))
+    clients(
+        StubConsumer({0: encode_transactions(make_transactions(n=5))}, end={0: 5}, committed={})
+    )
     ds = _dataset()
     ds.load()
     assert ds.pending_offsets == {TopicPartition(TOPIC, 0): 5}
@@ -154,7 +177,11 @@ def test_consumer_is_created_without_auto_commit(clients):
     made = clients(StubConsumer({0: []}, end={0: 0}, committed={}))
     _dataset().load()
     name, config = made["configs"][0]
-    assert name == "KafkaConsumer" and config["enable_auto_commit"] is False and config["group_id"] == "ingestion"
+    assert (
+        name == "KafkaConsumer"
+        and config["enable_auto_commit"] is False
+        and config["group_id"] == "ingestion"
+    )
 
 
 def test_max_messages_bounds_the_batch_and_the_offsets(clients):
@@ -172,10 +199,14 @@ def test_malformed_messages_go_to_the_dead_letter_topic_with_reason_and_source(c
     ds = _dataset()
     frame = ds.load()
     assert len(frame) == 5
-    (topic, value, key, headers), = made["producer"].sent
+    ((topic, value, key, headers),) = made["producer"].sent
     assert (topic, value, key) == ("transactions.dlq", b"{oops", b"k")
     assert headers["dlq.reason"].startswith(b"bad_json: ")
-    assert (headers["dlq.source.topic"], headers["dlq.source.partition"], headers["dlq.source.offset"]) == (b"transactions", b"0", b"2")
+    assert (
+        headers["dlq.source.topic"],
+        headers["dlq.source.partition"],
+        headers["dlq.source.offset"],
+    ) == (b"transactions", b"0", b"2")
     assert ds.last_load_report["dead_lettered"] == 1
     # Dead-lettered messages are part of the batch: the offsets move past them.
     assert ds.pending_offsets == {TopicPartition(TOPIC, 0): 6}
@@ -201,7 +232,8 @@ def test_duplicate_transaction_ids_are_dead_lettered_with_a_reason_keeping_the_f
     assert 999.0 not in out["amount"].tolist()
     assert ds.last_load_report["duplicates_removed"] == 2
     assert ds.last_load_report["dead_lettered_by_reason"] == {
-        "duplicate_transaction_id": 1, "duplicate_message": 1,
+        "duplicate_transaction_id": 1,
+        "duplicate_message": 1,
     }
     sent = made["producer"].sent
     letters = {orjson.loads(value)["transaction_id"]: headers for _, value, _, headers in sent}
@@ -222,7 +254,7 @@ def test_a_dead_letter_too_large_for_a_request_is_cut_with_its_size_and_hash(cli
     made = clients(StubConsumer({0: [*values[:2], huge, *values[2:]]}, end={0: 5}, committed={}))
     ds = _dataset()
     assert len(ds.load()) == 4
-    (_, value, _, headers), = made["producer"].sent
+    ((_, value, _, headers),) = made["producer"].sent
     assert len(value) == ds._load_args["dead_letter_max_bytes"] < 1_048_576 // 2
     assert huge.startswith(value)
     assert headers["dlq.reason"].startswith(b"bad_json: ")
@@ -234,6 +266,7 @@ def test_a_dead_letter_too_large_for_a_request_is_cut_with_its_size_and_hash(cli
 def test_one_hostile_message_of_each_kind_is_dead_lettered_and_the_rest_loads(clients):
     good = encode_transactions(make_transactions(n=30))
     row = orjson.loads(good[0])
+
     def hostile_row(**changes) -> bytes:
         return orjson.dumps({**row, **changes})
 
@@ -262,7 +295,9 @@ def test_a_silent_broker_fails_the_load_within_the_stall_timeout(clients):
     clients(StubConsumer({0: values}, end={0: 30}, committed={}, stall_after=10))
     ds = _dataset(load_args={"stall_timeout_s": 0.3, "poll_timeout_ms": 50})
     started = time.monotonic()
-    with pytest.raises(DatasetError, match=r"No message from Kafka at broker:9092 for 0.3s.*Nothing was committed"):
+    with pytest.raises(
+        DatasetError, match=r"No message from Kafka at broker:9092 for 0.3s.*Nothing was committed"
+    ):
         ds.load()
     assert time.monotonic() - started < 3
     assert ds.pending_offsets == {}
@@ -275,7 +310,9 @@ def test_missing_topic_is_a_clear_error(clients):
 
 
 def test_an_up_to_date_group_gets_an_empty_typed_frame(clients):
-    clients(StubConsumer({0: encode_transactions(make_transactions(n=3))}, end={0: 3}, committed={0: 3}))
+    clients(
+        StubConsumer({0: encode_transactions(make_transactions(n=3))}, end={0: 3}, committed={0: 3})
+    )
     ds = _dataset()
     frame = ds.load()
     assert frame.empty and frame["timestamp"].dtype == "datetime64[ns]"
@@ -290,7 +327,12 @@ def _closed_port() -> int:
 
 def test_unreachable_servers_fail_in_bounded_time_naming_them():
     servers = f"127.0.0.1:{_closed_port()}"
-    ds = KafkaDataset(topic=TOPIC, bootstrap_servers=servers, group_id="g", load_args={"bootstrap_timeout_ms": 1000})
+    ds = KafkaDataset(
+        topic=TOPIC,
+        bootstrap_servers=servers,
+        group_id="g",
+        load_args={"bootstrap_timeout_ms": 1000},
+    )
     started = time.monotonic()
     with pytest.raises(DatasetError, match=f"No Kafka broker answered at {servers} within 1s"):
         ds.load()
@@ -298,8 +340,12 @@ def test_unreachable_servers_fail_in_bounded_time_naming_them():
 
 
 def test_settings_are_merged_and_secrets_stay_out_of_the_description():
-    ds = KafkaDataset(topic=TOPIC, group_id="g", load_args={"max_messages": 10},
-                      credentials={"sasl_plain_password": "s3cret", "security_protocol": "SASL_SSL"})
+    ds = KafkaDataset(
+        topic=TOPIC,
+        group_id="g",
+        load_args={"max_messages": 10},
+        credentials={"sasl_plain_password": "s3cret", "security_protocol": "SASL_SSL"},
+    )
     described = ds._describe()
     assert described["load_args"]["max_messages"] == 10
     assert described["load_args"]["auto_offset_reset"] == "earliest"
@@ -345,7 +391,9 @@ def test_save_sends_json_keyed_by_customer(monkeypatch):
         def add_errback(self, fn):
             return None
 
-    stub.send = lambda topic, value, key=None, headers=None: stub.sent.append((topic, value, key)) or _Acked()
+    stub.send = lambda topic, value, key=None, headers=None: (
+        stub.sent.append((topic, value, key)) or _Acked()
+    )
     monkeypatch.setattr(kafka_dataset, "connect", lambda *a, **k: stub)
     frame = make_transactions(n=4)
     _dataset().save(frame)
@@ -355,7 +403,9 @@ def test_save_sends_json_keyed_by_customer(monkeypatch):
 
 def test_a_failed_load_leaves_nothing_to_commit(clients):
     ds = _dataset()
-    clients(StubConsumer({0: encode_transactions(make_transactions(n=3))}, end={0: 3}, committed={}))
+    clients(
+        StubConsumer({0: encode_transactions(make_transactions(n=3))}, end={0: 3}, committed={})
+    )
     ds.load()
     assert ds.pending_offsets
     clients(StubConsumer({}, end={}, committed={}))

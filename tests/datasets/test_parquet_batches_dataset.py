@@ -92,8 +92,14 @@ def test_a_save_killed_midway_leaves_no_batch_and_no_partial_file_after_the_next
         f"{kill_at} = lambda *a: os.kill(os.getpid(), signal.SIGKILL)\n"
         "ParquetBatchesDataset(path=sys.argv[1]).save(make_transactions(n=50))\n"
     )
-    run = subprocess.run([sys.executable, "-c", killed_save, str(folder)], cwd=PROJECT_ROOT,
-                         capture_output=True, text=True, timeout=120, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", killed_save, str(folder)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert run.returncode == -signal.SIGKILL, run.stderr
     assert not list(folder.glob("batch-*.parquet"))  # never half a batch
     assert len(list(folder.glob(".batch-*.partial"))) == 1  # what the kill left

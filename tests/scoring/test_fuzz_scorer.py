@@ -23,8 +23,12 @@ def test_generated_messages_are_scored_once_or_dead_lettered_once_with_a_reason(
     sizes: list[int] = []
 
     @seed(payloads.FUZZ_SEED)
-    @settings(max_examples=20, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @settings(
+        max_examples=20,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
     @given(pairs=payloads.batches(min_size=100, max_size=100))
     def score(pairs):
         values = payloads.build_batch(pairs)
@@ -34,8 +38,11 @@ def test_generated_messages_are_scored_once_or_dead_lettered_once_with_a_reason(
         predictions = [
             orjson.loads(v)["transaction_id"] for t, v, _ in sent if t == "fraud_predictions"
         ]
-        letters = {int(dict(h)["dlq.source.offset"]): dict(h)["dlq.reason"].decode()
-                   for t, _, h in sent if t == "transactions.dlq"}
+        letters = {
+            int(dict(h)["dlq.source.offset"]): dict(h)["dlq.reason"].decode()
+            for t, _, h in sent
+            if t == "transactions.dlq"
+        }
         assert len(letters) == scorer.counters.dead_lettered  # one dead letter per message
         assert len(predictions) == len(set(predictions)) == scorer.counters.scored
         assert len(values) == len(predictions) + len(letters) + scorer.counters.duplicates

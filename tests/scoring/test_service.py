@@ -29,8 +29,13 @@ from tests.scoring.test_features import PARAMS
 
 TX = TopicPartition("transactions", 0)
 BOUNDS = MessageBounds.from_params(
-    {"min_timestamp": "2000-01-01", "max_future": "1D", "min_amount": 0.0,
-     "max_amount": 1_000_000.0, "reference_time": "2025-06-01"}
+    {
+        "min_timestamp": "2000-01-01",
+        "max_future": "1D",
+        "min_amount": 0.0,
+        "max_amount": 1_000_000.0,
+        "reference_time": "2025-06-01",
+    }
 )
 
 
@@ -164,8 +169,12 @@ def test_one_hostile_message_is_dead_lettered_once_and_the_rest_scored_once(mode
 
 def test_latin1_bytes_are_dead_lettered_as_invalid_utf8(model):
     frame, values = _valid()
-    values.insert(60, _hostile(values[0], transaction_id="H1", customer_id="C\u00e9").replace(
-        "\u00e9".encode(), b"\xe9"))
+    values.insert(
+        60,
+        _hostile(values[0], transaction_id="H1", customer_id="C\u00e9").replace(
+            "\u00e9".encode(), b"\xe9"
+        ),
+    )
     scorer = _scorer(model)
     _feed(scorer, values)
     _assert_one_rejected(scorer, values, 60, "invalid_utf8", len(frame))

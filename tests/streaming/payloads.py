@@ -40,25 +40,74 @@ INGESTION = {
 VALID_KINDS = ("valid", "valid_extras", "valid_unicode", "valid_boundary", "valid_offset_time")
 BOUNDARY_KINDS = ("amount_zero", "amount_max", "timestamp_min", "id_as_number", "label_as_bool")
 MALFORMED_KINDS = (
-    "truncated_json", "random_bytes", "empty", "tombstone", "json_array", "json_string",
-    "json_null", "empty_object", "nested_deep", "nan_literal", "missing_fields", "wrong_types",
+    "truncated_json",
+    "random_bytes",
+    "empty",
+    "tombstone",
+    "json_array",
+    "json_string",
+    "json_null",
+    "empty_object",
+    "nested_deep",
+    "nan_literal",
+    "missing_fields",
+    "wrong_types",
 )
 HOSTILE_KINDS = (
-    "year_0001", "year_9999", "year_2099", "amount_1e308", "amount_infinity_text",
-    "amount_negative", "amount_1e999_text", "amount_nan_text", "blank_transaction_id",
-    "blank_customer_id", "whitespace_terminal_id", "latin1_bytes", "huge_field",
-    "many_extra_keys", "amount_bool", "id_list", "control_chars", "long_id",
-    "duplicate_same", "duplicate_other", "huge_bad_json",
+    "year_0001",
+    "year_9999",
+    "year_2099",
+    "amount_1e308",
+    "amount_infinity_text",
+    "amount_negative",
+    "amount_1e999_text",
+    "amount_nan_text",
+    "blank_transaction_id",
+    "blank_customer_id",
+    "whitespace_terminal_id",
+    "latin1_bytes",
+    "huge_field",
+    "many_extra_keys",
+    "amount_bool",
+    "id_list",
+    "control_chars",
+    "long_id",
+    "duplicate_same",
+    "duplicate_other",
+    "huge_bad_json",
 )
 KINDS = VALID_KINDS + BOUNDARY_KINDS + MALFORMED_KINDS + HOSTILE_KINDS
-NEVER_VALID = frozenset({
-    "year_0001", "year_9999", "year_2099", "amount_1e308", "amount_infinity_text",
-    "amount_negative", "amount_1e999_text", "amount_nan_text", "blank_transaction_id",
-    "blank_customer_id", "whitespace_terminal_id", "latin1_bytes", "amount_bool", "id_list",
-    "truncated_json", "random_bytes", "empty", "tombstone", "json_array", "json_string",
-    "json_null", "empty_object", "nested_deep", "nan_literal", "missing_fields", "wrong_types",
-    "huge_bad_json",
-})
+NEVER_VALID = frozenset(
+    {
+        "year_0001",
+        "year_9999",
+        "year_2099",
+        "amount_1e308",
+        "amount_infinity_text",
+        "amount_negative",
+        "amount_1e999_text",
+        "amount_nan_text",
+        "blank_transaction_id",
+        "blank_customer_id",
+        "whitespace_terminal_id",
+        "latin1_bytes",
+        "amount_bool",
+        "id_list",
+        "truncated_json",
+        "random_bytes",
+        "empty",
+        "tombstone",
+        "json_array",
+        "json_string",
+        "json_null",
+        "empty_object",
+        "nested_deep",
+        "nan_literal",
+        "missing_fields",
+        "wrong_types",
+        "huge_bad_json",
+    }
+)
 # Never-valid kinds the decoder accepts, rejected by the ingestion bounds (quarantine)
 # or by the scorer's MessageBounds.
 BOUND_KINDS = frozenset({"year_2099", "amount_1e308", "amount_negative"})
@@ -226,8 +275,10 @@ def expected_valid(pairs: list[tuple[str, int]]) -> list[int]:
 def kinds() -> st.SearchStrategy[str]:
     """Mostly valid messages, as a stream is; every other kind often enough to matter."""
     return st.one_of(
-        st.sampled_from(VALID_KINDS), st.sampled_from(VALID_KINDS),
-        st.sampled_from(BOUNDARY_KINDS), st.sampled_from(MALFORMED_KINDS),
+        st.sampled_from(VALID_KINDS),
+        st.sampled_from(VALID_KINDS),
+        st.sampled_from(BOUNDARY_KINDS),
+        st.sampled_from(MALFORMED_KINDS),
         st.sampled_from(HOSTILE_KINDS),
     )
 

@@ -20,14 +20,23 @@ from tests.streaming import payloads
 
 # Every reason a message can be rejected with (docs/kafka.md lists them).
 REASONS = {
-    messages.EMPTY_MESSAGE, messages.BAD_JSON, messages.NOT_AN_OBJECT, messages.INVALID_UTF8,
-    messages.TIMESTAMP_OUT_OF_RANGE, messages.AMOUNT_NOT_FINITE, messages.AMOUNT_OUT_OF_RANGE,
-    messages.TIMESTAMP_TOO_OLD, messages.TIMESTAMP_IN_FUTURE,
+    messages.EMPTY_MESSAGE,
+    messages.BAD_JSON,
+    messages.NOT_AN_OBJECT,
+    messages.INVALID_UTF8,
+    messages.TIMESTAMP_OUT_OF_RANGE,
+    messages.AMOUNT_NOT_FINITE,
+    messages.AMOUNT_OUT_OF_RANGE,
+    messages.TIMESTAMP_TOO_OLD,
+    messages.TIMESTAMP_IN_FUTURE,
     *(f"missing_{c.name}" for c in schema.TRANSACTION_SCHEMA if c.required),
     *(f"bad_type_{c.name}" for c in schema.TRANSACTION_SCHEMA),
 }
 FUZZ = settings(
-    max_examples=205, deadline=None, database=None, derandomize=False,
+    max_examples=205,
+    deadline=None,
+    database=None,
+    derandomize=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 

@@ -48,7 +48,9 @@ def test_fast_and_message_by_message_paths_give_the_same_frame():
     values = encode_transactions(frame)
     fast = decode_transactions(values).frame
     # A message spanning two lines defeats the newline-delimited fast path.
-    slow = decode_transactions([*values, _dumps(transaction_id="T-multi").replace(b",", b",\n", 1)]).frame
+    slow = decode_transactions(
+        [*values, _dumps(transaction_id="T-multi").replace(b",", b",\n", 1)]
+    ).frame
     pd.testing.assert_frame_equal(slow.iloc[:50], fast)
     assert slow.iloc[50][schema.TRANSACTION_ID] == "T-multi"
 
@@ -86,14 +88,19 @@ def test_malformed_messages_are_rejected_with_their_reason():
 
 def test_parseable_types_are_accepted_and_normalised():
     values = [
-        _dumps(transaction_id=17, amount="3.25", is_fraud=True, timestamp="2025-01-01T11:00:00+01:00"),
+        _dumps(
+            transaction_id=17, amount="3.25", is_fraud=True, timestamp="2025-01-01T11:00:00+01:00"
+        ),
         _dumps(transaction_id="T2", is_fraud=None, timestamp="2025-01-01T10:00:00.250Z"),
     ]
     frame = decode_transactions(values).frame
     assert frame[schema.TRANSACTION_ID].tolist() == ["17", "T2"]
     assert frame[schema.AMOUNT].tolist() == [3.25, 12.5]
     assert frame[schema.LABEL].tolist() == [1, pd.NA]
-    assert frame[schema.TIMESTAMP].tolist() == [pd.Timestamp("2025-01-01 10:00:00"), pd.Timestamp("2025-01-01 10:00:00.250")]
+    assert frame[schema.TIMESTAMP].tolist() == [
+        pd.Timestamp("2025-01-01 10:00:00"),
+        pd.Timestamp("2025-01-01 10:00:00.250"),
+    ]
 
 
 def test_absent_optional_fields_get_their_defaults_and_extra_fields_are_dropped():
@@ -180,13 +187,23 @@ def test_huge_finite_amount_is_left_to_the_bounds():
 
 def test_bounds_reject_timestamps_outside_the_accepted_window():
     bounds = messages.MessageBounds.from_params(
-        {"min_timestamp": "2000-01-01", "max_future": "1D", "min_amount": 0.0, "max_amount": 1e6,
-         "reference_time": "2025-06-01"}
+        {
+            "min_timestamp": "2000-01-01",
+            "max_future": "1D",
+            "min_amount": 0.0,
+            "max_amount": 1e6,
+            "reference_time": "2025-06-01",
+        }
     )
-    values = [_dumps(timestamp="2099-01-01T00:00:00"), _dumps(timestamp="1999-12-31T00:00:00"),
-              _dumps(timestamp="2025-06-01T12:00:00"), _dumps()]
+    values = [
+        _dumps(timestamp="2099-01-01T00:00:00"),
+        _dumps(timestamp="1999-12-31T00:00:00"),
+        _dumps(timestamp="2025-06-01T12:00:00"),
+        _dumps(),
+    ]
     assert decode_transactions(values, bounds).rejected == {
-        0: messages.TIMESTAMP_IN_FUTURE, 1: messages.TIMESTAMP_TOO_OLD,
+        0: messages.TIMESTAMP_IN_FUTURE,
+        1: messages.TIMESTAMP_TOO_OLD,
     }
 
 
@@ -222,9 +239,16 @@ def test_no_accepted_message_still_gives_the_typed_columns(values):
 
 
 def test_encoding_writes_iso_timestamps_and_nulls():
-    frame = pd.DataFrame({"transaction_id": ["T1"], "timestamp": [pd.Timestamp("2025-01-01 10:00:05")],
-                          "is_fraud": pd.array([None], dtype="Int8")})
+    frame = pd.DataFrame(
+        {
+            "transaction_id": ["T1"],
+            "timestamp": [pd.Timestamp("2025-01-01 10:00:05")],
+            "is_fraud": pd.array([None], dtype="Int8"),
+        }
+    )
     assert orjson.loads(encode_transactions(frame)[0]) == {
-        "transaction_id": "T1", "timestamp": "2025-01-01T10:00:05.000", "is_fraud": None,
+        "transaction_id": "T1",
+        "timestamp": "2025-01-01T10:00:05.000",
+        "is_fraud": None,
     }
     assert encode_transactions(frame.iloc[:0]) == []

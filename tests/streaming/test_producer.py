@@ -99,7 +99,11 @@ def test_a_file_is_mapped_onto_the_schema_and_sent_in_time_order(tmp_path):
     source = source.sample(frac=1.0, random_state=1)
     path = tmp_path / "tx.csv"
     source.to_csv(path, index=False)
-    params = {"ingestion": base_parameters("ingestion", column_mapping={"transaction_id": "TX_ID", "amount": "TX_AMOUNT"})}
+    params = {
+        "ingestion": base_parameters(
+            "ingestion", column_mapping={"transaction_id": "TX_ID", "amount": "TX_AMOUNT"}
+        )
+    }
     frame = load_transactions(path, params, limit=10)
     assert len(frame) == 10
     assert {"transaction_id", "amount"} <= set(frame.columns)

@@ -36,7 +36,19 @@ logger = logging.getLogger(__name__)
 SINK_NAMES = ("log", "webhook", "email")
 _TOP_KEYS = {"mlflow_ui_url", "retry", "sinks", "events"}
 _WEBHOOK_KEYS = {"enabled", "url", "credentials", "format", "timeout_seconds"}
-_EMAIL_KEYS = {"enabled", "host", "port", "security", "sender", "recipients", "credentials", "username", "password", "ca_file", "timeout_seconds"}
+_EMAIL_KEYS = {
+    "enabled",
+    "host",
+    "port",
+    "security",
+    "sender",
+    "recipients",
+    "credentials",
+    "username",
+    "password",
+    "ca_file",
+    "timeout_seconds",
+}
 
 
 @dataclass(frozen=True)
@@ -111,12 +123,16 @@ class Alerter:
         policy = self.retry
         retrying = Retrying(
             stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.max_total_seconds),
-            wait=wait_exponential(multiplier=policy.initial_wait_seconds, max=policy.max_wait_seconds),
+            wait=wait_exponential(
+                multiplier=policy.initial_wait_seconds, max=policy.max_wait_seconds
+            ),
             retry=retry_if_exception(is_transient),
             reraise=True,
             before_sleep=lambda state: logger.warning(
                 "Alert sink %s failed (attempt %d): %s; retrying",
-                sink.name, state.attempt_number, state.outcome.exception() if state.outcome else "?",
+                sink.name,
+                state.attempt_number,
+                state.outcome.exception() if state.outcome else "?",
             ),
         )
         try:
@@ -125,7 +141,11 @@ class Alerter:
             attempts = retrying.statistics.get("attempt_number", 1)
             logger.error(
                 "Alert sink %s could not send the %s alert after %d attempt(s): %s: %s",
-                sink.name, alert.event, attempts, type(exc).__name__, exc,
+                sink.name,
+                alert.event,
+                attempts,
+                type(exc).__name__,
+                exc,
                 extra={"alert_event": alert.event, "alert_sink": sink.name},
             )
             return False
@@ -138,7 +158,9 @@ def _reject_unknown(raw: Mapping[str, Any], known: set[str], where: str) -> None
         raise ValueError(f"Unknown key(s) in {where}: {unknown}; expected some of {sorted(known)}")
 
 
-def _with_credentials(section: dict[str, Any], credentials: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _with_credentials(
+    section: dict[str, Any], credentials: Mapping[str, Any], where: str
+) -> dict[str, Any]:
     """Merges the credentials.yml entry a sink names (``credentials: alerting_smtp``)
     into its settings; secrets stay in credentials.yml."""
     name = section.pop("credentials", None)
@@ -146,8 +168,13 @@ def _with_credentials(section: dict[str, Any], credentials: Mapping[str, Any], w
         return section
     entry = credentials.get(name)
     if not isinstance(entry, Mapping):
-        raise ValueError(f"{where}.credentials names '{name}', which is not an entry of credentials.yml")
-    return {**{k: v for k, v in entry.items() if v not in (None, "")}, **{k: v for k, v in section.items() if v not in (None, "")}}
+        raise ValueError(
+            f"{where}.credentials names '{name}', which is not an entry of credentials.yml"
+        )
+    return {
+        **{k: v for k, v in entry.items() if v not in (None, "")},
+        **{k: v for k, v in section.items() if v not in (None, "")},
+    }
 
 
 def _recipients(value: Any) -> list[str]:
@@ -163,7 +190,11 @@ def _webhook(raw: Mapping[str, Any], credentials: Mapping[str, Any]) -> WebhookS
     section = _with_credentials(section, credentials, "alerting.sinks.webhook")
     if not _truthy(section.pop("enabled", True)) or not section.get("url"):
         return None
-    return WebhookSink(url=str(section["url"]), format=str(section.get("format", "slack")), timeout_seconds=float(section.get("timeout_seconds", 10)))
+    return WebhookSink(
+        url=str(section["url"]),
+        format=str(section.get("format", "slack")),
+        timeout_seconds=float(section.get("timeout_seconds", 10)),
+    )
 
 
 def _email(raw: Mapping[str, Any], credentials: Mapping[str, Any]) -> EmailSink | None:
@@ -173,7 +204,11 @@ def _email(raw: Mapping[str, Any], credentials: Mapping[str, Any]) -> EmailSink 
     if not _truthy(section.pop("enabled", True)) or not section.get("host"):
         return None
     recipients = _recipients(section.get("recipients"))
-    missing = [key for key, value in (("sender", section.get("sender")), ("recipients", recipients)) if not value]
+    missing = [
+        key
+        for key, value in (("sender", section.get("sender")), ("recipients", recipients))
+        if not value
+    ]
     if missing:
         raise ValueError(
             f"alerting.sinks.email has a host but no {' and no '.join(missing)}: set ALERT_EMAIL_FROM / "
@@ -201,7 +236,9 @@ def _truthy(value: Any) -> bool:
     return bool(value)
 
 
-def build_alerter(config: Mapping[str, Any] | None, credentials: Mapping[str, Any] | None = None) -> Alerter:
+def build_alerter(
+    config: Mapping[str, Any] | None, credentials: Mapping[str, Any] | None = None
+) -> Alerter:
     """Builds the alerter from the ``alerting`` section of ``alerting.yml``.
 
     Raises:
@@ -223,8 +260,15 @@ def build_alerter(config: Mapping[str, Any] | None, credentials: Mapping[str, An
     for event, names in routes.items():
         bad = sorted(set(names) - set(SINK_NAMES))
         if bad:
-            raise ValueError(f"alerting.events.{event} names unknown sink(s) {bad}; sinks are {list(SINK_NAMES)}")
-    alerter = Alerter(sinks, routes, RetryPolicy.from_dict(config.get("retry")), config.get("mlflow_ui_url") or None)
+            raise ValueError(
+                f"alerting.events.{event} names unknown sink(s) {bad}; sinks are {list(SINK_NAMES)}"
+            )
+    alerter = Alerter(
+        sinks,
+        routes,
+        RetryPolicy.from_dict(config.get("retry")),
+        config.get("mlflow_ui_url") or None,
+    )
     logger.info("Alerting: log%s", "".join(f", {name}" for name in sinks) or " only")
     return alerter
 

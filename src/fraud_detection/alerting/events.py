@@ -70,7 +70,10 @@ class Table:
     def as_text(self) -> str:
         cells = [self.columns, *self.rows]
         widths = [max(len(row[i]) for row in cells) for i in range(len(self.columns))]
-        lines = ["  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip() for row in cells]
+        lines = [
+            "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
+            for row in cells
+        ]
         lines.insert(1, "  ".join("-" * width for width in widths))
         return "\n".join(lines)
 
@@ -99,7 +102,9 @@ class Alert:
     facts: dict[str, str] = field(default_factory=dict)
     table: Table | None = None
     details: dict[str, Any] = field(default_factory=dict)
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(
+        default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
+    )
 
     def all_facts(self) -> dict[str, str]:
         """The event's facts followed by the run's identity."""
@@ -125,7 +130,11 @@ class Alert:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form, for the structured log and generic consumers."""
         out = asdict(self)
-        out["table"] = None if self.table is None else {"columns": list(self.table.columns), "rows": [list(r) for r in self.table.rows]}
+        out["table"] = (
+            None
+            if self.table is None
+            else {"columns": list(self.table.columns), "rows": [list(r) for r in self.table.rows]}
+        )
         return out
 
 
@@ -149,7 +158,8 @@ def pipeline_failed(error: BaseException, node_name: str | None, run: RunInfo) -
     return Alert(
         event=PIPELINE_FAILED,
         severity="error",
-        title=f"[{run.environment}] Pipeline run failed" + (f" in node {node_name}" if node_name else ""),
+        title=f"[{run.environment}] Pipeline run failed"
+        + (f" in node {node_name}" if node_name else ""),
         summary=f"The run stopped: {_error_text(error)}",
         run=run,
         facts={"node": node_name or "unknown", "error type": type(error).__name__},
@@ -162,13 +172,21 @@ def pipeline_failed(error: BaseException, node_name: str | None, run: RunInfo) -
     )
 
 
-def data_quality_failed(error: BaseException, report: Mapping[str, Any] | None, node_name: str | None, run: RunInfo) -> Alert:
+def data_quality_failed(
+    error: BaseException, report: Mapping[str, Any] | None, node_name: str | None, run: RunInfo
+) -> Alert:
     """Too many invalid rows: ingestion stopped the run (``DataQualityError``)."""
     report = dict(report or {})
     reasons = dict(report.get("quarantined_by_reason") or {})
     table = None
     if reasons:
-        table = Table(("reason", "rows"), tuple((reason, f"{count:,}") for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])))
+        table = Table(
+            ("reason", "rows"),
+            tuple(
+                (reason, f"{count:,}")
+                for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1])
+            ),
+        )
     facts = {"node": node_name or "unknown"}
     if report:
         facts.update(
@@ -199,7 +217,11 @@ DRIFT_STATISTICS = ("psi", "ks_statistic", "ks_pvalue", "chi2_pvalue")
 
 def _moved_metrics(performance: Mapping[str, Any]) -> list[str]:
     """Metrics of the labelled window that degraded (or a fraud rate that shifted)."""
-    return [m for m, v in performance.items() if isinstance(v, Mapping) and (v.get("degraded") or v.get("drifted"))]
+    return [
+        m
+        for m, v in performance.items()
+        if isinstance(v, Mapping) and (v.get("degraded") or v.get("drifted"))
+    ]
 
 
 def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
@@ -218,7 +240,13 @@ def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
     table = None
     if entries:
         shown = drifted or entries[:10]
-        table = Table(("feature", *stats, "drifted"), tuple((str(e["feature"]), *(_fmt(e.get(s)) for s in stats), _fmt(bool(e.get("drifted")))) for e in shown))
+        table = Table(
+            ("feature", *stats, "drifted"),
+            tuple(
+                (str(e["feature"]), *(_fmt(e.get(s)) for s in stats), _fmt(bool(e.get("drifted"))))
+                for e in shown
+            ),
+        )
     score = verdict.get("score") or {}
     window = verdict.get("window") or {}
     performance = verdict.get("performance") or {}
@@ -231,18 +259,27 @@ def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
     if verdict.get("model_version"):
         facts["champion version"] = str(verdict["model_version"])
     if isinstance(window, Mapping) and window:
-        facts["window"] = f"{window.get('start', '?')} to {window.get('end', '?')}" + (f" ({window['rows']:,} rows)" if window.get("rows") is not None else "")
+        facts["window"] = f"{window.get('start', '?')} to {window.get('end', '?')}" + (
+            f" ({window['rows']:,} rows)" if window.get("rows") is not None else ""
+        )
     for metric, values in performance.items():
         if isinstance(values, Mapping) and "current" in values:
-            facts[metric] = f"{_fmt(values.get('current'))} now vs {_fmt(values.get('reference'))} at training"
+            facts[metric] = (
+                f"{_fmt(values.get('current'))} now vs {_fmt(values.get('reference'))} at training"
+            )
     what = [f"{len(drifted)} feature(s)"] if drifted else []
     what += ["the score distribution"] if score.get("drifted") else []
-    what += [", ".join(m.replace("_", " ") for m in _moved_metrics(performance))] if _moved_metrics(performance) else []
+    what += (
+        [", ".join(m.replace("_", " ") for m in _moved_metrics(performance))]
+        if _moved_metrics(performance)
+        else []
+    )
     reasons = [str(r) for r in verdict.get("reasons") or []]
     return Alert(
         event=DRIFT_DETECTED,
         severity="warning",
-        title=f"[{run.environment}] Drift detected: " + (" and ".join(what) if what else "see the verdict"),
+        title=f"[{run.environment}] Drift detected: "
+        + (" and ".join(what) if what else "see the verdict"),
         summary=(
             "The current window differs from the training-time reference beyond the configured thresholds"
             + (": " + "; ".join(reasons) + "." if reasons else ".")
@@ -265,7 +302,11 @@ def promotion_decided(decision: Mapping[str, Any], run: RunInfo) -> Alert:
     rows = []
     for metric in sorted(set(challenger) | set(champion)):
         new, old = challenger.get(metric), champion.get(metric)
-        gain = f"{new - old:+.4f}" if isinstance(new, int | float) and isinstance(old, int | float) else "-"
+        gain = (
+            f"{new - old:+.4f}"
+            if isinstance(new, int | float) and isinstance(old, int | float)
+            else "-"
+        )
         rows.append((metric, _fmt(new), _fmt(old), gain))
     facts = {
         "decision": "promoted" if promoted else "rejected",
@@ -276,7 +317,12 @@ def promotion_decided(decision: Mapping[str, Any], run: RunInfo) -> Alert:
     return Alert(
         event=MODEL_PROMOTED if promoted else CHALLENGER_REJECTED,
         severity="info",
-        title=f"[{run.environment}] " + ("New champion: challenger promoted" if promoted else "Challenger rejected: champion kept"),
+        title=f"[{run.environment}] "
+        + (
+            "New champion: challenger promoted"
+            if promoted
+            else "Challenger rejected: champion kept"
+        ),
         summary=f"Reason: {decision.get('reason', '-')}.",
         run=run,
         facts=facts,
@@ -285,14 +331,17 @@ def promotion_decided(decision: Mapping[str, Any], run: RunInfo) -> Alert:
     )
 
 
-def service_unreachable(problems: Sequence[str], run: RunInfo, error: BaseException | None = None) -> Alert:
+def service_unreachable(
+    problems: Sequence[str], run: RunInfo, error: BaseException | None = None
+) -> Alert:
     """Start-up checks failed: a service did not answer, or a variable, package or
     path the run needs is missing. No node ran."""
     return Alert(
         event=SERVICE_UNREACHABLE,
         severity="error",
         title=f"[{run.environment}] Start-up checks failed: {len(problems)} problem(s), no node ran",
-        summary="The run did not start. Each problem says what to fix:\n" + "\n".join(f"- {p}" for p in problems),
+        summary="The run did not start. Each problem says what to fix:\n"
+        + "\n".join(f"- {p}" for p in problems),
         run=run,
         facts={"problems": str(len(problems))},
         table=Table(("problem",), tuple((p,) for p in problems)) if problems else None,
@@ -311,10 +360,14 @@ def alert_for_error(error: BaseException, node_name: str | None, run: RunInfo) -
     return pipeline_failed(error, node_name, run)
 
 
-def mlflow_run_url(ui_url: str | None, tracking_uri: str | None, experiment_id: str | None, run_id: str | None) -> str | None:
+def mlflow_run_url(
+    ui_url: str | None, tracking_uri: str | None, experiment_id: str | None, run_id: str | None
+) -> str | None:
     """Link to a run in the MLflow UI: ``ui_url`` if set, else the tracking URI when it
     is an HTTP(S) server (a SQLite file has no UI address)."""
-    base = ui_url or (tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None)
+    base = ui_url or (
+        tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None
+    )
     if not base or not run_id or experiment_id is None:
         return None
     # A tracking URI with user:password@ would put the password in every alert link.
@@ -330,6 +383,11 @@ def redact_alert(alert: Alert) -> Alert:
     if run.mlflow_run_url:
         run = replace(run, mlflow_run_url=redact(run.mlflow_run_url))
     return replace(
-        alert, title=redact(alert.title), summary=redact(alert.summary), run=run,
-        facts=redact_value(alert.facts), table=table, details=redact_value(alert.details),
+        alert,
+        title=redact(alert.title),
+        summary=redact(alert.summary),
+        run=run,
+        facts=redact_value(alert.facts),
+        table=table,
+        details=redact_value(alert.details),
     )

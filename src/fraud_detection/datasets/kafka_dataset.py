@@ -56,8 +56,13 @@ logger = logging.getLogger(__name__)
 # Keys of load_args / save_args read by the dataset itself; every other key is a
 # kafka-python KafkaConsumer / KafkaProducer setting.
 _LOAD_KEYS = (
-    "max_messages", "max_seconds", "stall_timeout_s", "poll_timeout_ms", "decode_chunk_size",
-    "progress_every_s", "dead_letter_max_bytes",
+    "max_messages",
+    "max_seconds",
+    "stall_timeout_s",
+    "poll_timeout_ms",
+    "decode_chunk_size",
+    "progress_every_s",
+    "dead_letter_max_bytes",
 )
 _SAVE_KEYS = ("key_column", "flush_timeout_s")
 
@@ -155,12 +160,16 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     Example use::
 
-        dataset = KafkaDataset(topic="transactions", bootstrap_servers="127.0.0.1:9092",
-                               group_id="ingestion", dead_letter_topic="transactions.dlq")
-        dataset.save(transactions)   # acks=all, fails if any message is not acknowledged
-        batch = dataset.load()       # new messages since the last commit
-        ...                          # persist the batch
-        dataset.commit()             # the next load starts after this batch
+        dataset = KafkaDataset(
+            topic="transactions",
+            bootstrap_servers="127.0.0.1:9092",
+            group_id="ingestion",
+            dead_letter_topic="transactions.dlq",
+        )
+        dataset.save(transactions)  # acks=all, fails if any message is not acknowledged
+        batch = dataset.load()  # new messages since the last commit
+        ...  # persist the batch
+        dataset.commit()  # the next load starts after this batch
 
     Load arguments read by the dataset (the others go to ``KafkaConsumer``):
         max_messages: Stop after this many messages (``None``: up to the end offsets).
@@ -259,7 +268,9 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def load(self) -> pd.DataFrame:
         if not self._group_id:
-            raise DatasetError(f"KafkaDataset '{self._topic}' needs a group_id to load: its committed offsets mark what was ingested")
+            raise DatasetError(
+                f"KafkaDataset '{self._topic}' needs a group_id to load: its committed offsets mark what was ingested"
+            )
         self._pending_offsets = {}  # a failed load leaves nothing to commit
         control = {k: self._load_args[k] for k in _LOAD_KEYS}
         consumer_args = {k: v for k, v in self._load_args.items() if k not in _LOAD_KEYS}
@@ -310,9 +321,17 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             "Consumed %d messages from '%s' (group %s, offsets %s -> %s) in %.1fs: %d rows, "
             "%d dead-lettered to '%s' %s (%d repeated transaction ids); offsets are "
             "committed once the batch is persisted",
-            batch.consumed, self._topic, self._group_id, self.last_load_report["start_offsets"],
-            self.last_load_report["end_offsets"], self.last_load_report["seconds"], len(frame),
-            dead_lettered, self._dead_letter_topic, dict(reasons), duplicates,
+            batch.consumed,
+            self._topic,
+            self._group_id,
+            self.last_load_report["start_offsets"],
+            self.last_load_report["end_offsets"],
+            self.last_load_report["seconds"],
+            len(frame),
+            dead_lettered,
+            self._dead_letter_topic,
+            dict(reasons),
+            duplicates,
         )
         return frame
 
@@ -335,17 +354,26 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         for tp in tps:
             committed = consumer.committed(tp, timeout_ms=request_timeout)
             if committed is None:
-                offset = beginning[tp] if self._load_args["auto_offset_reset"] == "earliest" else end[tp]
+                offset = (
+                    beginning[tp] if self._load_args["auto_offset_reset"] == "earliest" else end[tp]
+                )
             elif committed < beginning[tp]:
                 logger.warning(
                     "Messages %d..%d of %s were deleted by retention before group %s read them",
-                    committed, beginning[tp] - 1, tp, self._group_id,
+                    committed,
+                    beginning[tp] - 1,
+                    tp,
+                    self._group_id,
                 )
                 offset = beginning[tp]
             elif committed > end[tp]:
                 logger.warning(
                     "Committed offset %d of group %s is past the end %d of %s (topic recreated?): "
-                    "reading it from the beginning", committed, self._group_id, end[tp], tp,
+                    "reading it from the beginning",
+                    committed,
+                    self._group_id,
+                    end[tp],
+                    tp,
                 )
                 offset = beginning[tp]
             else:
@@ -367,7 +395,11 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             if remaining is not None and remaining <= 0:
                 break
             if deadline is not None and time.monotonic() >= deadline:
-                logger.info("Time budget of %ss reached while consuming '%s'", control["max_seconds"], self._topic)
+                logger.info(
+                    "Time budget of %ss reached while consuming '%s'",
+                    control["max_seconds"],
+                    self._topic,
+                )
                 break
             polled = consumer.poll(timeout_ms=control["poll_timeout_ms"], max_records=remaining)
             for tp, polled_records in polled.items():
@@ -386,7 +418,12 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                     consumer.pause(tp)
             now = time.monotonic()
             if now >= next_report:
-                logger.info("Consumed %d of %d messages from '%s' so far", batch.consumed, to_read, self._topic)
+                logger.info(
+                    "Consumed %d of %d messages from '%s' so far",
+                    batch.consumed,
+                    to_read,
+                    self._topic,
+                )
                 next_report = now + float(control["progress_every_s"])
             if active and now - last_progress > stall_timeout:
                 behind = {tp.partition: (reached[tp], end[tp]) for tp in active}
@@ -433,16 +470,22 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             rows.tolist(), values, firsts, same[repeat].tolist(), strict=True
         ):
             kind = (
-                "duplicate_message: same content as" if is_same
+                "duplicate_message: same content as"
+                if is_same
                 else "duplicate_transaction_id: other content than"
             )
             partition, offset = source[row]
             kept_partition, kept_offset = source[first]
-            repeats.append(_Rejected(
-                value, str(frame.at[row, schema.CUSTOMER_ID]).encode(),
-                f"{kind} partition {kept_partition} offset {kept_offset}",
-                int(partition), int(offset), re_encoded=True,
-            ))
+            repeats.append(
+                _Rejected(
+                    value,
+                    str(frame.at[row, schema.CUSTOMER_ID]).encode(),
+                    f"{kind} partition {kept_partition} offset {kept_offset}",
+                    int(partition),
+                    int(offset),
+                    re_encoded=True,
+                )
+            )
         return frame.loc[~duplicated].reset_index(drop=True), repeats
 
     def _dead_letter(self, rejected: list[_Rejected], max_value_bytes: int) -> int:
@@ -458,7 +501,9 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 f"{first.reason}). Set dead_letter_topic so they are kept aside instead of failing "
                 "the load."
             )
-        producer = self._connect(KafkaProducer, client_id="fraud-detection-dead-letters", acks="all")
+        producer = self._connect(
+            KafkaProducer, client_id="fraud-detection-dead-letters", acks="all"
+        )
         failures: list[BaseException] = []
         try:
             for item in rejected:
@@ -503,7 +548,9 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """
         if not self._pending_offsets:
             return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._pending_offsets.items()}
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._pending_offsets.items()
+        }
         consumer = self._connect(
             KafkaConsumer,
             group_id=self._group_id,
@@ -521,7 +568,12 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             ) from exc
         finally:
             consumer.close(autocommit=False)
-        logger.info("Committed offsets %s of '%s' for group %s", self._describe_offsets(), self._topic, self._group_id)
+        logger.info(
+            "Committed offsets %s of '%s' for group %s",
+            self._describe_offsets(),
+            self._topic,
+            self._group_id,
+        )
         self._pending_offsets = {}
 
     def _describe_offsets(self) -> dict[int, int]:
@@ -532,11 +584,16 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def save(self, data: pd.DataFrame) -> None:
         control = {k: self._save_args[k] for k in _SAVE_KEYS}
         producer_args = {k: v for k, v in self._save_args.items() if k not in _SAVE_KEYS}
-        producer = self._connect(KafkaProducer, client_id="fraud-detection-kafka-dataset", **producer_args)
+        producer = self._connect(
+            KafkaProducer, client_id="fraud-detection-kafka-dataset", **producer_args
+        )
         try:
             report = produce_frame(
-                producer, self._topic, data,
-                key_column=control["key_column"], flush_timeout_s=control["flush_timeout_s"],
+                producer,
+                self._topic,
+                data,
+                key_column=control["key_column"],
+                flush_timeout_s=control["flush_timeout_s"],
             )
         except ValueError as exc:
             raise DatasetError(f"Cannot save to Kafka topic '{self._topic}': {exc}") from exc

@@ -28,7 +28,14 @@ class MlflowChampionArtifactDataset(AbstractDataset[None, dict[str, Any]]):
           artifact_path: reference_profile.json
     """
 
-    def __init__(self, *, model_name: str, artifact_path: str, alias: str = "champion", metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        artifact_path: str,
+        alias: str = "champion",
+        metadata: dict[str, Any] | None = None,
+    ):
         self._model_name = model_name
         self._alias = alias
         self._artifact_path = artifact_path
@@ -46,7 +53,9 @@ class MlflowChampionArtifactDataset(AbstractDataset[None, dict[str, Any]]):
             ) from exc
         with tempfile.TemporaryDirectory() as folder:
             try:
-                path = mlflow.artifacts.download_artifacts(run_id=version.run_id, artifact_path=self._artifact_path, dst_path=folder)
+                path = mlflow.artifacts.download_artifacts(
+                    run_id=version.run_id, artifact_path=self._artifact_path, dst_path=folder
+                )
             except (MlflowException, OSError) as exc:
                 raise DatasetError(
                     f"The run {version.run_id} of {self._model_name} version {version.version} ('{self._alias}') has no "
@@ -57,7 +66,13 @@ class MlflowChampionArtifactDataset(AbstractDataset[None, dict[str, Any]]):
         return data
 
     def save(self, data: None) -> None:
-        raise DatasetError(f"{type(self).__name__} is read-only: the artifact is logged by the training run")
+        raise DatasetError(
+            f"{type(self).__name__} is read-only: the artifact is logged by the training run"
+        )
 
     def _describe(self) -> dict[str, Any]:
-        return {"model_name": self._model_name, "alias": self._alias, "artifact_path": self._artifact_path}
+        return {
+            "model_name": self._model_name,
+            "alias": self._alias,
+            "artifact_path": self._artifact_path,
+        }

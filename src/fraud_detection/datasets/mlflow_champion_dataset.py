@@ -34,7 +34,9 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
           alias: champion
     """
 
-    def __init__(self, *, model_name: str, alias: str = "champion", metadata: dict[str, Any] | None = None):
+    def __init__(
+        self, *, model_name: str, alias: str = "champion", metadata: dict[str, Any] | None = None
+    ):
         self._model_name = model_name
         self._alias = alias
         self.metadata = metadata
@@ -44,8 +46,14 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
         try:
             version = client.get_model_version_by_alias(self._model_name, self._alias)
         except MlflowException as exc:
-            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"}:
-                logger.info("No '%s' alias on model '%s' yet: first champion", self._alias, self._model_name)
+            if exc.error_code in {
+                "RESOURCE_DOES_NOT_EXIST",
+                "NOT_FOUND",
+                "INVALID_PARAMETER_VALUE",
+            }:
+                logger.info(
+                    "No '%s' alias on model '%s' yet: first champion", self._alias, self._model_name
+                )
                 return None
             raise DatasetError(
                 f"Cannot read alias '{self._alias}' of model '{self._model_name}' from MLflow at "
@@ -73,9 +81,17 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
             logger.info("Challenger not promoted: %s", decision["reason"])
             return
         if version is None:
-            raise DatasetError(f"No version of model '{self._model_name}' was logged by run {decision['challenger_run_id']}: cannot promote it")
+            raise DatasetError(
+                f"No version of model '{self._model_name}' was logged by run {decision['challenger_run_id']}: cannot promote it"
+            )
         client.set_registered_model_alias(self._model_name, self._alias, version)
-        logger.info("Promoted %s version %s to '%s': %s", self._model_name, version, self._alias, decision["reason"])
+        logger.info(
+            "Promoted %s version %s to '%s': %s",
+            self._model_name,
+            version,
+            self._alias,
+            decision["reason"],
+        )
 
     def _version_of_run(self, client: MlflowClient, run_id: str | None) -> str | None:
         if not run_id:

@@ -101,7 +101,9 @@ class ParquetBatchesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             if repeated.any():
                 logger.info(
                     "Dropped %d rows of %s whose %s already appeared in an earlier batch",
-                    int(repeated.sum()), self._root, self._unique_key,
+                    int(repeated.sum()),
+                    self._root,
+                    self._unique_key,
                 )
                 frame = frame.loc[~repeated].reset_index(drop=True)
         logger.info("Loaded %d rows from %d batch(es) in %s", len(frame), len(files), self._root)
@@ -142,7 +144,10 @@ class ParquetBatchesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if seen.any():
             logger.info(
                 "%d of %d rows already in %s (same %s; a batch read again): not written twice",
-                int(seen.sum()), len(data), self._root, self._unique_key,
+                int(seen.sum()),
+                len(data),
+                self._root,
+                self._unique_key,
             )
             data = data.loc[~seen]
         return data
@@ -169,4 +174,3 @@ class ParquetBatchesDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             "load_args": self._load_args,
             "save_args": self._save_args,
         }
-

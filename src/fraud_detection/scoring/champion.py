@@ -50,7 +50,14 @@ class CompiledPipeline:
     before relying on it.
     """
 
-    def __init__(self, numeric: list[str], scaler: StandardScaler, categorical: list[str], encoder: OneHotEncoder, classifier: Any):
+    def __init__(
+        self,
+        numeric: list[str],
+        scaler: StandardScaler,
+        categorical: list[str],
+        encoder: OneHotEncoder,
+        classifier: Any,
+    ):
         self.numeric = numeric
         self.mean = scaler.mean_ if scaler.with_mean else None
         self.scale = scaler.scale_ if scaler.with_std else None
@@ -64,7 +71,11 @@ class CompiledPipeline:
         """The compiled form of ``python_model.pipeline``, or ``None`` for other shapes."""
         pipeline = getattr(python_model, "pipeline", None)
         steps = getattr(pipeline, "named_steps", None)
-        if not steps or "preprocess" not in steps or not hasattr(pipeline.steps[-1][1], "predict_proba"):
+        if (
+            not steps
+            or "preprocess" not in steps
+            or not hasattr(pipeline.steps[-1][1], "predict_proba")
+        ):
             return None
         ct = steps["preprocess"]
         if not isinstance(ct, ColumnTransformer) or getattr(ct, "sparse_output_", True):
@@ -72,8 +83,14 @@ class CompiledPipeline:
         names = [name for name, _ in pipeline.steps]
         if names[: names.index("preprocess")] not in ([], ["select"]):  # select only picks columns
             return None
-        parts = [(t, list(cols)) for _, t, cols in ct.transformers_ if not (isinstance(t, str) and t == "drop") and len(cols)]
-        if [type(t) for t, _ in parts] != [StandardScaler, OneHotEncoder] or any(not isinstance(c, str) for _, cols in parts for c in cols):
+        parts = [
+            (t, list(cols))
+            for _, t, cols in ct.transformers_
+            if not (isinstance(t, str) and t == "drop") and len(cols)
+        ]
+        if [type(t) for t, _ in parts] != [StandardScaler, OneHotEncoder] or any(
+            not isinstance(c, str) for _, cols in parts for c in cols
+        ):
             return None
         (scaler, numeric), (encoder, categorical) = parts
         return cls(numeric, scaler, categorical, encoder, pipeline.steps[-1][1])
@@ -89,7 +106,9 @@ class CompiledPipeline:
         combos = list(zip(*(batch.categorical[c] for c in self.categorical), strict=True))
         missing = [combo for combo in set(combos) if combo not in self._encoded]
         if missing:
-            encoded = self.encoder.transform(pd.DataFrame(missing, columns=self.categorical, dtype=object))
+            encoded = self.encoder.transform(
+                pd.DataFrame(missing, columns=self.categorical, dtype=object)
+            )
             self._encoded.update(zip(missing, np.asarray(encoded, dtype=np.float64), strict=True))
         onehot = np.vstack([self._encoded[combo] for combo in combos])
         return self.classifier.predict_proba(np.hstack([x, onehot]))[:, 1]
@@ -153,8 +172,12 @@ class LoadedModel:
             reference = self.predict(batch.frame())["score"].to_numpy(np.float64)
             gap = float(np.max(np.abs(scores - reference))) if len(scores) else 0.0
             if gap > 1e-12:
-                logger.warning("The compiled scoring path of %s v%s differs from the pipeline by %.3g: using the pipeline",
-                               self.name, self.version, gap)
+                logger.warning(
+                    "The compiled scoring path of %s v%s differs from the pipeline by %.3g: using the pipeline",
+                    self.name,
+                    self.version,
+                    gap,
+                )
                 self.compiled = None
                 scores = reference
             else:
@@ -191,7 +214,13 @@ class ChampionWatcher:
             is refused (the previous one keeps serving).
     """
 
-    def __init__(self, model_uri: str, *, check_interval_s: float = 30.0, required_columns: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        model_uri: str,
+        *,
+        check_interval_s: float = 30.0,
+        required_columns: list[str] | None = None,
+    ) -> None:
         self.name, self.alias, self._fixed_version = parse_model_uri(model_uri)
         self.model_uri = model_uri
         self.check_interval_s = check_interval_s
@@ -254,8 +283,14 @@ class ChampionWatcher:
         previous = self._current.version if self._current is not None else None
         self._current = self._load_version(version, run_id)
         self.reloads += 1
-        logger.info("The '%s' alias of %s moved from version %s to %s: now serving %s",
-                    self.alias, self.name, previous, version, version)
+        logger.info(
+            "The '%s' alias of %s moved from version %s to %s: now serving %s",
+            self.alias,
+            self.name,
+            previous,
+            version,
+            version,
+        )
         return True
 
     def start(self) -> None:
@@ -270,8 +305,12 @@ class ChampionWatcher:
             try:
                 self.check()
             except Exception as exc:  # noqa: BLE001 (the registry being down must not stop scoring)
-                logger.warning("Checking %s failed, still serving version %s: %s",
-                               self.model_uri, self._current.version if self._current else None, exc)
+                logger.warning(
+                    "Checking %s failed, still serving version %s: %s",
+                    self.model_uri,
+                    self._current.version if self._current else None,
+                    exc,
+                )
 
     def stop(self) -> None:
         self._stop.set()

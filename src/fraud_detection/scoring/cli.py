@@ -50,26 +50,57 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score transactions from Kafka with the champion model, at least once.",
     )
     transactions = _env("KAFKA_TRANSACTIONS_TOPIC", "transactions")
-    parser.add_argument("--bootstrap-servers", default=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"))
+    parser.add_argument(
+        "--bootstrap-servers", default=_env("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
+    )
     parser.add_argument("--transactions-topic", default=transactions)
-    parser.add_argument("--labels-topic", default=_env("KAFKA_LABELS_TOPIC", "transaction_labels"),
-                        help="late labels {transaction_id, is_fraud}; '' for none (default: %(default)s)")
-    parser.add_argument("--predictions-topic", default=_env("KAFKA_PREDICTIONS_TOPIC", "fraud_predictions"))
-    parser.add_argument("--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", f"{transactions}.dlq"))
-    parser.add_argument("--features-topic", default=_env("KAFKA_FEATURES_TOPIC", None),
-                        help="also publish every scored feature row here (audit; off by default)")
+    parser.add_argument(
+        "--labels-topic",
+        default=_env("KAFKA_LABELS_TOPIC", "transaction_labels"),
+        help="late labels {transaction_id, is_fraud}; '' for none (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--predictions-topic", default=_env("KAFKA_PREDICTIONS_TOPIC", "fraud_predictions")
+    )
+    parser.add_argument(
+        "--dead-letter-topic", default=_env("KAFKA_DEAD_LETTER_TOPIC", f"{transactions}.dlq")
+    )
+    parser.add_argument(
+        "--features-topic",
+        default=_env("KAFKA_FEATURES_TOPIC", None),
+        help="also publish every scored feature row here (audit; off by default)",
+    )
     parser.add_argument("--group-id", default=_env("KAFKA_SCORER_GROUP", "fraud-detection-scorer"))
-    parser.add_argument("--model-uri", default=_env("SCORER_MODEL_URI", None),
-                        help="models:/<name>@<alias> or models:/<name>/<version> (default: <registered_model_name>@champion)")
-    parser.add_argument("--model-check-interval", type=float, default=float(_env("SCORER_MODEL_CHECK_INTERVAL_S", "30")),
-                        help="seconds between checks of where the alias points (default: %(default)s)")
-    parser.add_argument("--start-from", choices=START_FROM, default="earliest",
-                        help="with no committed offset: score the whole topic (earliest) or only new messages (latest)")
+    parser.add_argument(
+        "--model-uri",
+        default=_env("SCORER_MODEL_URI", None),
+        help="models:/<name>@<alias> or models:/<name>/<version> (default: <registered_model_name>@champion)",
+    )
+    parser.add_argument(
+        "--model-check-interval",
+        type=float,
+        default=float(_env("SCORER_MODEL_CHECK_INTERVAL_S", "30")),
+        help="seconds between checks of where the alias points (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--start-from",
+        choices=START_FROM,
+        default="earliest",
+        help="with no committed offset: score the whole topic (earliest) or only new messages (latest)",
+    )
     parser.add_argument("--max-batch", type=int, default=500, help="most messages per micro-batch")
     parser.add_argument("--poll-timeout-ms", type=int, default=100)
-    parser.add_argument("--status-every", type=float, default=30.0, help="seconds between status lines")
-    parser.add_argument("--env", default="kafka", help="Kedro environment for parameters and credentials (default: %(default)s)")
-    parser.add_argument("--project-path", type=Path, default=Path.cwd(), help="Kedro project root (default: cwd)")
+    parser.add_argument(
+        "--status-every", type=float, default=30.0, help="seconds between status lines"
+    )
+    parser.add_argument(
+        "--env",
+        default="kafka",
+        help="Kedro environment for parameters and credentials (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--project-path", type=Path, default=Path.cwd(), help="Kedro project root (default: cwd)"
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -82,7 +113,9 @@ def project_config(project_path: Path, env: str) -> dict[str, Any]:
     def section(name: str) -> dict[str, Any]:
         return config_section(loader, name)
 
-    tracking = (section("mlflow").get("server") or {}).get("mlflow_tracking_uri") or "sqlite:///mlflow.db"
+    tracking = (section("mlflow").get("server") or {}).get(
+        "mlflow_tracking_uri"
+    ) or "sqlite:///mlflow.db"
     if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
         tracking = f"sqlite:///{(project_path / tracking.removeprefix('sqlite:///')).resolve()}"
     return {
@@ -104,7 +137,9 @@ def _bounds(ingestion: dict[str, Any] | None) -> MessageBounds | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``fraud-detection-score``; returns the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
     config = project_config(args.project_path, args.env)
@@ -141,7 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     def _stop(signum: int, _frame: Any) -> None:
-        logger.info("Received %s: finishing the current batch, then committing and stopping", signal.Signals(signum).name)
+        logger.info(
+            "Received %s: finishing the current batch, then committing and stopping",
+            signal.Signals(signum).name,
+        )
         scorer.stop()
 
     signal.signal(signal.SIGTERM, _stop)

@@ -25,7 +25,9 @@ from fraud_detection.scoring.features import TransactionRecords
 from fraud_detection.streaming.messages import MessageBounds, decode_transactions
 
 _EPOCH = datetime(1970, 1, 1)
-_DEFAULTS = {c.name: c.default for c in schema.TRANSACTION_SCHEMA if not c.required and c.default is not None}
+_DEFAULTS = {
+    c.name: c.default for c in schema.TRANSACTION_SCHEMA if not c.required and c.default is not None
+}
 _CATEGORICAL = schema.CATEGORICAL_COLUMNS
 _NS_RANGE = (pd.Timestamp.min.value, pd.Timestamp.max.value)
 
@@ -53,9 +55,18 @@ def _fast(values: list[bytes | None], bounds: MessageBounds | None) -> Transacti
     else:
         lo_ns, hi_ns = bounds.min_timestamp.value, bounds.latest().value
         lo_amount, hi_amount = bounds.min_amount, bounds.max_amount
-    cols: dict[str, list] = {name: [] for name in (
-        schema.TRANSACTION_ID, "timestamp_ns", schema.CUSTOMER_ID, schema.TERMINAL_ID, schema.AMOUNT,
-        *_CATEGORICAL, schema.LABEL)}
+    cols: dict[str, list] = {
+        name: []
+        for name in (
+            schema.TRANSACTION_ID,
+            "timestamp_ns",
+            schema.CUSTOMER_ID,
+            schema.TERMINAL_ID,
+            schema.AMOUNT,
+            *_CATEGORICAL,
+            schema.LABEL,
+        )
+    }
     for value in values:
         if not value:
             raise _NotOrdinary
@@ -96,10 +107,16 @@ def _fast(values: list[bytes | None], bounds: MessageBounds | None) -> Transacti
         else:
             raise _NotOrdinary
     return TransactionRecords(
-        transaction_id=cols[schema.TRANSACTION_ID], timestamp_ns=cols["timestamp_ns"],
-        customer_id=cols[schema.CUSTOMER_ID], terminal_id=cols[schema.TERMINAL_ID], amount=cols[schema.AMOUNT],
-        merchant_category=cols[schema.MERCHANT_CATEGORY], currency=cols[schema.CURRENCY],
-        country=cols[schema.COUNTRY], channel=cols[schema.CHANNEL], is_fraud=cols[schema.LABEL],
+        transaction_id=cols[schema.TRANSACTION_ID],
+        timestamp_ns=cols["timestamp_ns"],
+        customer_id=cols[schema.CUSTOMER_ID],
+        terminal_id=cols[schema.TERMINAL_ID],
+        amount=cols[schema.AMOUNT],
+        merchant_category=cols[schema.MERCHANT_CATEGORY],
+        currency=cols[schema.CURRENCY],
+        country=cols[schema.COUNTRY],
+        channel=cols[schema.CHANNEL],
+        is_fraud=cols[schema.LABEL],
     )
 
 
@@ -120,4 +137,8 @@ def decode_records(
         return _fast(values, bounds), list(range(len(values))), {}
     except _NotOrdinary:
         decoded = decode_transactions(values, bounds)
-        return TransactionRecords.from_frame(decoded.frame), decoded.positions.tolist(), decoded.rejected
+        return (
+            TransactionRecords.from_frame(decoded.frame),
+            decoded.positions.tolist(),
+            decoded.rejected,
+        )

@@ -134,7 +134,18 @@ class ScorerCounters:
 
     def summary(self) -> dict[str, Any]:
         latencies = np.asarray(self.processing_ms, dtype=float)
-        out: dict[str, Any] = {k: getattr(self, k) for k in ("consumed", "scored", "dead_lettered", "duplicates", "labels", "replayed", "batches")}
+        out: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in (
+                "consumed",
+                "scored",
+                "dead_lettered",
+                "duplicates",
+                "labels",
+                "replayed",
+                "batches",
+            )
+        }
         if len(latencies):
             out["processing_ms_p50"] = round(float(np.percentile(latencies, 50)), 2)
             out["processing_ms_p99"] = round(float(np.percentile(latencies, 99)), 2)
@@ -220,8 +231,12 @@ class RealTimeScorer:
         self.features = features
         self.model = model
         self.counters = ScorerCounters()
-        self._consumer_factory = consumer_factory or (lambda **kw: connect(KafkaConsumer, config.bootstrap_servers, config.credentials, **kw))
-        self._producer_factory = producer_factory or (lambda **kw: connect(KafkaProducer, config.bootstrap_servers, config.credentials, **kw))
+        self._consumer_factory = consumer_factory or (
+            lambda **kw: connect(KafkaConsumer, config.bootstrap_servers, config.credentials, **kw)
+        )
+        self._producer_factory = producer_factory or (
+            lambda **kw: connect(KafkaProducer, config.bootstrap_servers, config.credentials, **kw)
+        )
         self._consumer: Any = None
         self._producer: Any = None
         self._pending: deque[_Pending] = deque()
@@ -244,18 +259,31 @@ class RealTimeScorer:
     def run(self) -> ScorerCounters:
         """Connects, rebuilds the state, scores until :meth:`stop`; returns the counters."""
         cfg = self.config
-        self._consumer = self._consumer_factory(group_id=cfg.group_id, client_id=f"fraud-detection-scorer-{cfg.group_id}", **self.CONSUMER_DEFAULTS)
-        self._producer = self._producer_factory(client_id="fraud-detection-scorer", **self.PRODUCER_DEFAULTS)
+        self._consumer = self._consumer_factory(
+            group_id=cfg.group_id,
+            client_id=f"fraud-detection-scorer-{cfg.group_id}",
+            **self.CONSUMER_DEFAULTS,
+        )
+        self._producer = self._producer_factory(
+            client_id="fraud-detection-scorer", **self.PRODUCER_DEFAULTS
+        )
         try:
             self._restore()
             logger.info(
                 "Scoring '%s' into '%s' with %s version %s (group %s, labels from %s, dead letters to %s)",
-                cfg.transactions_topic, cfg.predictions_topic, self.model.name, self.model.current.version,
-                cfg.group_id, cfg.labels_topic if self._labels_tps else "the transactions only", cfg.dead_letter_topic,
+                cfg.transactions_topic,
+                cfg.predictions_topic,
+                self.model.name,
+                self.model.current.version,
+                cfg.group_id,
+                cfg.labels_topic if self._labels_tps else "the transactions only",
+                cfg.dead_letter_topic,
             )
             next_status = time.monotonic() + cfg.status_every_s
             while not self._stop.is_set():
-                polled = self._consumer.poll(timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch)
+                polled = self._consumer.poll(
+                    timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch
+                )
                 if polled:
                     self._process(polled, time.time())
                 self._settle(block=False)
@@ -278,8 +306,13 @@ class RealTimeScorer:
         stats = self.features.stats
         logger.info(
             "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, %d labels pending",
-            self.counters.summary(), self.model.name, self.model.current.version,
-            stats.rows, stats.customers, stats.terminals, stats.labels_pending,
+            self.counters.summary(),
+            self.model.name,
+            self.model.current.version,
+            stats.rows,
+            stats.customers,
+            stats.terminals,
+            stats.labels_pending,
         )
 
     # ---------------------------------------------------------------- restore --
@@ -288,8 +321,13 @@ class RealTimeScorer:
         partitions = self._consumer.partitions_for_topic(topic)
         if not partitions:
             if required:
-                raise ScorerError(f"Topic '{topic}' does not exist on {servers_text(self.config.bootstrap_servers)}: create it or produce to it first")
-            logger.warning("Topic '%s' does not exist: labels come only with the transactions until the scorer restarts", topic)
+                raise ScorerError(
+                    f"Topic '{topic}' does not exist on {servers_text(self.config.bootstrap_servers)}: create it or produce to it first"
+                )
+            logger.warning(
+                "Topic '%s' does not exist: labels come only with the transactions until the scorer restarts",
+                topic,
+            )
             return []
         return [TopicPartition(topic, p) for p in sorted(partitions)]
 
@@ -322,7 +360,10 @@ class RealTimeScorer:
         self._acked = dict(live_from)
         self._dirty = True
         self._commit(force=True)
-        logger.info("Scoring from offsets %s", {f"{tp.topic}[{tp.partition}]": o for tp, o in live_from.items()})
+        logger.info(
+            "Scoring from offsets %s",
+            {f"{tp.topic}[{tp.partition}]": o for tp, o in live_from.items()},
+        )
 
     def _replay_start(self, tp: TopicPartition, live_from: int, beginning: int) -> int:
         """First offset whose message is younger than the state's horizon before the
@@ -340,11 +381,15 @@ class RealTimeScorer:
         if last is None or last.timestamp is None or last.timestamp < 0:
             return beginning
         target = last.timestamp - self.features.horizon_ms
-        found = consumer.offsets_for_times({tp: max(target, 0)}, timeout_ms=self.CONSUMER_DEFAULTS["request_timeout_ms"])
+        found = consumer.offsets_for_times(
+            {tp: max(target, 0)}, timeout_ms=self.CONSUMER_DEFAULTS["request_timeout_ms"]
+        )
         offset = found.get(tp)
         return max(beginning, offset.offset if offset is not None else beginning)
 
-    def _replay(self, replay_from: dict[TopicPartition, int], live_from: dict[TopicPartition, int]) -> None:
+    def _replay(
+        self, replay_from: dict[TopicPartition, int], live_from: dict[TopicPartition, int]
+    ) -> None:
         consumer = self._consumer
         todo = {tp for tp in replay_from if replay_from[tp] < live_from[tp]}
         consumer.assign(list(replay_from))
@@ -354,7 +399,9 @@ class RealTimeScorer:
             consumer.seek(tp, replay_from[tp])
         consumer.pause(*[tp for tp in replay_from if tp not in todo])
         total = sum(live_from[tp] - replay_from[tp] for tp in todo)
-        logger.info("Rebuilding the feature state from %d messages before the committed offsets", total)
+        logger.info(
+            "Rebuilding the feature state from %d messages before the committed offsets", total
+        )
         started = time.monotonic()
         stalled_since = time.monotonic()
         while todo:
@@ -377,9 +424,16 @@ class RealTimeScorer:
                     todo.discard(tp)
                     consumer.pause(tp)
             if todo and time.monotonic() - stalled_since > 60:
-                raise ScorerError(f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: is the broker up?")
-        logger.info("Feature state rebuilt from %d messages in %.1fs: %d rows, %d customers",
-                    self.counters.replayed, time.monotonic() - started, self.features.stats.rows, self.features.stats.customers)
+                raise ScorerError(
+                    f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: is the broker up?"
+                )
+        logger.info(
+            "Feature state rebuilt from %d messages in %.1fs: %d rows, %d customers",
+            self.counters.replayed,
+            time.monotonic() - started,
+            self.features.stats.rows,
+            self.features.stats.customers,
+        )
 
     # ---------------------------------------------------------------- scoring --
 
@@ -471,7 +525,11 @@ class RealTimeScorer:
         futures = []
         threshold = model.threshold
         for tid, customer, score, decision in zip(
-            batch.transaction_id, batch.customer_id, scores.tolist(), decisions.tolist(), strict=True
+            batch.transaction_id,
+            batch.customer_id,
+            scores.tolist(),
+            decisions.tolist(),
+            strict=True,
         ):
             message = {
                 "transaction_id": tid,
@@ -484,7 +542,9 @@ class RealTimeScorer:
                 "processing_latency_ms": latency_ms,
                 "scored_at": scored_at,
             }
-            futures.append(send(cfg.predictions_topic, value=orjson.dumps(message), key=customer.encode()))
+            futures.append(
+                send(cfg.predictions_topic, value=orjson.dumps(message), key=customer.encode())
+            )
         if cfg.features_topic:
             futures += self._send_features(batch)
         self.counters.scored += len(batch)
@@ -497,7 +557,13 @@ class RealTimeScorer:
         futures = []
         for row in frame.to_dict("records"):
             value = orjson.dumps(row, default=lambda v: None if v is pd.NA else str(v))
-            futures.append(self._producer.send(self.config.features_topic, value=value, key=str(row[schema.CUSTOMER_ID]).encode()))
+            futures.append(
+                self._producer.send(
+                    self.config.features_topic,
+                    value=value,
+                    key=str(row[schema.CUSTOMER_ID]).encode(),
+                )
+            )
         return futures
 
     def _dead_letter(self, records: list[ConsumerRecord], rejected: dict[int, str]) -> list[Any]:
@@ -512,20 +578,32 @@ class RealTimeScorer:
         futures = []
         for position, reason in rejected.items():
             record = records[position]
-            value, headers = dead_letter(record.value, reason, {
-                "source.topic": record.topic,
-                "source.partition": record.partition,
-                "source.offset": record.offset,
-                "source.timestamp": record.timestamp,
-                "service": "fraud-detection-score",
-            })
-            futures.append(self._producer.send(
-                self.config.dead_letter_topic, value=value, key=record.key, headers=headers
-            ))
+            value, headers = dead_letter(
+                record.value,
+                reason,
+                {
+                    "source.topic": record.topic,
+                    "source.partition": record.partition,
+                    "source.offset": record.offset,
+                    "source.timestamp": record.timestamp,
+                    "service": "fraud-detection-score",
+                },
+            )
+            futures.append(
+                self._producer.send(
+                    self.config.dead_letter_topic, value=value, key=record.key, headers=headers
+                )
+            )
         self.counters.dead_lettered += len(rejected)
-        logger.warning("Dead-lettered %d malformed message(s) to '%s' (first: %s[%d] offset %d: %s)",
-                       len(rejected), self.config.dead_letter_topic, first.topic, first.partition, first.offset,
-                       rejected[next(iter(rejected))])
+        logger.warning(
+            "Dead-lettered %d malformed message(s) to '%s' (first: %s[%d] offset %d: %s)",
+            len(rejected),
+            self.config.dead_letter_topic,
+            first.topic,
+            first.partition,
+            first.offset,
+            rejected[next(iter(rejected))],
+        )
         return futures
 
     # ---------------------------------------------------------------- commits --
@@ -561,12 +639,16 @@ class RealTimeScorer:
         """Commits every acknowledged offset (all partitions, so a failed asynchronous
         commit is covered by the next one); at most every ``commit_interval_s``."""
         now = time.monotonic()
-        if not self._dirty or (not force and now - self._last_commit < self.config.commit_interval_s):
+        if not self._dirty or (
+            not force and now - self._last_commit < self.config.commit_interval_s
+        ):
             return
         offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._acked.items()}
         try:
             if force:
-                self._consumer.commit(offsets, timeout_ms=self.CONSUMER_DEFAULTS["request_timeout_ms"])
+                self._consumer.commit(
+                    offsets, timeout_ms=self.CONSUMER_DEFAULTS["request_timeout_ms"]
+                )
             else:
                 self._consumer.commit_async(offsets, callback=self._on_commit)
         except KafkaError as exc:
@@ -578,20 +660,25 @@ class RealTimeScorer:
     def _on_commit(self, offsets: Any, response: Any) -> None:
         if isinstance(response, Exception):
             self._dirty = True
-            logger.warning("An asynchronous offset commit failed (%r); the next commit covers it", response)
+            logger.warning(
+                "An asynchronous offset commit failed (%r); the next commit covers it", response
+            )
 
 
 def _content(records: TransactionRecords, i: int) -> tuple:
     """What identifies a transaction's content, to tell a redelivery from a reused id."""
     return (
-        records.timestamp_ns[i], records.customer_id[i], records.terminal_id[i], records.amount[i]
+        records.timestamp_ns[i],
+        records.customer_id[i],
+        records.terminal_id[i],
+        records.amount[i],
     )
 
 
 def _take(records: TransactionRecords, rows: list[int]) -> TransactionRecords:
-    return TransactionRecords(**{
-        f.name: [getattr(records, f.name)[i] for i in rows] for f in fields(TransactionRecords)
-    })
+    return TransactionRecords(
+        **{f.name: [getattr(records, f.name)[i] for i in rows] for f in fields(TransactionRecords)}
+    )
 
 
 def _slice(batch: FeatureBatch, rows: list[int]) -> FeatureBatch:

@@ -56,7 +56,12 @@ TIMESTAMP_IN_FUTURE = "timestamp_in_future"
 DEAD_LETTER_MAX_VALUE_BYTES = 256 * 1024
 _MAX_REASON_CHARS = 1000
 
-_ARROW_TYPES = {"str": pa.string(), "datetime": pa.string(), "float": pa.float64(), "label": pa.float64()}
+_ARROW_TYPES = {
+    "str": pa.string(),
+    "datetime": pa.string(),
+    "float": pa.float64(),
+    "label": pa.float64(),
+}
 _PARSE_OPTIONS = pa_json.ParseOptions(
     explicit_schema=pa.schema([(c.name, _ARROW_TYPES[c.kind]) for c in TRANSACTION_SCHEMA]),
     unexpected_field_behavior="ignore",
@@ -209,7 +214,9 @@ def decode_transactions(
     accepted[list(rejected)] = False
     positions = np.flatnonzero(accepted)
     frame = typed.iloc[positions].reset_index(drop=True) if len(positions) < len(typed) else typed
-    return DecodedMessages(frame=frame, positions=positions, rejected=dict(sorted(rejected.items())))
+    return DecodedMessages(
+        frame=frame, positions=positions, rejected=dict(sorted(rejected.items()))
+    )
 
 
 def _bound_flags(typed: pd.DataFrame, bounds: MessageBounds) -> dict[str, np.ndarray]:
@@ -346,7 +353,9 @@ def _as_string(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     if pd.api.types.infer_dtype(values, skipna=True) in {"string", "integer", "empty"}:
         ok = np.ones(len(values), dtype=bool)
     else:
-        ok = values.map(lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))).to_numpy(bool)
+        ok = values.map(
+            lambda v: isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))
+        ).to_numpy(bool)
     return values.where(ok).astype("str"), ok
 
 
@@ -383,7 +392,9 @@ def _as_timestamp(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
 def _as_label(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """0, 1, true, false or null."""
     if _is_object(values):
-        numbers = values.map(lambda v: int(v) if isinstance(v, bool) else v if isinstance(v, int | float) else np.nan)
+        numbers = values.map(
+            lambda v: int(v) if isinstance(v, bool) else v if isinstance(v, int | float) else np.nan
+        )
         cast = pd.to_numeric(numbers, errors="coerce").astype("float64")
     else:
         cast = values.astype("float64")

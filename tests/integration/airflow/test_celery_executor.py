@@ -27,6 +27,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from tests.airflow.test_dag_generation import dag_literal
 from tests.conftest import PROJECT_ROOT
 from tests.e2e.test_default_run import SMALL_RUN, make_project, run
 from tests.integration.airflow.conftest import (
@@ -43,6 +44,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 SCRIPTS = PROJECT_ROOT / "scripts"
 RUN_ID = "celery-executor-test"
 KEDRO_QUEUE = "kedro"
+# The tasks that run Kedro nodes: one per pipeline stage (namespace) of the DAG.
+KEDRO_TASKS = sorted(dag_literal("NODE_GROUPS"))
 # Celery node name and the hostname each worker reports for its task instances.
 WORKERS = {"default": "orchestration-worker", KEDRO_QUEUE: "training-worker"}
 # The DAG's branches after model selection run side by side on the training worker.
@@ -54,8 +57,8 @@ DAG_RUN_TIMEOUT_S = 1200
 # the dag-processor applies, and the hostname the workers report.
 LOCAL_SETTINGS = f'''
 def task_policy(task):
-    """Kedro node tasks (`<verb>_node`) go to the queue of the training worker."""
-    if task.task_id.endswith("_node"):
+    """The Kedro stage tasks go to the queue of the training worker."""
+    if task.task_id in {KEDRO_TASKS!r}:
         task.queue = "{KEDRO_QUEUE}"
 '''
 WORKER_IDENTITY = """
@@ -151,9 +154,7 @@ class Processes:
     def check_alive(self) -> None:
         for name, process in self.started.items():
             if process.poll() is not None:
-                pytest.fail(
-                    f"airflow {name} exited ({process.returncode}):\n{self.tail(name)}"
-                )
+                pytest.fail(f"airflow {name} exited ({process.returncode}):\n{self.tail(name)}")
 
     def tail(self, name: str, lines: int = 60) -> str:
         return "\n".join((self.logs / f"{name}.log").read_text().splitlines()[-lines:])
@@ -174,9 +175,7 @@ class Processes:
 def http_get(url: str, auth: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url)
     if auth:
-        request.add_header(
-            "Authorization", "Basic " + base64.b64encode(auth.encode()).decode()
-        )
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
     try:
         # Flower's worker list waits for the workers' replies: generous on a busy machine.
         with urllib.request.urlopen(request, timeout=20) as response:
@@ -187,18 +186,14 @@ def http_get(url: str, auth: str | None = None) -> tuple[int, str]:
         return 0, ""
 
 
-def wait_for(
-    what: str, check, processes: Processes, timeout: float, interval: float = 2
-):
+def wait_for(what: str, check, processes: Processes, timeout: float, interval: float = 2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         processes.check_alive()
         if result := check():
             return result
         time.sleep(interval)
-    logs = "\n\n".join(
-        f"--- {name}\n{processes.tail(name, 30)}" for name in processes.started
-    )
+    logs = "\n\n".join(f"--- {name}\n{processes.tail(name, 30)}" for name in processes.started)
     pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{logs}")
 
 
@@ -310,9 +305,7 @@ def celery_airflow(generated_dags, project, postgres, redis_url, tmp_path_factor
         )
         wait_for(
             "the DAG from the dag-processor",
-            lambda: postgres.query(
-                f"SELECT 1 FROM serialized_dag WHERE dag_id = '{DAG_ID}'"
-            ),
+            lambda: postgres.query(f"SELECT 1 FROM serialized_dag WHERE dag_id = '{DAG_ID}'"),
             processes,
             timeout=300,
         )
@@ -365,15 +358,9 @@ def dag_run(celery_airflow) -> dict[str, dict[str, str]]:
         f" WHERE dag_id = '{DAG_ID}' AND run_id = '{RUN_ID}'"
     )
     tasks = {task: {"state": s, "queue": q, "hostname": h} for task, s, q, h in rows}
-    failed = sorted(
-        t for t, ti in tasks.items() if ti["state"] not in {"success", "skipped"}
-    )
-    logs = "\n\n".join(
-        f"--- {n}\n{celery_airflow.processes.tail(n, 40)}" for n in WORKERS.values()
-    )
-    assert state == "success", (
-        f"DAG run {state}; tasks not successful: {failed}\n{logs}"
-    )
+    failed = sorted(t for t, ti in tasks.items() if ti["state"] not in {"success", "skipped"})
+    logs = "\n\n".join(f"--- {n}\n{celery_airflow.processes.tail(n, 40)}" for n in WORKERS.values())
+    assert state == "success", f"DAG run {state}; tasks not successful: {failed}\n{logs}"
     return tasks
 
 
@@ -384,7 +371,7 @@ def test_dag_run_succeeds_with_tasks_on_both_celery_workers(dag_run):
     for task_id, ti in dag_run.items():
         by_queue.setdefault(ti["queue"], set()).add(task_id)
         assert ti["hostname"] == WORKERS[ti["queue"]], (task_id, ti)
-    assert by_queue[KEDRO_QUEUE] == {t for t in dag_run if t.endswith("_node")}
+    assert by_queue[KEDRO_QUEUE] == set(KEDRO_TASKS)
     assert {
         "validate_environment",
         "start_mlflow_run",
@@ -407,9 +394,7 @@ def test_dag_run_promotes_its_model_in_one_mlflow_run(dag_run, project):
     assert champion.run_id == mlflow_run.info.run_id
 
 
-def test_flower_answers_and_lists_both_workers_with_their_queues(
-    celery_airflow, dag_run
-):
+def test_flower_answers_and_lists_both_workers_with_their_queues(celery_airflow, dag_run):
     url = celery_airflow.flower_url
     assert http_get(f"{url}/healthcheck") == (200, "OK")
     assert http_get(f"{url}/api/workers")[0] == 401  # the API needs the login

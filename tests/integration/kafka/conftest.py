@@ -57,7 +57,14 @@ class Broker:
             "KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "PYTHON": sys.executable,
         }
-        return subprocess.run(["bash", str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+        return subprocess.run(
+            ["bash", str(SCRIPT), command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def start(self) -> None:
         result = self.script("start")
@@ -95,7 +102,11 @@ class Broker:
                     time.sleep(0.5)
         finally:
             admin.close()
-        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == topic and meta.offset >= 0}
+        return {
+            tp.partition: meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic == topic and meta.offset >= 0
+        }
 
     def end_offsets(self, topic: str) -> dict[int, int]:
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=10_000)
@@ -107,7 +118,11 @@ class Broker:
 
     def read_all(self, topic: str) -> list:
         """Every record of ``topic`` (without a consumer group)."""
-        consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, bootstrap_timeout_ms=10_000, auto_offset_reset="earliest")
+        consumer = KafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            bootstrap_timeout_ms=10_000,
+            auto_offset_reset="earliest",
+        )
         try:
             tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
             consumer.assign(tps)
@@ -166,7 +181,9 @@ class KafkaProject:
 
     def run(self, pipeline: str, runtime_params: dict | None = None, **kwargs) -> None:
         bootstrap_project(self.path)
-        with KedroSession.create(project_path=self.path, env="kafka", runtime_params=runtime_params or {}) as session:
+        with KedroSession.create(
+            project_path=self.path, env="kafka", runtime_params=runtime_params or {}
+        ) as session:
             session.run(pipeline_names=[pipeline], **kwargs)
 
     # The kafka environment keeps one parquet file per ingested batch in these folders.
@@ -189,7 +206,9 @@ class KafkaProject:
         return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
 
 
-def kafka_project(root: Path, broker: Broker, name: str, monkeypatch: pytest.MonkeyPatch) -> KafkaProject:
+def kafka_project(
+    root: Path, broker: Broker, name: str, monkeypatch: pytest.MonkeyPatch
+) -> KafkaProject:
     """A project copy in ``root`` whose kafka environment reads topic ``name``."""
     path = make_project(root)
     project = KafkaProject(path=path, topic=name, group=f"{name}-ingestion")

@@ -28,19 +28,29 @@ def test_generated_batches_through_the_broker_are_each_accounted_for(kafka_broke
     sizes: list[int] = []
 
     @seed(payloads.FUZZ_SEED)
-    @settings(max_examples=3, deadline=None, database=None,
-              suppress_health_check=[
-                  HealthCheck.too_slow, HealthCheck.data_too_large,
-                  HealthCheck.function_scoped_fixture, HealthCheck.large_base_example,
-              ])
+    @settings(
+        max_examples=3,
+        deadline=None,
+        database=None,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.large_base_example,
+        ],
+    )
     @given(pairs=payloads.batches(min_size=1000, max_size=1000))
     def through_the_broker(pairs):
         topic = f"fuzz-{uuid.uuid4().hex[:8]}"
         values = payloads.build_batch(pairs)
         kafka_broker.produce_raw(topic, values)
-        ds = KafkaDataset(topic=topic, bootstrap_servers=kafka_broker.bootstrap,
-                          group_id=f"{topic}-group", dead_letter_topic=f"{topic}.dlq",
-                          load_args={"decode_chunk_size": 400})
+        ds = KafkaDataset(
+            topic=topic,
+            bootstrap_servers=kafka_broker.bootstrap,
+            group_id=f"{topic}-group",
+            dead_letter_topic=f"{topic}.dlq",
+            load_args={"decode_chunk_size": 400},
+        )
         frame = ds.load()  # raises if one message could stop the stream
         ds.commit()
         letters = kafka_broker.read_all(f"{topic}.dlq")

@@ -32,9 +32,19 @@ SIMULATOR_ARGS = ["--days", "50", "--customers", "400", "--terminals", "800", "-
 
 def _produce_cli(*args: str, servers: str, cwd: Path) -> subprocess.CompletedProcess:
     script = Path(sys.executable).with_name("fraud-detection-produce")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "fraud_detection.streaming.producer"]
-    return subprocess.run([*command, "--bootstrap-servers", servers, *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300, check=False)
+    command = (
+        [str(script)]
+        if script.exists()
+        else [sys.executable, "-m", "fraud_detection.streaming.producer"]
+    )
+    return subprocess.run(
+        [*command, "--bootstrap-servers", servers, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 # ------------------------------------------------- produce, ingest, train --
@@ -46,7 +56,9 @@ def streamed(kafka_broker, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     project = kafka_project(tmp_path_factory.mktemp("stream"), kafka_broker, "transactions-e2e", mp)
     kafka_broker.create_topic(project.topic, partitions=3)
-    result = _produce_cli("--topic", project.topic, *SIMULATOR_ARGS, servers=kafka_broker.bootstrap, cwd=project.path)
+    result = _produce_cli(
+        "--topic", project.topic, *SIMULATOR_ARGS, servers=kafka_broker.bootstrap, cwd=project.path
+    )
     yield project, result
     mp.undo()
 
@@ -66,7 +78,9 @@ def test_ingestion_persists_every_transaction_once_and_commits_after(streamed, k
     validated = project.validated()
     assert len(validated) == 43465 and validated["transaction_id"].is_unique
     assert len(project.quarantined()) == 0
-    assert kafka_broker.committed(project.group, project.topic) == kafka_broker.end_offsets(project.topic)
+    assert kafka_broker.committed(project.group, project.topic) == kafka_broker.end_offsets(
+        project.topic
+    )
     # Nothing new: the second run reads nothing, yet the ingested history is intact.
     project.run("ingestion")
     assert len(project.validated()) == 43465
@@ -89,14 +103,25 @@ def test_training_flow_runs_from_kafka_data(streamed, kafka_broker):
 
 
 def test_producer_cli_sends_a_mapped_file(kafka_broker, tmp_path):
-    source = make_transactions(n=500).rename(columns={"transaction_id": "TX_ID", "customer_id": "CARD", "amount": "TX_AMOUNT"})
+    source = make_transactions(n=500).rename(
+        columns={"transaction_id": "TX_ID", "customer_id": "CARD", "amount": "TX_AMOUNT"}
+    )
     path = tmp_path / "handbook_like.csv"
     source.to_csv(path, index=False)
-    result = _produce_cli("--file", str(path), "--topic", "file-source", "--column-mapping",
-                          "transaction_id=TX_ID,customer_id=CARD,amount=TX_AMOUNT",
-                          servers=kafka_broker.bootstrap, cwd=Path(__file__).resolve().parents[3])
+    result = _produce_cli(
+        "--file",
+        str(path),
+        "--topic",
+        "file-source",
+        "--column-mapping",
+        "transaction_id=TX_ID,customer_id=CARD,amount=TX_AMOUNT",
+        servers=kafka_broker.bootstrap,
+        cwd=Path(__file__).resolve().parents[3],
+    )
     assert result.returncode == 0, result.stderr
-    frame = KafkaDataset(topic="file-source", bootstrap_servers=kafka_broker.bootstrap, group_id="file-check").load()
+    frame = KafkaDataset(
+        topic="file-source", bootstrap_servers=kafka_broker.bootstrap, group_id="file-check"
+    ).load()
     assert sorted(frame["transaction_id"]) == sorted(source["TX_ID"])
     records = kafka_broker.read_all("file-source")
     assert {r.key.decode() for r in records} == set(source["CARD"])
@@ -110,17 +135,43 @@ POISON = {
     b"": "bad_json",
     None: "empty_message",
     b"[1, 2, 3]": "not_a_json_object",
-    orjson.dumps({"transaction_id": "P1", "timestamp": "2025-01-02T00:00:00", "customer_id": "C1",
-                  "terminal_id": "M1", "amount": "lots"}): "bad_type_amount",
-    orjson.dumps({"transaction_id": "P2", "timestamp": "not a time", "customer_id": "C1",
-                  "terminal_id": "M1", "amount": 1.0}): "bad_type_timestamp",
-    orjson.dumps({"transaction_id": "P3", "customer_id": "C1", "amount": 1.0}): "missing_timestamp;missing_terminal_id",
-    orjson.dumps({"transaction_id": "P4", "timestamp": "2025-01-02T00:00:00", "customer_id": ["C1"],
-                  "terminal_id": "M1", "amount": 1.0, "is_fraud": 7}): "bad_type_customer_id;bad_type_is_fraud",
+    orjson.dumps(
+        {
+            "transaction_id": "P1",
+            "timestamp": "2025-01-02T00:00:00",
+            "customer_id": "C1",
+            "terminal_id": "M1",
+            "amount": "lots",
+        }
+    ): "bad_type_amount",
+    orjson.dumps(
+        {
+            "transaction_id": "P2",
+            "timestamp": "not a time",
+            "customer_id": "C1",
+            "terminal_id": "M1",
+            "amount": 1.0,
+        }
+    ): "bad_type_timestamp",
+    orjson.dumps(
+        {"transaction_id": "P3", "customer_id": "C1", "amount": 1.0}
+    ): "missing_timestamp;missing_terminal_id",
+    orjson.dumps(
+        {
+            "transaction_id": "P4",
+            "timestamp": "2025-01-02T00:00:00",
+            "customer_id": ["C1"],
+            "terminal_id": "M1",
+            "amount": 1.0,
+            "is_fraud": 7,
+        }
+    ): "bad_type_customer_id;bad_type_is_fraud",
 }
 
 
-def test_poison_messages_are_dead_lettered_and_every_message_is_accounted_for(kafka_broker, tmp_path, monkeypatch):
+def test_poison_messages_are_dead_lettered_and_every_message_is_accounted_for(
+    kafka_broker, tmp_path, monkeypatch
+):
     project = kafka_project(tmp_path, kafka_broker, "transactions-poison", monkeypatch)
     good = make_transactions(n=2000, days=40, seed=3)
     from fraud_detection.streaming.messages import encode_transactions
@@ -152,7 +203,9 @@ def test_poison_messages_are_dead_lettered_and_every_message_is_accounted_for(ka
 # ------------------------------------------------------------------ crashes --
 
 
-def test_killed_between_consume_and_persist_then_rerun_loses_and_doubles_nothing(kafka_broker, tmp_path, monkeypatch):
+def test_killed_between_consume_and_persist_then_rerun_loses_and_doubles_nothing(
+    kafka_broker, tmp_path, monkeypatch
+):
     project = kafka_project(tmp_path, kafka_broker, "transactions-kill", monkeypatch)
     frame = make_transactions(n=3000, days=40, seed=5)
     assert kafka_broker.produce(project.topic, frame).ok
@@ -164,8 +217,13 @@ def test_killed_between_consume_and_persist_then_rerun_loses_and_doubles_nothing
         "assert len(ds.load()) == 3000\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    killed = subprocess.run([sys.executable, "-c", crash, project.topic, kafka_broker.bootstrap, project.group],
-                            capture_output=True, text=True, timeout=120, check=False)
+    killed = subprocess.run(
+        [sys.executable, "-c", crash, project.topic, kafka_broker.bootstrap, project.group],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert kafka_broker.committed(project.group, project.topic) == {}
 
@@ -175,7 +233,9 @@ def test_killed_between_consume_and_persist_then_rerun_loses_and_doubles_nothing
     assert kafka_broker.committed(project.group, project.topic) == {0: 3000}
 
 
-def test_failed_persist_commits_nothing_and_the_rerun_reads_the_batch_again(kafka_broker, tmp_path, monkeypatch):
+def test_failed_persist_commits_nothing_and_the_rerun_reads_the_batch_again(
+    kafka_broker, tmp_path, monkeypatch
+):
     project = kafka_project(tmp_path, kafka_broker, "transactions-persist", monkeypatch)
     frame = make_transactions(n=1500, days=40, seed=6)
     assert kafka_broker.produce(project.topic, frame).ok
@@ -198,9 +258,13 @@ def test_batch_persisted_but_not_committed_is_not_doubled(kafka_broker, tmp_path
     frame = make_transactions(n=1200, days=40, seed=8)
     assert kafka_broker.produce(project.topic, frame.iloc[:1000]).ok
     # The batch reached storage, then the process died before committing.
-    dataset = KafkaDataset(topic=project.topic, bootstrap_servers=kafka_broker.bootstrap, group_id=project.group)
-    ParquetBatchesDataset(path=str(project.path / "data/02_intermediate/validated_batches"),
-                          unique_key="transaction_id").save(dataset.load())
+    dataset = KafkaDataset(
+        topic=project.topic, bootstrap_servers=kafka_broker.bootstrap, group_id=project.group
+    )
+    ParquetBatchesDataset(
+        path=str(project.path / "data/02_intermediate/validated_batches"),
+        unique_key="transaction_id",
+    ).save(dataset.load())
     assert kafka_broker.produce(project.topic, frame.iloc[1000:]).ok
 
     project.run("ingestion")  # reads the 1000 again, plus the 200 new ones
@@ -254,16 +318,27 @@ def test_stopping_the_broker_mid_run_fails_clearly_and_commits_nothing(tmp_path,
         config = yaml.safe_load(catalog.read_text())
         # Small fetches make the batch take seconds; fail fast once the broker is gone.
         config["raw_transactions"]["load_args"].update(
-            max_partition_fetch_bytes=4096, fetch_max_bytes=4096, max_poll_records=50,
-            stall_timeout_s=8, request_timeout_ms=5000, bootstrap_timeout_ms=3000, progress_every_s=0.2,
+            max_partition_fetch_bytes=4096,
+            fetch_max_bytes=4096,
+            max_poll_records=50,
+            stall_timeout_s=8,
+            request_timeout_ms=5000,
+            bootstrap_timeout_ms=3000,
+            progress_every_s=0.2,
         )
         catalog.write_text(yaml.safe_dump(config))
         kedro = Path(sys.executable).with_name("kedro")
         # The test reads the progress lines as a log shipper would: JSON lines on stdout
         # (the terminal's rich handler wraps long lines).
         env = {**os.environ, "KEDRO_LOGGING_CONFIG": str(project.path / "conf/logging-json.yml")}
-        run = subprocess.Popen([str(kedro), "run", "--env", "kafka", "--pipelines", "ingestion"], cwd=project.path,
-                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        run = subprocess.Popen(
+            [str(kedro), "run", "--env", "kafka", "--pipelines", "ingestion"],
+            cwd=project.path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         output: list[str] = []
         for line in run.stdout:
             output.append(line)
@@ -287,14 +362,19 @@ def test_stopping_the_broker_mid_run_fails_clearly_and_commits_nothing(tmp_path,
         broker.stop()
 
 
-def test_unreachable_broker_fails_before_any_node_naming_the_servers(tmp_path, monkeypatch, kafka_broker):
+def test_unreachable_broker_fails_before_any_node_naming_the_servers(
+    tmp_path, monkeypatch, kafka_broker
+):
     project = kafka_project(tmp_path, kafka_broker, "transactions-down", monkeypatch)
     servers = f"127.0.0.1:{free_port()}"
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", servers)
     validation = project.path / "conf/kafka/validation.yml"
     validation.write_text(validation.read_text().replace("timeout_s: 10", "timeout_s: 2"))
     started = time.monotonic()
-    with pytest.raises(StartupValidationError, match=f"(?s)environment 'kafka'.*No Kafka broker answered at {servers} within 2s"):
+    with pytest.raises(
+        StartupValidationError,
+        match=f"(?s)environment 'kafka'.*No Kafka broker answered at {servers} within 2s",
+    ):
         project.run("train_and_promote")
     assert time.monotonic() - started < 20
     assert not list((project.path / "data").rglob("*.parquet"))
@@ -303,7 +383,9 @@ def test_unreachable_broker_fails_before_any_node_naming_the_servers(tmp_path, m
 # -------------------------------------------------- the default pipeline --
 
 
-def test_default_pipeline_in_the_kafka_env_streams_simulated_transactions_through_the_topic(kafka_broker, tmp_path, monkeypatch):
+def test_default_pipeline_in_the_kafka_env_streams_simulated_transactions_through_the_topic(
+    kafka_broker, tmp_path, monkeypatch
+):
     project = kafka_project(tmp_path, kafka_broker, "transactions-default", monkeypatch)
     params = {"simulation": {"n_days": 10, "n_customers": 100, "n_terminals": 200, "seed": 11}}
     project.run("__default__", params, to_outputs=["validated_transactions"])

@@ -26,8 +26,12 @@ INGESTION = base_parameters("ingestion", column_mapping={}, reference_time="2025
 
 
 def _dataset(broker, topic: str) -> KafkaDataset:
-    return KafkaDataset(topic=topic, bootstrap_servers=broker.bootstrap, group_id=f"{topic}-group",
-                        dead_letter_topic=f"{topic}.dlq")
+    return KafkaDataset(
+        topic=topic,
+        bootstrap_servers=broker.bootstrap,
+        group_id=f"{topic}-group",
+        dead_letter_topic=f"{topic}.dlq",
+    )
 
 
 def _headers(record) -> dict[str, str]:

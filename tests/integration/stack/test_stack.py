@@ -35,7 +35,9 @@ N_TRANSACTIONS = 1000
 PREFIX = "stack-test-"
 # Small training data (the e2e tests' simulation) and a small live stream, so the DAG
 # run and the producer's simulation take seconds, not minutes.
-SEED_PARAMS = "simulation.n_days=50,simulation.n_customers=400,simulation.n_terminals=800,simulation.seed=7"
+SEED_PARAMS = (
+    "simulation.n_days=50,simulation.n_customers=400,simulation.n_terminals=800,simulation.seed=7"
+)
 PRODUCER_ARGS = "--days 10 --customers 200 --terminals 400"
 
 
@@ -73,10 +75,7 @@ def stack_processes(root: Path) -> list[str]:
         try:
             if mark in (proc / "environ").read_bytes().split(b"\0"):
                 found.append(
-                    (proc / "cmdline")
-                    .read_bytes()
-                    .replace(b"\0", b" ")
-                    .decode(errors="replace")
+                    (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
                 )
         except OSError:  # exited meanwhile, or not ours to read
             continue
@@ -95,9 +94,7 @@ class Stack:
     env: dict[str, str]
     up: subprocess.CompletedProcess
 
-    def make(
-        self, *args: str, timeout: float = 1800, **extra: str
-    ) -> subprocess.CompletedProcess:
+    def make(self, *args: str, timeout: float = 1800, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             ["make", "--no-print-directory", *args],
             cwd=PROJECT_ROOT,
@@ -130,9 +127,7 @@ class Stack:
             "mlflow": "mlflow/mlflow.pid",
         }
         return {
-            name: (self.root / files.get(name, f"{name}/{name}.pid"))
-            .read_text()
-            .strip()
+            name: (self.root / files.get(name, f"{name}/{name}.pid")).read_text().strip()
             for name in SERVICES
         }
 
@@ -161,10 +156,7 @@ def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
             check=False,
         )
     assert result.returncode != 0
-    assert (
-        f"port {port} (MLFLOW_PORT, mlflow) on 127.0.0.1 is already in use"
-        in result.stderr
-    )
+    assert f"port {port} (MLFLOW_PORT, mlflow) on 127.0.0.1 is already in use" in result.stderr
     assert stack_processes(tmp_path / "stack") == []
 
 
@@ -193,9 +185,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 def test_every_service_comes_up_healthy_and_is_listed(stack):
     rows = {
-        line.split()[0]: line
-        for line in stack.up.stdout.splitlines()
-        if line.split()[:1] != []
+        line.split()[0]: line for line in stack.up.stdout.splitlines() if line.split()[:1] != []
     }
     for name in SERVICES:
         assert name in rows, stack.up.stdout
@@ -203,9 +193,7 @@ def test_every_service_comes_up_healthy_and_is_listed(stack):
     assert "waiting for a champion" in rows["scorer"]
     assert f"127.0.0.1:{stack.port('AIRFLOW_PORT')}" in rows["airflow"]
     assert str(stack.root / "airflow" / "airflow.log") in rows["airflow"]
-    assert (
-        stack.root / "airflow" / "simple_auth_manager_passwords.json.generated"
-    ).is_file()
+    assert (stack.root / "airflow" / "simple_auth_manager_passwords.json.generated").is_file()
     status = stack.make("stack-status")
     assert status.returncode == 0, failure(status, "make stack-status")
 
@@ -220,9 +208,7 @@ def test_make_stack_again_is_a_no_op_that_prints_the_table(stack):
 
 
 def test_one_dag_run_promotes_a_champion_that_scores_the_stream(stack, tmp_path):
-    train = stack.make(
-        "stack-train", timeout=1800, STACK_TRAIN_PARAMS=json.dumps(DAG_PARAMS)
-    )
+    train = stack.make("stack-train", timeout=1800, STACK_TRAIN_PARAMS=json.dumps(DAG_PARAMS))
     assert train.returncode == 0, failure(train, "make stack-train")
 
     client = MlflowClient(stack.tracking_uri)
@@ -304,8 +290,6 @@ def test_stack_down_stops_every_process_and_keeps_the_data(stack):
         "AIRFLOW_WORKER_LOG_PORT",
     )
     assert [name for name in ports if port_open(stack.port(name))] == []
-    assert (stack.root / "mlflow" / "mlflow.db").is_file() and (
-        stack.root / "s3" / "data"
-    ).is_dir()
+    assert (stack.root / "mlflow" / "mlflow.db").is_file() and (stack.root / "s3" / "data").is_dir()
     status = stack.make("stack-status")
     assert status.returncode != 0 and "not running" in status.stdout
