@@ -121,7 +121,10 @@ def test_run_fails_when_invalid_share_exceeds_limit_after_quarantining(transacti
     assert len(quarantine) == report["rows_quarantined"] == len(bad) // 5 + 1
     with pytest.raises(
         DataQualityError,
-        match=r"failed validation, above the limit params:ingestion.max_invalid_share=5.00%.*amount_out_of_range",
+        match=(
+            r"failed validation, above the limit params:ingestion.max_invalid_share=5.00%"
+            r".*amount_out_of_range"
+        ),
     ) as err:
         enforce_quality_limit(screened, report, PARAMS)
     assert err.value.report == report

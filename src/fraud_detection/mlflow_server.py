@@ -19,7 +19,10 @@ from fraud_detection.redaction import redact
 
 DEFAULT_TIMEOUT_S = 5.0
 ARTIFACTS_ENDPOINT = "/api/2.0/mlflow-artifacts/artifacts"
-_FIX_URI = "start it (`scripts/mlflow_server.sh start` locally) or set MLFLOW_TRACKING_URI to the server's URL"
+_FIX_URI = (
+    "start it (`scripts/mlflow_server.sh start` locally) or set MLFLOW_TRACKING_URI to the "
+    "server's URL"
+)
 
 
 def _auth() -> dict[str, Any]:
@@ -56,13 +59,15 @@ def check_mlflow_server(section: Mapping[str, Any]) -> list[str]:
     unknown = sorted(set(section) - {"tracking_uri", "timeout_s", "artifacts"})
     if unknown:
         return [
-            f"Unknown key(s) {unknown} in startup_validation.mlflow_server; expected tracking_uri, timeout_s, artifacts."
+            f"Unknown key(s) {unknown} in startup_validation.mlflow_server; expected "
+            "tracking_uri, timeout_s, artifacts."
         ]
     uri = str(section.get("tracking_uri") or "").rstrip("/")
     if not uri:
         return [
-            "startup_validation.mlflow_server.tracking_uri is empty: set MLFLOW_TRACKING_URI to the MLflow "
-            "server's http(s):// URL (`scripts/mlflow_server.sh env` prints the local one)."
+            "startup_validation.mlflow_server.tracking_uri is empty: set MLFLOW_TRACKING_URI "
+            "to the MLflow server's http(s):// URL (`scripts/mlflow_server.sh env` prints the "
+            "local one)."
         ]
     if urlparse(uri).scheme not in {"http", "https"}:
         return [
@@ -112,7 +117,7 @@ def _check_artifacts(uri: str, timeout: float) -> str | None:
         return (
             f"MLflow server {shown} cannot use its artifact store (HTTP {listing.status_code}: "
             f"{redact(_error_message(listing))}): check the server's --artifacts-destination "
-            "bucket and its "
-            "S3 keys and endpoint (MLFLOW_S3_ENDPOINT_URL), or set artifacts: false if it does not serve artifacts."
+            "bucket and its S3 keys and endpoint (MLFLOW_S3_ENDPOINT_URL), or set artifacts: "
+            "false if it does not serve artifacts."
         )
     return None

@@ -69,7 +69,8 @@ class KedroTarget:
         if not path.is_absolute() or not (path / "pyproject.toml").is_file():
             raise ValueError(
                 f"Kedro project path {str(path)!r} is not an absolute path to a Kedro project "
-                f"(no pyproject.toml): set {PROJECT_PATH_VARIABLE} or `project_path` in conf/base/airflow.yml."
+                f"(no pyproject.toml): set {PROJECT_PATH_VARIABLE} or `project_path` in "
+                "conf/base/airflow.yml."
             )
         return cls(
             project_path=path,

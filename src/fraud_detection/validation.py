@@ -68,7 +68,8 @@ def check_writable_paths(paths: list[str], project_path: Path) -> list[str]:
             probe.unlink()
         except OSError as exc:
             problems.append(
-                f"Path {path} is not writable ({exc.strerror}): fix its permissions or change it in the catalog."
+                f"Path {path} is not writable ({exc.strerror}): fix its permissions or change "
+                "it in the catalog."
             )
     return problems
 

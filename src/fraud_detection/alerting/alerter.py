@@ -211,8 +211,8 @@ def _email(raw: Mapping[str, Any], credentials: Mapping[str, Any]) -> EmailSink 
     ]
     if missing:
         raise ValueError(
-            f"alerting.sinks.email has a host but no {' and no '.join(missing)}: set ALERT_EMAIL_FROM / "
-            "ALERT_EMAIL_TO in .env (see .env.example) or disable the sink"
+            f"alerting.sinks.email has a host but no {' and no '.join(missing)}: set "
+            "ALERT_EMAIL_FROM / ALERT_EMAIL_TO in .env (see .env.example) or disable the sink"
         )
     security = str(section.get("security") or "starttls")
     default_port = {"starttls": 587, "ssl": 465, "none": 25}.get(security, 587)

@@ -281,7 +281,8 @@ def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
         title=f"[{run.environment}] Drift detected: "
         + (" and ".join(what) if what else "see the verdict"),
         summary=(
-            "The current window differs from the training-time reference beyond the configured thresholds"
+            "The current window differs from the training-time reference beyond the configured "
+            "thresholds"
             + (": " + "; ".join(reasons) + "." if reasons else ".")
             + " Check the drifted features' sources; retraining is due if the change is real."
         ),
@@ -339,7 +340,9 @@ def service_unreachable(
     return Alert(
         event=SERVICE_UNREACHABLE,
         severity="error",
-        title=f"[{run.environment}] Start-up checks failed: {len(problems)} problem(s), no node ran",
+        title=(
+            f"[{run.environment}] Start-up checks failed: {len(problems)} problem(s), no node ran"
+        ),
         summary="The run did not start. Each problem says what to fix:\n"
         + "\n".join(f"- {p}" for p in problems),
         run=run,

@@ -269,7 +269,8 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     def load(self) -> pd.DataFrame:
         if not self._group_id:
             raise DatasetError(
-                f"KafkaDataset '{self._topic}' needs a group_id to load: its committed offsets mark what was ingested"
+                f"KafkaDataset '{self._topic}' needs a group_id to load: its committed offsets "
+                "mark what was ingested"
             )
         self._pending_offsets = {}  # a failed load leaves nothing to commit
         control = {k: self._load_args[k] for k in _LOAD_KEYS}
@@ -288,8 +289,9 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
                 batch, start, reached = self._consume(consumer, control, decoder)
             except KafkaError as exc:
                 raise DatasetError(
-                    f"Consuming '{self._topic}' from Kafka at {self.servers} failed: {exc!r}. Is the broker "
-                    "up? Nothing was committed; the next run reads these messages again."
+                    f"Consuming '{self._topic}' from Kafka at {self.servers} failed: {exc!r}. "
+                    "Is the broker up? Nothing was committed; the next run reads these "
+                    "messages again."
                 ) from exc
             finally:
                 consumer.close(autocommit=False)
@@ -428,9 +430,10 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             if active and now - last_progress > stall_timeout:
                 behind = {tp.partition: (reached[tp], end[tp]) for tp in active}
                 raise DatasetError(
-                    f"No message from Kafka at {self.servers} for {stall_timeout:g}s while consuming "
-                    f"'{self._topic}' (partition: (offset reached, end offset) {behind}). Is the broker "
-                    "up? Nothing was committed; the next run reads these messages again."
+                    f"No message from Kafka at {self.servers} for {stall_timeout:g}s while "
+                    f"consuming '{self._topic}' (partition: (offset reached, end offset) "
+                    f"{behind}). Is the broker up? Nothing was committed; the next run reads "
+                    "these messages again."
                 )
         return batch, start, reached
 
@@ -531,7 +534,8 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         if failures:
             raise DatasetError(
                 f"Could not dead-letter {len(rejected)} malformed message(s) to "
-                f"'{self._dead_letter_topic}' on {self.servers}: {failures[0]!r}; nothing was committed"
+                f"'{self._dead_letter_topic}' on {self.servers}: {failures[0]!r}; "
+                "nothing was committed"
             )
         return len(rejected)
 
@@ -564,7 +568,8 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         except KafkaError as exc:
             raise DatasetError(
                 f"Committing offsets {self._describe_offsets()} of group '{self._group_id}' on "
-                f"{self.servers} failed: {exc!r}. The batch is persisted; the next run reads it again."
+                f"{self.servers} failed: {exc!r}. The batch is persisted; the next run reads "
+                "it again."
             ) from exc
         finally:
             consumer.close(autocommit=False)

@@ -26,7 +26,7 @@ class MlflowChampionArtifactDataset(AbstractDataset[None, dict[str, Any]]):
           model_name: fraud-detection
           alias: champion
           artifact_path: reference_profile.json
-    """
+    """  # noqa: E501 (the example's dotted class path is one YAML value)
 
     def __init__(
         self,
@@ -58,8 +58,9 @@ class MlflowChampionArtifactDataset(AbstractDataset[None, dict[str, Any]]):
                 )
             except (MlflowException, OSError) as exc:
                 raise DatasetError(
-                    f"The run {version.run_id} of {self._model_name} version {version.version} ('{self._alias}') has no "
-                    f"artifact '{self._artifact_path}': it was trained before it was logged; retrain to monitor it ({exc})"
+                    f"The run {version.run_id} of {self._model_name} version {version.version} "
+                    f"('{self._alias}') has no artifact '{self._artifact_path}': it was trained "
+                    f"before it was logged; retrain to monitor it ({exc})"
                 ) from exc
             data = json.loads(Path(path).read_text())
         data.setdefault("model", {})["version"] = str(version.version)

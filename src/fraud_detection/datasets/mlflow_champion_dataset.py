@@ -82,7 +82,8 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
             return
         if version is None:
             raise DatasetError(
-                f"No version of model '{self._model_name}' was logged by run {decision['challenger_run_id']}: cannot promote it"
+                f"No version of model '{self._model_name}' was logged by run "
+                f"{decision['challenger_run_id']}: cannot promote it"
             )
         client.set_registered_model_alias(self._model_name, self._alias, version)
         logger.info(

@@ -173,7 +173,8 @@ class LoadedModel:
             gap = float(np.max(np.abs(scores - reference))) if len(scores) else 0.0
             if gap > 1e-12:
                 logger.warning(
-                    "The compiled scoring path of %s v%s differs from the pipeline by %.3g: using the pipeline",
+                    "The compiled scoring path of %s v%s differs from the pipeline by %.3g: "
+                    "using the pipeline",
                     self.name,
                     self.version,
                     gap,
@@ -247,8 +248,8 @@ class ChampionWatcher:
             raise ModelUnavailableError(
                 f"Cannot resolve {self.model_uri} in the MLflow registry at "
                 f"{redact(mlflow.get_registry_uri())}: "
-                f"{exc.message if hasattr(exc, 'message') else exc}. Train and promote a model first "
-                "(kedro run), or point MLFLOW_TRACKING_URI at the registry that has it."
+                f"{exc.message if hasattr(exc, 'message') else exc}. Train and promote a model "
+                "first (kedro run), or point MLFLOW_TRACKING_URI at the registry that has it."
             ) from exc
         return str(version.version), version.run_id
 
@@ -268,8 +269,8 @@ class ChampionWatcher:
             missing = sorted(set(needed) - self._available)
             if missing:
                 raise ModelUnavailableError(
-                    f"{self.name} version {version} needs feature column(s) {missing} that the scorer "
-                    "does not compute (trained with other feature parameters?)"
+                    f"{self.name} version {version} needs feature column(s) {missing} that the "
+                    "scorer does not compute (trained with other feature parameters?)"
                 )
         return model
 

@@ -1,7 +1,8 @@
 """``fraud-detection-score``: the real-time scorer as a long-running command.
 
     fraud-detection-score                                  # champion, topics from the environment
-    fraud-detection-score --start-from latest              # first start: history into state, score new
+    fraud-detection-score --start-from latest              # first start: history into state,
+                                                           # score only new messages
     fraud-detection-score --features-topic fraud_features  # also publish every scored feature row
 
 Feature parameters come from ``params:features`` and the Kafka security settings from
@@ -74,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model-uri",
         default=_env("SCORER_MODEL_URI", None),
-        help="models:/<name>@<alias> or models:/<name>/<version> (default: <registered_model_name>@champion)",
+        help=(
+            "models:/<name>@<alias> or models:/<name>/<version> "
+            "(default: <registered_model_name>@champion)"
+        ),
     )
     parser.add_argument(
         "--model-check-interval",
@@ -86,7 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--start-from",
         choices=START_FROM,
         default="earliest",
-        help="with no committed offset: score the whole topic (earliest) or only new messages (latest)",
+        help=(
+            "with no committed offset: score the whole topic (earliest) or only new messages "
+            "(latest)"
+        ),
     )
     parser.add_argument("--max-batch", type=int, default=500, help="most messages per micro-batch")
     parser.add_argument("--poll-timeout-ms", type=int, default=100)

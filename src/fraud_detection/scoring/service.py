@@ -270,7 +270,8 @@ class RealTimeScorer:
         try:
             self._restore()
             logger.info(
-                "Scoring '%s' into '%s' with %s version %s (group %s, labels from %s, dead letters to %s)",
+                "Scoring '%s' into '%s' with %s version %s (group %s, labels from %s, "
+                "dead letters to %s)",
                 cfg.transactions_topic,
                 cfg.predictions_topic,
                 self.model.name,
@@ -305,7 +306,8 @@ class RealTimeScorer:
     def _log_status(self) -> None:
         stats = self.features.stats
         logger.info(
-            "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, %d labels pending",
+            "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, "
+            "%d labels pending",
             self.counters.summary(),
             self.model.name,
             self.model.current.version,
@@ -322,10 +324,13 @@ class RealTimeScorer:
         if not partitions:
             if required:
                 raise ScorerError(
-                    f"Topic '{topic}' does not exist on {servers_text(self.config.bootstrap_servers)}: create it or produce to it first"
+                    f"Topic '{topic}' does not exist on "
+                    f"{servers_text(self.config.bootstrap_servers)}: "
+                    "create it or produce to it first"
                 )
             logger.warning(
-                "Topic '%s' does not exist: labels come only with the transactions until the scorer restarts",
+                "Topic '%s' does not exist: labels come only with the transactions until the "
+                "scorer restarts",
                 topic,
             )
             return []
@@ -425,7 +430,8 @@ class RealTimeScorer:
                     consumer.pause(tp)
             if todo and time.monotonic() - stalled_since > 60:
                 raise ScorerError(
-                    f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: is the broker up?"
+                    f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: "
+                    "is the broker up?"
                 )
         logger.info(
             "Feature state rebuilt from %d messages in %.1fs: %d rows, %d customers",
@@ -572,8 +578,9 @@ class RealTimeScorer:
         first = records[next(iter(rejected))]
         if not self.config.dead_letter_topic:
             raise ScorerError(
-                f"{len(rejected)} malformed message(s) (first: {first.topic}[{first.partition}] offset "
-                f"{first.offset}: {rejected[next(iter(rejected))]}) and no dead-letter topic is configured"
+                f"{len(rejected)} malformed message(s) (first: {first.topic}[{first.partition}] "
+                f"offset {first.offset}: {rejected[next(iter(rejected))]}) and no dead-letter "
+                "topic is configured"
             )
         futures = []
         for position, reason in rejected.items():
@@ -626,8 +633,9 @@ class RealTimeScorer:
             if failed is not None:
                 self._commit(force=True)  # what is acknowledged so far
                 raise ScorerError(
-                    f"A message of a scored batch was not acknowledged ({failed.exception!r}); its offsets "
-                    f"{ {str(tp): o for tp, o in batch.offsets.items()} } are not committed and will be scored again"
+                    f"A message of a scored batch was not acknowledged ({failed.exception!r}); "
+                    f"its offsets { {str(tp): o for tp, o in batch.offsets.items()} } are not "
+                    "committed and will be scored again"
                 )
             self._pending.popleft()
             self._acked.update(batch.offsets)

@@ -70,8 +70,8 @@ class Broker:
         result = self.script("start")
         if result.returncode != 0:
             pytest.fail(
-                f"scripts/kafka.sh start failed (exit {result.returncode}); Java 17+ and Maven are needed "
-                f"(see docs/kafka.md):\n{result.stderr[-4000:]}"
+                f"scripts/kafka.sh start failed (exit {result.returncode}); Java 17+ and Maven "
+                f"are needed (see docs/kafka.md):\n{result.stderr[-4000:]}"
             )
 
     def stop(self) -> None:

@@ -213,7 +213,8 @@ def test_killed_between_consume_and_persist_then_rerun_loses_and_doubles_nothing
     crash = (
         "import os, signal, sys\n"
         "from fraud_detection.datasets.kafka_dataset import KafkaDataset\n"
-        "ds = KafkaDataset(topic=sys.argv[1], bootstrap_servers=sys.argv[2], group_id=sys.argv[3])\n"
+        "ds = KafkaDataset(topic=sys.argv[1], bootstrap_servers=sys.argv[2], "
+        "group_id=sys.argv[3])\n"
         "assert len(ds.load()) == 3000\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )

@@ -136,7 +136,10 @@ class Stack:
 
 
 def failure(result: subprocess.CompletedProcess, what: str) -> str:
-    return f"{what} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
+    return (
+        f"{what} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n"
+        f"{result.stderr[-5000:]}"
+    )
 
 
 def test_a_taken_port_is_named_and_nothing_starts(tmp_path):
