@@ -20,8 +20,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from fraud_detection import schema
-from fraud_detection.pipelines.simulation.nodes import simulate_transactions
-from tests.conftest import PROJECT_ROOT
+from fraud_detection.simulator import simulate_transactions
+from tests.conftest import PROJECT_ROOT, base_parameters
 from tests.integration.airflow.conftest import DAG_ID, DAG_PARAMS
 from tests.integration.kafka.conftest import Broker
 from tests.integration.object_store.conftest import free_port, free_s3_port
@@ -227,7 +227,7 @@ def test_one_dag_run_promotes_a_champion_that_scores_the_stream(stack, tmp_path)
 
     # 1,000 transactions of their own customers and terminals, through the producer CLI.
     frame = simulate_transactions(
-        {"n_days": 10, "n_customers": 150, "n_terminals": 300, "seed": 11}
+        base_parameters("simulation", n_days=10, n_customers=150, n_terminals=300, seed=11)
     )
     assert len(frame) >= N_TRANSACTIONS
     frame = frame.head(N_TRANSACTIONS).copy()
