@@ -405,9 +405,14 @@ start_airflow() {
         make --no-print-directory -C "$REPO_ROOT" dag DAG_TARGET_DIR="$STACK_DIR/airflow/dags" \
             DAG_PARAMS="$STACK_DAG_PARAMS" >&2 || die "make dag DAG_PARAMS=$STACK_DAG_PARAMS failed"
     fi
+    launch_airflow
+}
+
+launch_airflow() {
     local vars=()
     mapfile -t vars < <(airflow_env)
-    launch airflow env -u MLFLOW_RUN_ID "${vars[@]}" $(client_env) \
+    # Unbuffered, so the log keeps the last words of a component that dies.
+    launch airflow env -u MLFLOW_RUN_ID "${vars[@]}" $(client_env) PYTHONUNBUFFERED=1 \
         MLFLOW_EXPERIMENT_NAME=fraud-detection "$AIRFLOW_VENV/bin/airflow" standalone
 }
 
@@ -435,10 +440,20 @@ wait_airflow() {
         show_tail "$STACK_DIR/airflow/airflow.log" 40
         die "Airflow exited at once"
     }
+    local restarted=""
     until airflow_healthy && dag_registered; do
         if ! ours "$pid"; then
             show_tail "$STACK_DIR/airflow/airflow.log" 40
-            die "Airflow exited during start-up (log: $STACK_DIR/airflow/airflow.log)"
+            # `airflow standalone` has been seen to exit once while its components start
+            # on a busy machine, leaving no error in its log: start it once more (the log
+            # keeps both attempts), and stop on a second exit.
+            [[ -z $restarted ]] ||
+                die "Airflow exited during start-up twice (log: $STACK_DIR/airflow/airflow.log)"
+            log "Airflow exited during start-up; starting it once more"
+            restarted=1
+            launch_airflow
+            pid=$(own_pid airflow) || die "Airflow exited at once (log: $STACK_DIR/airflow/airflow.log)"
+            continue
         fi
         if ((SECONDS >= deadline)); then
             show_tail "$STACK_DIR/airflow/airflow.log" 40
