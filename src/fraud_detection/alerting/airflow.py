@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fraud_detection.alerting import events
+import fraud_detection.alerting.events as events  # noqa: PLR0402 (not through the package: no cycle)
 from fraud_detection.alerting.alerter import Alerter, load_alerter
 from fraud_detection.alerting.events import RunInfo
 

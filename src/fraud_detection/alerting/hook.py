@@ -20,7 +20,7 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from fraud_detection.alerting import events
+import fraud_detection.alerting.events as events  # noqa: PLR0402 (not through the package: no cycle)
 from fraud_detection.alerting.alerter import Alerter, alerter_from_config_loader
 from fraud_detection.alerting.events import Alert, RunInfo
 from fraud_detection.errors import StartupValidationError
