@@ -24,9 +24,10 @@ import copy
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,7 @@ from fraud_detection.streaming.clients import (
 )
 from fraud_detection.streaming.messages import (
     DEAD_LETTER_MAX_VALUE_BYTES,
+    DecodedMessages,
     dead_letter,
     decode_transactions,
     empty_transactions,
@@ -89,10 +91,13 @@ class _Rejected:
 _Decoded = tuple[pd.DataFrame, np.ndarray, list[_Rejected]]
 
 
-def _decode_chunk(records: list[ConsumerRecord]) -> _Decoded:
+def _decode_chunk(
+    records: list[ConsumerRecord],
+    decode: Callable[[list[bytes | None]], DecodedMessages] = decode_transactions,
+) -> _Decoded:
     """Decoded rows of a chunk, the (partition, offset) of each row, and the rejected
     messages with their reasons."""
-    decoded = decode_transactions([r.value for r in records])
+    decoded = decode([r.value for r in records])
     source = np.array(
         [(records[i].partition, records[i].offset) for i in decoded.positions], dtype=np.int64
     )
@@ -112,6 +117,7 @@ class _Batch:
 
     chunk_size: int
     decoder: ThreadPoolExecutor
+    decode: Callable[[list[bytes | None]], DecodedMessages] = decode_transactions
     chunks: list[Future[_Decoded]] = field(default_factory=list)
     pending: list[ConsumerRecord] = field(default_factory=list)
     consumed: int = 0
@@ -125,7 +131,7 @@ class _Batch:
     def flush(self) -> None:
         if self.pending:
             records, self.pending = self.pending, []
-            self.chunks.append(self.decoder.submit(_decode_chunk, records))
+            self.chunks.append(self.decoder.submit(_decode_chunk, records, self.decode))
 
     def results(self) -> tuple[list[pd.DataFrame], list[np.ndarray], list[_Rejected]]:
         """Decoded frames in consumption order with the (partition, offset) of their
@@ -185,6 +191,14 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         key_column: Column used as message key (``customer_id``; ``None`` for no key).
         flush_timeout_s: How long to wait for the acknowledgements.
     """
+
+    # What a message is: subclasses for other message types replace these.
+    decode_messages: ClassVar[Callable[[list[bytes | None]], DecodedMessages]] = staticmethod(
+        decode_transactions
+    )
+    missing_topic_is_empty: ClassVar[bool] = False
+    empty_frame: ClassVar[Callable[[], pd.DataFrame]] = staticmethod(empty_transactions)
+    encode_rows: ClassVar[Callable[[pd.DataFrame], list[bytes]]] = staticmethod(encode_transactions)
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {
         "max_messages": None,
@@ -296,7 +310,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             finally:
                 consumer.close(autocommit=False)
             frames, sources, rejected = batch.results()
-        frame, repeats = self._assemble(frames, sources)
+        frame, repeats = self._assemble(frames, sources, self.empty_frame, self.encode_rows)
         rejected += repeats
         duplicates = len(repeats)
         if len(frame) + len(rejected) != batch.consumed:
@@ -343,6 +357,12 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """Reads from the committed offsets to the end offsets seen now (or less)."""
         request_timeout = consumer.config["request_timeout_ms"]
         partitions = consumer.partitions_for_topic(self._topic)
+        if not partitions and self.missing_topic_is_empty:
+            logger.warning(
+                "Topic '%s' does not exist on %s yet: nothing to read", self._topic, self.servers
+            )
+            batch = _Batch(chunk_size=1, decoder=decoder, decode=self.decode_messages)
+            return batch, {}, {}
         if not partitions:
             raise DatasetError(
                 f"Topic '{self._topic}' does not exist on {self.servers}: produce transactions "
@@ -385,7 +405,11 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         reached = dict(start)
         active = {tp for tp in tps if start[tp] < end[tp]}
         consumer.pause(*[tp for tp in tps if tp not in active])
-        batch = _Batch(chunk_size=int(control["decode_chunk_size"]), decoder=decoder)
+        batch = _Batch(
+            chunk_size=int(control["decode_chunk_size"]),
+            decoder=decoder,
+            decode=self.decode_messages,
+        )
         max_messages = control["max_messages"]
         deadline = time.monotonic() + control["max_seconds"] if control["max_seconds"] else None
         stall_timeout = float(control["stall_timeout_s"])
@@ -439,7 +463,10 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     @staticmethod
     def _assemble(
-        frames: list[pd.DataFrame], sources: list[np.ndarray]
+        frames: list[pd.DataFrame],
+        sources: list[np.ndarray],
+        empty: Callable[[], pd.DataFrame] = empty_transactions,
+        encode: Callable[[pd.DataFrame], list[bytes]] = encode_transactions,
     ) -> tuple[pd.DataFrame, list[_Rejected]]:
         """One frame for the batch without repeated transaction ids (the first message
         is kept), and the repeats as dead letters with their reason.
@@ -451,7 +478,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         bytes are at the source offset.
         """
         if not frames:
-            return empty_transactions(), []
+            return empty(), []
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         ids = frame[schema.TRANSACTION_ID]
         duplicated = ids.duplicated().to_numpy()
@@ -466,7 +493,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         same = content.to_numpy() == content.loc[first_row.to_numpy()].to_numpy()
         repeat = duplicated[involved]
         rows = np.flatnonzero(involved)[repeat]
-        values = encode_transactions(frame.iloc[rows])
+        values = encode(frame.iloc[rows])
         repeats = []
         firsts = first_row.to_numpy()[repeat].tolist()
         for row, value, first, is_same in zip(
