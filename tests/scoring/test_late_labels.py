@@ -43,11 +43,13 @@ def transactions() -> pd.DataFrame:
     return make_transactions(n=1200, days=70, seed=5, fraud_rate=0.15)
 
 
-def delay_params(**delay) -> LabelParams:
+def delay_params(**delay) -> tuple:
+    """The delay distribution and seed of ``params:labels``, with uniform bounds given."""
     params = base_parameters("labels")
     if delay:
         params["delay"] = {"distribution": "uniform", **delay}
-    return LabelParams.from_dict(params)
+    parsed = LabelParams.from_dict(params)
+    return parsed.delay, parsed.seed
 
 
 def _scorer(model) -> RealTimeScorer:
@@ -115,12 +117,12 @@ def test_no_label_reaches_a_served_feature_before_the_label_delay(model, transac
     of labels that arrive only at the label delay: however early a label comes, no
     feature served before its transaction is ``label_delay`` old counts it."""
     early, _, scorer = replay(
-        model, transactions, schedule_labels(transactions, delay_params(min="1min", max="1min"))
+        model, transactions, schedule_labels(transactions, *delay_params(min="1min", max="1min"))
     )
     at_delay, _, _ = replay(
         model,
         transactions,
-        schedule_labels(transactions, delay_params(min=PARAMS["label_delay"], max="7D")),
+        schedule_labels(transactions, *delay_params(min=PARAMS["label_delay"], max="7D")),
     )
     assert scorer.counters.labels_applied > 1000
     # Not vacuous: the labels do move the served risk features.
@@ -128,7 +130,7 @@ def test_no_label_reaches_a_served_feature_before_the_label_delay(model, transac
     pd.testing.assert_frame_equal(early, at_delay)
     # And a label later than the delay does change what is served: the check can fail.
     late, _, _ = replay(
-        model, transactions, schedule_labels(transactions, delay_params(min="9D", max="9D"))
+        model, transactions, schedule_labels(transactions, *delay_params(min="9D", max="9D"))
     )
     assert not np.allclose(early[RISK].to_numpy(float), late[RISK].to_numpy(float))
 
@@ -138,7 +140,7 @@ def test_served_features_equal_batch_features_from_the_labels_known_at_that_time
 ):
     """For rows scored at time ``t``, ``create_features`` on the transactions with the
     labels known at ``t`` (label time <= t) gives the features the scorer served."""
-    labels = schedule_labels(transactions, delay_params())  # uniform 1-60 days
+    labels = schedule_labels(transactions, *delay_params())  # uniform 1-60 days
     served, groups, scorer = replay(model, transactions, labels)
     served = served.assign(group=groups)
     feature_columns = [c for c in served.columns if c not in (schema.LABEL, "group")]
@@ -169,7 +171,7 @@ def test_served_features_equal_batch_features_from_the_labels_known_at_that_time
 
 
 def test_labels_inside_transaction_messages_are_ignored(model, transactions):
-    labels = schedule_labels(transactions, delay_params())
+    labels = schedule_labels(transactions, *delay_params())
     plain, _, _ = replay(model, transactions, labels)
     inline, _, scorer = replay(model, transactions, labels, inline_labels=True)
     assert scorer.counters.inline_labels_ignored == len(transactions)
@@ -178,7 +180,7 @@ def test_labels_inside_transaction_messages_are_ignored(model, transactions):
 
 def test_a_label_before_its_transaction_waits_then_counts(model, transactions):
     head = transactions.iloc[:400].reset_index(drop=True)
-    labels = schedule_labels(head, delay_params(min="1D", max="1D"))
+    labels = schedule_labels(head, *delay_params(min="1D", max="1D"))
     scorer = _scorer(model)
     # Every label first, then the transactions: each label waits for its transaction.
     scorer._process({LABELS: _records(LABELS, encode_labels(labels), 0)}, 0.0)
@@ -193,7 +195,7 @@ def test_waiting_labels_are_bounded_in_number_and_age(model, transactions):
     scorer = _scorer(model)
     scorer.label_buffer.max_labels = 10
     head = transactions.iloc[:300].reset_index(drop=True)
-    labels = schedule_labels(head, delay_params(min="1D", max="1D"))
+    labels = schedule_labels(head, *delay_params(min="1D", max="1D"))
     scorer._process({LABELS: _records(LABELS, encode_labels(labels), 0)}, 0.0)
     assert len(scorer.label_buffer) == 10
     assert scorer.label_buffer.counters.overflowed == len(labels) - 10

@@ -34,6 +34,11 @@ def label_params(**delay) -> LabelParams:
     return LabelParams.from_dict(params)
 
 
+def delay_and_seed(**delay) -> tuple:
+    params = label_params(**delay)
+    return params.delay, params.seed
+
+
 # ---------------------------------------------------------------- parameters --
 
 
@@ -66,7 +71,7 @@ def test_bad_delay_parameters_fail_naming_the_key(delay, match):
 def test_each_labelled_transaction_gets_one_label_within_the_configured_delay():
     frame = make_transactions(n=300)
     frame.loc[5, schema.LABEL] = pd.NA
-    labels = schedule_labels(frame, label_params())
+    labels = schedule_labels(frame, *delay_and_seed())
     assert list(labels.columns) == list(schema.LABEL_COLUMNS)
     assert len(labels) == 299 and "T000005" not in set(labels[schema.TRANSACTION_ID])
     joined = labels.merge(
@@ -81,14 +86,14 @@ def test_each_labelled_transaction_gets_one_label_within_the_configured_delay():
     assert (joined[schema.LABEL] == joined[f"{schema.LABEL}_tx"]).all()
     assert labels[schema.LABEL_TIMESTAMP].is_monotonic_increasing
     # Same seed, same schedule.
-    pd.testing.assert_frame_equal(labels, schedule_labels(frame, label_params()))
+    pd.testing.assert_frame_equal(labels, schedule_labels(frame, *delay_and_seed()))
 
 
 def test_lognormal_delays_are_cut_to_their_bounds():
     frame = make_transactions(n=500)
     params = label_params(distribution="lognormal", median="10D", sigma=2.0, min="2D", max="30D")
     delay = (
-        schedule_labels(frame, params)
+        schedule_labels(frame, params.delay, params.seed)
         .merge(frame, on=schema.TRANSACTION_ID, suffixes=("", "_tx"))
         .pipe(lambda d: d[schema.LABEL_TIMESTAMP] - d[schema.TIMESTAMP])
     )
@@ -104,7 +109,7 @@ def test_transactions_are_sent_without_label_or_scenario():
 
 def test_a_label_is_sent_once_the_replay_passes_its_time_keyed_like_its_transaction():
     frame = make_transactions(n=400, days=40)
-    labels = schedule_labels(frame, label_params(distribution="uniform", min="1D", max="10D"))
+    labels = schedule_labels(frame, *delay_and_seed(distribution="uniform", min="1D", max="10D"))
     stub = StubProducer()
     tx_report, label_report = produce_with_labels(
         stub, "transactions", strip_labels(frame), "transaction_labels", labels, chunk_rows=64
@@ -137,7 +142,7 @@ def test_a_label_is_sent_once_the_replay_passes_its_time_keyed_like_its_transact
 
 def test_the_labels_position_in_the_replay_does_not_depend_on_the_rate():
     frame = make_transactions(n=60, days=5)
-    labels = schedule_labels(frame, label_params(distribution="uniform", min="1D", max="2D"))
+    labels = schedule_labels(frame, *delay_and_seed(distribution="uniform", min="1D", max="2D"))
     orders = []
     for rate in (None, 2000.0):
         stub = StubProducer()
@@ -150,7 +155,7 @@ def test_the_labels_position_in_the_replay_does_not_depend_on_the_rate():
 
 
 def test_label_messages_round_trip_and_bad_ones_get_a_reason():
-    labels = schedule_labels(make_transactions(n=20), label_params())
+    labels = schedule_labels(make_transactions(n=20), *delay_and_seed())
     good = encode_labels(labels)
     bad = [
         None,
@@ -197,7 +202,7 @@ def test_with_labels_from_the_topic_the_rows_own_labels_are_ignored():
 
 
 def test_labels_known_at_a_moment():
-    labels = schedule_labels(make_transactions(n=50), label_params())
+    labels = schedule_labels(make_transactions(n=50), *delay_and_seed())
     moment = labels[schema.LABEL_TIMESTAMP].iloc[20]
     known = labels_known_at(labels, moment)
     assert (known[schema.LABEL_TIMESTAMP] <= moment).all()

@@ -15,7 +15,11 @@ so the next run reads the same messages again; a run that succeeded moves them p
 the batch, so nothing is read twice.
 
 ``save`` produces a DataFrame as JSON messages keyed by a column, with ``acks=all``,
-and fails when any message is not acknowledged.
+and fails when any message is not acknowledged. With ``labels_topic`` in the save
+arguments the rows go out as a payment network sends them, without label or fraud
+scenario, and each label goes to the label topic once the rows have passed its time
+(the row's time plus a delay drawn from ``label_delay``), as ``fraud-detection-produce``
+does.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from fraud_detection.streaming.clients import (
     connect,
     servers_text,
 )
+from fraud_detection.streaming.labels import parse_delay, schedule_labels, strip_labels
 from fraud_detection.streaming.messages import (
     DEAD_LETTER_MAX_VALUE_BYTES,
     DecodedMessages,
@@ -51,7 +56,12 @@ from fraud_detection.streaming.messages import (
     empty_transactions,
     encode_transactions,
 )
-from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
+from fraud_detection.streaming.publish import (
+    PRODUCER_DEFAULTS,
+    DeliveryReport,
+    produce_frame,
+    produce_with_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +76,7 @@ _LOAD_KEYS = (
     "progress_every_s",
     "dead_letter_max_bytes",
 )
-_SAVE_KEYS = ("key_column", "flush_timeout_s")
+_SAVE_KEYS = ("key_column", "flush_timeout_s", "labels_topic", "label_delay", "label_seed")
 
 
 @dataclass(frozen=True)
@@ -190,6 +200,10 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     Save arguments read by the dataset (the others go to ``KafkaProducer``):
         key_column: Column used as message key (``customer_id``; ``None`` for no key).
         flush_timeout_s: How long to wait for the acknowledgements.
+        labels_topic: Send the rows without label and each label there, late (``None``:
+            the rows as they are).
+        label_delay: The delay distribution of the labels (as ``params:labels.delay``).
+        label_seed: Seed of the delays.
     """
 
     # What a message is: subclasses for other message types replace these.
@@ -220,6 +234,9 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     DEFAULT_SAVE_ARGS: dict[str, Any] = {
         "key_column": schema.CUSTOMER_ID,
         "flush_timeout_s": 120.0,
+        "labels_topic": None,
+        "label_delay": None,
+        "label_seed": 0,
         **PRODUCER_DEFAULTS,
         "bootstrap_timeout_ms": 10_000,
     }
@@ -620,20 +637,40 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             KafkaProducer, client_id="fraud-detection-kafka-dataset", **producer_args
         )
         try:
-            report = produce_frame(
-                producer,
-                self._topic,
-                data,
-                key_column=control["key_column"],
-                flush_timeout_s=control["flush_timeout_s"],
-            )
+            reports = self._send(producer, data, control)
         except ValueError as exc:
             raise DatasetError(f"Cannot save to Kafka topic '{self._topic}': {exc}") from exc
         finally:
             producer.close(timeout=5)
-        if not report.ok:
-            raise DatasetError(f"Saving to Kafka at {self.servers} failed: {report.summary()}")
-        logger.info("%s", report.summary())
+        for report in reports:
+            if not report.ok:
+                raise DatasetError(f"Saving to Kafka at {self.servers} failed: {report.summary()}")
+            logger.info("%s", report.summary())
+
+    def _send(
+        self, producer: KafkaProducer, data: pd.DataFrame, control: dict[str, Any]
+    ) -> list[DeliveryReport]:
+        options = {
+            "key_column": control["key_column"],
+            "flush_timeout_s": control["flush_timeout_s"],
+        }
+        if not control["labels_topic"] or schema.LABEL not in data:
+            return [produce_frame(producer, self._topic, data, **options)]
+        if not control["label_delay"]:
+            raise ValueError("labels_topic is set but label_delay is not")
+        labels = schedule_labels(
+            data, parse_delay(control["label_delay"]), int(control["label_seed"])
+        )
+        return list(
+            produce_with_labels(
+                producer,
+                self._topic,
+                strip_labels(data),
+                control["labels_topic"],
+                labels,
+                **options,
+            )
+        )
 
     # --------------------------------------------------------------- helpers --
 

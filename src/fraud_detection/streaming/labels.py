@@ -36,7 +36,7 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError, model_validator
 
 from fraud_detection import schema
 from fraud_detection.params import StrictParams
@@ -103,6 +103,22 @@ class LogNormalDelay(StrictParams):
         return np.clip(raw, lo, hi).astype(np.int64).astype("timedelta64[ns]")
 
 
+# One of the delay distributions, told apart by ``distribution``.
+Delay = Annotated[UniformDelay | LogNormalDelay, Field(discriminator="distribution")]
+
+
+def parse_delay(mapping: dict) -> UniformDelay | LogNormalDelay:
+    """A delay distribution from a mapping (``distribution`` and its parameters).
+
+    Raises:
+        ValueError: The mapping is not a valid delay distribution (the reason says why).
+    """
+    try:
+        return TypeAdapter(Delay).validate_python(dict(mapping))
+    except ValidationError as exc:
+        raise ValueError(f"Invalid label delay {dict(mapping)}: {exc}") from None
+
+
 class PendingLabelParams(StrictParams):
     """How long and how many labels wait for a transaction not seen yet."""
 
@@ -125,7 +141,7 @@ class LabelParams(StrictParams):
     group = "labels"
 
     source: Literal["transactions", "topic"]
-    delay: Annotated[UniformDelay | LogNormalDelay, Field(discriminator="distribution")]
+    delay: Delay
     seed: int
     pending: PendingLabelParams
 
@@ -135,13 +151,16 @@ def strip_labels(transactions: pd.DataFrame) -> pd.DataFrame:
     return transactions.drop(columns=[c for c in LABEL_ONLY_COLUMNS if c in transactions])
 
 
-def schedule_labels(transactions: pd.DataFrame, params: LabelParams) -> pd.DataFrame:
+def schedule_labels(
+    transactions: pd.DataFrame, delay: UniformDelay | LogNormalDelay, seed: int
+) -> pd.DataFrame:
     """One label message per labelled transaction, in the order their time comes.
 
     Args:
         transactions: Rows with ``is_fraud`` (rows without a label or a parseable time
             get no label message).
-        params: The delay distribution and its seed.
+        delay: The delay distribution (``params:labels.delay``).
+        seed: Seed of the draws (``params:labels.seed``).
 
     Returns:
         ``LABEL_COLUMNS``, ``label_timestamp`` being the transaction's time plus a drawn
@@ -163,9 +182,9 @@ def schedule_labels(transactions: pd.DataFrame, params: LabelParams) -> pd.DataF
             int((~usable).sum()),
         )
     rows = transactions.loc[usable]
-    rng = np.random.default_rng(params.seed)
+    rng = np.random.default_rng(seed)
     # Whole milliseconds: the resolution of the times in messages.
-    delays = params.delay.draw(rng, len(rows)).astype("timedelta64[ms]").astype("timedelta64[ns]")
+    delays = delay.draw(rng, len(rows)).astype("timedelta64[ms]").astype("timedelta64[ns]")
     out = pd.DataFrame(
         {
             schema.TRANSACTION_ID: rows[schema.TRANSACTION_ID].astype("str").to_numpy(),

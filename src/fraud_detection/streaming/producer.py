@@ -259,7 +259,7 @@ def _labels_to_send(
     if schema.LABEL not in frame:
         logger.warning("The transactions have no '%s' column: no labels to send", schema.LABEL)
         return None
-    return schedule_labels(frame, params)
+    return schedule_labels(frame, params.delay, params.seed)
 
 
 if __name__ == "__main__":
