@@ -255,3 +255,15 @@ def test_a_label_waits_at_most_max_age_of_the_transactions_clock(caplog):
     # A label taken before it expires is not counted as expired later.
     assert buffer.take(["young"])
     assert buffer.expire(10_000) == 0
+
+
+def test_the_producer_sends_labels_only_with_a_topic_and_a_label_column(caplog):
+    from fraud_detection.streaming.producer import _labels_to_send
+
+    frame = make_transactions(n=10)
+    params = label_params()
+    assert _labels_to_send(frame, params, "") is None
+    with caplog.at_level(logging.WARNING):
+        assert _labels_to_send(frame.drop(columns=schema.LABEL), params, "labels") is None
+    assert "no labels to send" in caplog.text
+    assert len(_labels_to_send(frame, params, "labels")) == 10
