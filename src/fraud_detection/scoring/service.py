@@ -6,7 +6,7 @@ cannot be split by customer partition) and loops over micro-batches:
 
 1. labels come only from the label topic (``transaction_labels``: transaction id,
    customer, terminal, the transaction's time, ``is_fraud``, the label's time), days or
-   weeks after their transaction; a ``is_fraud`` inside a transaction message is
+   weeks after their transaction; an ``is_fraud`` inside a transaction message is
    ignored. A label is joined to its transaction by id: a transaction already seen gets
    it at once (``OnlineFeatures.apply_labels``), one older than the state's horizon
    cannot change any feature any more and is only counted, and one not seen yet waits
@@ -106,7 +106,7 @@ class ScorerConfig:
         recent_ids: How many scored transaction ids are remembered to score each once.
         max_pending_labels: Most labels waiting for their transaction at once.
         max_pending_label_age_s: Longest wait of a label for its transaction, in event
-            time (label times).
+            time on the transactions' clock (``params:labels.pending.max_age``).
     """
 
     bootstrap_servers: str
