@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import mlflow
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 from sklearn.linear_model import LogisticRegression
 
 from fraud_detection import schema
@@ -70,3 +73,50 @@ def champion(saved_model) -> dict:
         "run_id": None,
         "model": mlflow.pyfunc.load_model(str(saved_model)),
     }
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local Spark session for the test session (about 16 s to start).
+
+    The Python workers run this interpreter (``PYSPARK_PYTHON``), which has the
+    project and the model's packages, as the executors of a cluster must.
+    """
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.master("local[2]")
+        .appName("fraud-detection-tests")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+
+
+@pytest.fixture(scope="module")
+def registry(fraud_model, tmp_path_factory):
+    """A SQLite-backed MLflow registry (what the default `kedro run` tracks to) with
+    the model registered and aliased ``champion``; MLFLOW_TRACKING_URI points at it."""
+    db = tmp_path_factory.mktemp("registry") / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("batch-scoring-tests")
+    with mlflow.start_run():
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=fraud_model,
+            registered_model_name=MODEL,
+            input_example=fraud_model.input_example,
+        )
+    version = str(info.registered_model_version)
+    MlflowClient().set_registered_model_alias(MODEL, "champion", version)
+    yield {"uri": uri, "version": version}
+    mlflow.set_tracking_uri(previous)
+    mp.undo()
