@@ -2,7 +2,8 @@
 (scripts/mlflow_server.sh, artifacts in the S3 store of scripts/s3.sh): a model trained
 and registered on the server as ``champion`` scores a back-fill window, and every
 prediction equals what the real-time scorer produces for the same rows (``OnlineFeatures``
-state built from the same history, the champion loaded by ``ChampionWatcher``)."""
+state built from the same history, the champion loaded by ``ChampionWatcher``), on
+pandas and on Spark (``mlflow.pyfunc.spark_udf`` loading the version from the server)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,13 @@ from mlflow.tracking import MlflowClient
 from xgboost import XGBClassifier
 
 from fraud_detection import schema
+from fraud_detection.datasets.mlflow_champion_dataset import MlflowChampionDataset
 from fraud_detection.features import create_features, feature_columns
 from fraud_detection.model import FraudModel, build_model_pipeline
+from fraud_detection.pipelines.batch_scoring.nodes import (
+    build_features_to_score,
+    score_transactions,
+)
 from fraud_detection.predictions import PREDICTION_COLUMNS
 from fraud_detection.scoring.champion import ChampionWatcher
 from fraud_detection.scoring.features import OnlineFeatures, TransactionRecords
@@ -25,6 +31,7 @@ from fraud_detection.simulator import simulate_transactions
 from tests.conftest import base_parameters
 from tests.e2e.test_default_run import make_project
 from tests.integration.object_store.conftest import Services, services  # noqa: F401 (the servers fixture)
+from tests.pipelines.batch_scoring.conftest import spark  # noqa: F401 (the Spark session fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -106,6 +113,8 @@ def backfill(services: Services, tmp_path_factory):  # noqa: F811
     yield {
         "predictions": predictions,
         "served": served,
+        "transactions": transactions,
+        "runtime": runtime,
         "window": window,
         "version": version,
     }
@@ -121,12 +130,27 @@ def test_backfill_scores_every_transaction_of_the_window_once(backfill):
     assert set(predictions["model_version"]) == {backfill["version"]}
 
 
-def test_backfill_scores_equal_the_real_time_scorers(backfill):
+def assert_scores_like_the_scorer(predictions: pd.DataFrame, backfill: dict) -> None:
     served = backfill["served"].set_index(schema.TRANSACTION_ID)
-    batch = backfill["predictions"].set_index(schema.TRANSACTION_ID).loc[served.index]
-    assert len(served) == len(backfill["window"])
+    batch = predictions.set_index(schema.TRANSACTION_ID).loc[served.index]
+    assert len(predictions) == len(served) == len(backfill["window"])
     np.testing.assert_allclose(batch["score"], served["score"], rtol=0, atol=1e-9)
     assert (batch["decision"] == served["decision"]).all()
     assert (batch["threshold"] == served["threshold"]).all()
     assert (batch["model_version"] == served["model_version"]).all()
     assert 0 < batch["decision"].sum() < len(batch)
+
+
+def test_backfill_scores_equal_the_real_time_scorers(backfill):
+    assert_scores_like_the_scorer(backfill["predictions"], backfill)
+
+
+def test_spark_backfill_scores_equal_the_real_time_scorers(backfill, spark):  # noqa: F811
+    """spark_udf downloads the champion's version from the server (proxied artifacts)."""
+    features = build_features_to_score(
+        spark.createDataFrame(backfill["transactions"]),
+        FEATURES,
+        backfill["runtime"]["batch_scoring"],
+    )
+    predictions = score_transactions(features, MlflowChampionDataset(model_name=MODEL).load())
+    assert_scores_like_the_scorer(predictions.toPandas(), backfill)
