@@ -22,7 +22,7 @@ from tests.e2e.test_default_run import make_project
 from tests.pipelines.batch_scoring.conftest import FEATURES, MODEL, day_start
 from tests.pipelines.batch_scoring.test_nodes import assert_same_features, window
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.spark
 
 
 def assert_same_predictions(spark_rows: pd.DataFrame, pandas_rows: pd.DataFrame) -> None:
@@ -73,6 +73,7 @@ def test_spark_udf_scores_equal_the_pandas_scores(spark, simulated, registry):
     assert_same_predictions(on_spark.toPandas(), on_pandas)
 
 
+@pytest.mark.slow
 def test_kedro_run_in_the_spark_environment_scores_like_the_pandas_run(
     spark, simulated, registry, tmp_path, monkeypatch
 ):
