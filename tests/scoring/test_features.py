@@ -168,3 +168,35 @@ def test_fast_path_on_decoded_messages_equals_the_frame_path(simulated):
         "fr",
         "3",
     ]
+
+
+def _row(tid: str, when: pd.Timestamp, customer: str, terminal: str, amount: float) -> dict:
+    return {
+        "transaction_id": tid,
+        "timestamp": when,
+        "customer_id": customer,
+        "terminal_id": terminal,
+        "merchant_category": "grocery",
+        "amount": amount,
+        "currency": "EUR",
+        "country": "FR",
+        "channel": "pos",
+        "is_fraud": 0,
+    }
+
+
+def test_a_row_later_than_the_horizon_gets_window_sums_not_the_whole_history():
+    # C1 makes 100 transactions in four days (enough for its state to be compacted),
+    # traffic 50 days later pushes them past the horizon, then a C1 row stamped among
+    # the old ones arrives. It is scored alone: its windows hold only itself.
+    start = pd.Timestamp("2025-01-01")
+    rng = np.random.default_rng(0)
+    old = [
+        _row(f"A{i}", start + pd.Timedelta(hours=i), "C1", "M1", float(rng.gamma(2.0, 30.0)))
+        for i in range(100)
+    ]
+    late = pd.DataFrame([_row("L0", start + pd.Timedelta(hours=99.5), "C1", "M3", 42.0)])
+    online = OnlineFeatures(PARAMS)
+    online.update(pd.DataFrame(old))
+    online.update(pd.DataFrame([_row("B0", start + pd.Timedelta("50D"), "C2", "M2", 10.0)]))
+    assert_features_equal(online.update(late), create_features(late, PARAMS))
