@@ -1,4 +1,4 @@
-"""The real-time scorer's features equal ``create_features`` on the same rows."""
+"""The online engine (the real-time scorer's features) equals ``create_features``."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from fraud_detection import schema
-from fraud_detection.features import create_features
-from fraud_detection.scoring.features import OnlineFeatures
+from fraud_detection.features import build_spec, create_features, feature_names
+from fraud_detection.features.online import OnlineFeatures, TransactionRecords, clean_category
 from fraud_detection.simulator import simulate_transactions
-from tests.conftest import base_parameters
+from tests.conftest import base_parameters, make_transactions
+from tests.features.parity import assert_columns_are_spec, assert_frames_match
 
 PARAMS = {
     **base_parameters("features"),
@@ -21,6 +22,7 @@ PARAMS = {
     "novelty_window": "30D",
     "label_delay": "7D",
 }
+SPEC = build_spec(PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -32,23 +34,9 @@ def simulated() -> pd.DataFrame:
 
 
 def assert_features_equal(online: pd.DataFrame, batch: pd.DataFrame) -> None:
-    """Same columns, dtypes and rows; numbers within 1e-9 (relative above 1)."""
-    assert list(online.columns) == list(batch.columns)
-    batch = batch.set_index(schema.TRANSACTION_ID).loc[online[schema.TRANSACTION_ID]].reset_index()
-    assert (online.dtypes == batch.dtypes).all(), online.dtypes[online.dtypes != batch.dtypes]
-    for column in online.columns:
-        if column == schema.LABEL or not pd.api.types.is_numeric_dtype(batch[column]):
-            assert online[column].astype("str").tolist() == batch[column].astype("str").tolist(), (
-                column
-            )
-            continue
-        np.testing.assert_allclose(
-            online[column].to_numpy(float),
-            batch[column].to_numpy(float),
-            rtol=1e-9,
-            atol=1e-9,
-            err_msg=column,
-        )
+    """Same columns (``feature_names(spec)``), dtypes and rows; counts exact, other
+    numbers within 1e-9 (relative above 1)."""
+    assert_frames_match(online, batch, SPEC)
 
 
 def stream(online: OnlineFeatures, transactions: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
@@ -93,8 +81,9 @@ def test_labels_arriving_late_on_their_own_count_like_labels_in_the_data(simulat
     streamed = pd.concat(parts, ignore_index=True)
     # The label column itself is what arrived with the transaction (none); the
     # features built from labels equal the batch ones, which saw every label.
+    assert streamed[schema.LABEL].isna().all()
     assert_features_equal(
-        streamed.drop(columns=schema.LABEL), batch_features.drop(columns=schema.LABEL)
+        streamed, batch_features.assign(**{schema.LABEL: streamed[schema.LABEL].iloc[0]})
     )
     assert online.stats.labels_applied == labelled_upto
 
@@ -140,8 +129,6 @@ def test_repeated_transaction_ids_are_skipped_and_change_nothing(simulated):
 
 
 def test_fast_path_on_decoded_messages_equals_the_frame_path(simulated):
-    from fraud_detection.scoring.features import TransactionRecords, clean_category
-
     head = simulated.iloc[:3000].copy()
     head.loc[head.index[::9], "channel"] = "  POS "
     head.loc[head.index[::13], "country"] = None
@@ -200,3 +187,115 @@ def test_a_row_later_than_the_horizon_gets_window_sums_not_the_whole_history():
     online.update(pd.DataFrame(old))
     online.update(pd.DataFrame([_row("B0", start + pd.Timedelta("50D"), "C2", "M2", 10.0)]))
     assert_features_equal(online.update(late), create_features(late, PARAMS))
+
+
+def test_every_path_outputs_exactly_the_spec_columns(simulated):
+    head = simulated.iloc[:500]
+    assert_columns_are_spec(create_features(head, PARAMS), SPEC)
+    online = OnlineFeatures(SPEC)
+    assert online.feature_names() == feature_names(SPEC)
+    assert_columns_are_spec(online.update(head.iloc[:250]), SPEC)
+    assert_columns_are_spec(online.update(head.iloc[:0]), SPEC)
+    records = OnlineFeatures(PARAMS).update_records(TransactionRecords.from_frame(head))
+    assert_columns_are_spec(records.frame(), SPEC)
+
+
+def arrival_reference(arrived: pd.DataFrame, params: dict) -> pd.DataFrame:
+    """What the online engine promises, row by row in arrival order: ``create_features``
+    over the rows that arrived before with a time newer than the cutoff (the newest
+    time so far minus the horizon), and the row itself."""
+    horizon = build_spec(params).horizon
+    times = arrived[schema.TIMESTAMP]
+    rows, newest = [], None
+    for i in range(len(arrived)):
+        newest = times.iloc[i] if newest is None else max(newest, times.iloc[i])
+        past = arrived.iloc[:i]
+        seen = pd.concat([past[past[schema.TIMESTAMP] > newest - horizon], arrived.iloc[[i]]])
+        features = create_features(seen, params)
+        rows.append(
+            features[features[schema.TRANSACTION_ID] == arrived.iloc[i][schema.TRANSACTION_ID]]
+        )
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_late_rows_ties_and_empty_windows_equal_the_batch_over_what_the_state_holds():
+    tx = make_transactions(n=180, days=75, seed=7, fraud_rate=0.3)
+    rng = np.random.default_rng(7)
+    # Ties: every 5th row shares the previous row's time (often its customer too).
+    tie = np.arange(1, len(tx), 5)
+    tx.loc[tie, schema.TIMESTAMP] = tx[schema.TIMESTAMP].to_numpy()[tie - 1]
+    tx.loc[tie[::2], schema.CUSTOMER_ID] = tx[schema.CUSTOMER_ID].to_numpy()[tie[::2] - 1]
+    # Empty windows: customers, terminals and a category seen once; unknown labels.
+    lone = rng.choice(len(tx), 18, replace=False)
+    tx.loc[lone, schema.CUSTOMER_ID] = [f"new{i}" for i in range(len(lone))]
+    tx.loc[lone[:10], schema.TERMINAL_ID] = [f"lone{i}" for i in range(10)]
+    tx.loc[lone[10:15], schema.MERCHANT_CATEGORY] = "jewellery"
+    tx[schema.LABEL] = tx[schema.LABEL].astype("Int8")
+    tx.loc[rng.choice(len(tx), 30, replace=False), schema.LABEL] = pd.NA
+    # Late arrival: rows delivered hours, weeks or more than the horizon (37 days) late.
+    delay = pd.Series(pd.Timedelta(0), index=tx.index)
+    for days, count in ((0.3, 30), (12.0, 10), (25.0, 6), (45.0, 6)):
+        early = len(tx) // 2  # early enough for the stream to go on after they arrive
+        delay[rng.choice(early, count, replace=False)] = pd.Timedelta(days=days)
+    arrival = tx.assign(_due=tx[schema.TIMESTAMP] + delay).sort_values("_due", kind="stable")
+    arrival = arrival.drop(columns="_due").reset_index(drop=True)
+    # Micro-batches of random sizes; the engine orders each batch by time.
+    online, parts, arrived, start = OnlineFeatures(PARAMS), [], [], 0
+    while start < len(arrival):
+        batch = arrival.iloc[start : start + int(rng.integers(1, 12))]
+        parts.append(online.update(batch))
+        arrived.append(batch.sort_values(schema.TIMESTAMP, kind="stable"))
+        start += len(batch)
+    streamed = pd.concat(parts, ignore_index=True)
+    arrived = pd.concat(arrived, ignore_index=True)
+    assert online.stats.rows_beyond_horizon > 0 and online.stats.late_rows > 15
+    assert_features_equal(streamed, arrival_reference(arrived, PARAMS))
+
+
+def ever_new_customers(days: int, per_day: int, seed: int = 0) -> pd.DataFrame:
+    """Each day ``per_day`` new cards, each used a few times over the next three days."""
+    rng = np.random.default_rng(seed)
+    n_tx = rng.integers(1, 6, days * per_day)
+    customer = np.repeat([f"D{d}C{c}" for d in range(days) for c in range(per_day)], n_tx)
+    day = np.repeat(np.repeat(np.arange(days), per_day), n_tx)
+    seconds = day * 86_400 + rng.uniform(0, 3 * 86_400, len(customer)).round()
+    n = len(customer)
+    tx = pd.DataFrame(
+        {
+            "timestamp": pd.Timestamp("2025-01-01") + pd.to_timedelta(seconds, unit="s"),
+            "customer_id": customer,
+            "terminal_id": rng.choice([f"M{i}" for i in range(60)], n),
+            "merchant_category": rng.choice(["grocery", "travel", "online_retail"], n),
+            "amount": rng.gamma(2.0, 30.0, n).round(2),
+            "currency": "EUR",
+            "country": rng.choice(["FR", "BE", "DE"], n),
+            "channel": rng.choice(["pos", "ecommerce"], n),
+            "is_fraud": (rng.uniform(size=n) < 0.05).astype("int64"),
+        }
+    ).sort_values("timestamp", kind="stable")
+    tx.insert(0, "transaction_id", [f"T{i:07d}" for i in range(n)])
+    return tx.reset_index(drop=True)
+
+
+def held_keys(ingested: pd.DataFrame, cutoff: pd.Timestamp) -> int:
+    """Keys of every aggregation with a row newer than ``cutoff`` (all rows labelled)."""
+    recent = ingested[ingested[schema.TIMESTAMP] > cutoff]
+    return sum(len(recent.drop_duplicates(list(agg.keys))) for agg in SPEC.aggregations)
+
+
+def test_state_stays_bounded_with_ever_new_customers_and_features_equal_batch():
+    tx = ever_new_customers(days=120, per_day=20)
+    online, parts, keys = OnlineFeatures(PARAMS), [], []
+    for _, batch in tx.groupby(tx[schema.TIMESTAMP].dt.floor("D"), sort=True):
+        parts.append(online.update(batch))
+        newest = batch[schema.TIMESTAMP].max()
+        # Exactly the keys with a row newer than the cutoff are held, no others.
+        ingested = tx[tx[schema.TIMESTAMP] <= newest]
+        assert online.stats.keys == held_keys(ingested, newest - online.horizon), newest
+        keys.append(online.stats.keys)
+    assert_features_equal(pd.concat(parts, ignore_index=True), create_features(tx, PARAMS))
+    assert online.stats.customers < tx[schema.CUSTOMER_ID].nunique() / 3
+    assert online.stats.evicted_keys > 2 * online.stats.keys
+    # Flat: once the horizon is filled, the state stays within the traffic's noise.
+    steady = keys[online.horizon.days + 3 :]
+    assert max(steady) < 1.1 * min(steady)
