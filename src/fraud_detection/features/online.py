@@ -591,6 +591,12 @@ class OnlineFeatures:
             else list(zip(*(columns[c] for c in p.key_columns), strict=True))
             for p in plans
         ]
+        # One tuple per aggregation, unpacked in the loop (attribute lookups cost).
+        work = [
+            (p.measure is Measure.AMOUNT, p.measure is Measure.COUNT, p.windows_ms, p.delay_ms)
+            + (table, out.n, out.s, out.ss, out.f, out.first, out.gap)
+            for p, table, out in zip(plans, tables, sums, strict=True)
+        ]
         seen = self._rows
         stats = self.stats
         for i in range(n_rows):
@@ -606,7 +612,7 @@ class OnlineFeatures:
                 stats.late_rows += 1
             newest = t if watermark is None or t > watermark else watermark
             cutoff = newest - horizon
-            keys = tuple(keyed[i] for keyed in key_lists)
+            keys = tuple([keyed[i] for keyed in key_lists])
             if t <= cutoff:
                 # Older than the horizon: every row of its keys it could see is gone,
                 # so it is scored alone, and no later row could see it either.
@@ -615,30 +621,30 @@ class OnlineFeatures:
                 self._arrivals.append((t, tid))
                 stats.rows_beyond_horizon += 1
                 continue
-            for k, plan in enumerate(plans):
-                table, key, out = tables[k], keys[k], sums[k]
-                measure = plan.measure
-                if measure is Measure.AMOUNT:
+            for key, (is_amount, is_count, windows, delay, table, n, s, ss, f, first, gap) in zip(
+                keys, work, strict=True
+            ):
+                if is_amount:
                     state = table.get(key)
                     if state is None:
                         state = table[key] = _Amounts(amount)
                     pos = state.insert(t, amount)
-                    for j, w in enumerate(plan.windows_ms):
-                        out.n[j, i], out.s[j, i], out.ss[j, i] = state.window(pos, t, w, cutoff)
-                    out.first[i] = state.first
-                    out.gap[i] = state.previous_gap(pos, t, cutoff)
-                elif measure is Measure.COUNT:
+                    for j, w in enumerate(windows):
+                        n[j, i], s[j, i], ss[j, i] = state.window(pos, t, w, cutoff)
+                    first[i] = state.first
+                    gap[i] = state.previous_gap(pos, t, cutoff)
+                elif is_count:
                     state = table.get(key)
                     if state is None:
                         state = table[key] = _Times()
                     pos = state.insert(t)
-                    for j, w in enumerate(plan.windows_ms):
-                        out.n[j, i] = state.count(pos, t, w, cutoff)
+                    for j, w in enumerate(windows):
+                        n[j, i] = state.count(pos, t, w, cutoff)
                 else:  # delayed labels (the row's own label is far too recent to count)
                     state = table.get(key)
                     if state is not None:
-                        for j, w in enumerate(plan.windows_ms):
-                            out.n[j, i], out.f[j, i] = state.window(t, plan.delay_ms, w, cutoff)
+                        for j, w in enumerate(windows):
+                            n[j, i], f[j, i] = state.window(t, delay, w, cutoff)
             row = seen[tid] = _Row(t, keys)
             label = labels[i]
             if label is not None and not math.isnan(label):  # the label came with the transaction
