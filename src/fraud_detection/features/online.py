@@ -612,12 +612,14 @@ class OnlineFeatures:
                 stats.late_rows += 1
             newest = t if watermark is None or t > watermark else watermark
             cutoff = newest - horizon
+            self.watermark = newest
             keys = tuple([keyed[i] for keyed in key_lists])
             if t <= cutoff:
                 # Older than the horizon: every row of its keys it could see is gone,
                 # so it is scored alone, and no later row could see it either.
                 self._alone(i, amount, sums)
                 seen[tid] = _Row(t, keys, labelled=True)
+                self._pending.pop(tid, None)
                 self._arrivals.append((t, tid))
                 stats.rows_beyond_horizon += 1
                 continue
@@ -654,7 +656,6 @@ class OnlineFeatures:
                 if pending is not None:
                     self._label(row, pending)
             self._arrivals.append((t, tid))
-            self.watermark = newest
             self._evict()
         stats.rows = len(seen)
         stats.customers = len(self._customers)
@@ -727,13 +728,15 @@ class OnlineFeatures:
 
     def _label(self, row: _Row, is_fraud: bool) -> None:
         row.labelled = True
+        self.stats.labels_applied += 1
+        if row.time <= self.watermark - self.horizon_ms:
+            return  # no window reaches back to it any more (and lists stay sorted)
         for k in self._fraud:
             table, key = self._tables[k], row.keys[k]
             labels = table.get(key)
             if labels is None:
                 labels = table[key] = _Labels()
             labels.add(row.time, is_fraud)
-        self.stats.labels_applied += 1
 
     # --------------------------------------------------------------- eviction --
 
