@@ -30,6 +30,22 @@ functions every engine can call):
 - ``fraud``: the number of labelled rows and the fraud share (0 when there are none).
 - ``count``: the number of rows (over a composite key such as (customer, country) it is
   a novelty count: how often the customer used this country before, plus one).
+
+Writing an engine: clean the rows as ``cleanse`` does (time order, stable; categoricals
+stripped, lower case, ``unknown`` when missing), start from ``passthrough_columns(spec)``,
+add ``spec.temporal`` (``temporal_features``), then for each ``agg`` in
+``spec.aggregations`` partition by ``agg.keys``, order by (time, arrival) and compute,
+for each ``w`` in ``agg.windows`` (``w.ms``, ``w.delta``), the columns named by
+``agg.count_column(w)``, ``agg.mean_column(w)`` ... in ``agg.columns()`` order.
+Rows sharing a timestamp see only those that arrived before them. The output's columns
+must be ``feature_names(spec)``; ``tests/features/parity.py`` (``assert_frames_match``)
+compares an engine's table with ``create_features``: counts exactly, the rest to 1e-9.
+
+Example::
+
+    spec = build_spec(params["features"])
+    spec.aggregation("terminal").columns()
+    # ['terminal_nb_tx_1d', 'terminal_risk_1d', 'terminal_nb_tx_7d', ...]
 """
 
 from __future__ import annotations
