@@ -18,7 +18,7 @@ from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import RealTimeScorer, ScorerConfig
 from fraud_detection.streaming.messages import MessageBounds, encode_transactions
 from tests.conftest import make_transactions
-from tests.scoring.test_features import PARAMS
+from tests.features.test_online import PARAMS
 
 TX = TopicPartition("transactions", 0)
 BOUNDS = MessageBounds.from_params(

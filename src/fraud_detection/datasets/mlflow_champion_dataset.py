@@ -21,7 +21,8 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
     moves the alias to the challenger's version and records the decision as tags.
 
     ``load`` returns ``None`` when the registered model or the alias does not exist
-    yet (the first run), else ``{"version", "run_id", "model"}`` with the pyfunc model.
+    yet (the first run), else ``{"name", "version", "run_id", "model"}`` with the pyfunc
+    model.
     ``save`` takes the decision dict from the promotion node: it always tags the
     active run with the outcome, and when ``decision["promote"]`` is true sets the
     alias on the model version logged by ``decision["challenger_run_id"]``.
@@ -60,7 +61,12 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
                 f"{redact(mlflow.get_tracking_uri())}: {exc}"
             ) from exc
         model = mlflow.pyfunc.load_model(f"models:/{self._model_name}@{self._alias}")
-        return {"version": str(version.version), "run_id": version.run_id, "model": model}
+        return {
+            "name": self._model_name,
+            "version": str(version.version),
+            "run_id": version.run_id,
+            "model": model,
+        }
 
     def save(self, decision: dict[str, Any]) -> None:
         client = MlflowClient()

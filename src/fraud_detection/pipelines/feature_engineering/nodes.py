@@ -14,10 +14,11 @@ def create_features(transactions: pd.DataFrame, params: dict[str, Any]) -> pd.Da
 
     Args:
         transactions: Validated transactions.
-        params: ``params:features``.
+        params: ``params:features``, from which the feature spec is built.
 
     Returns:
-        One row per transaction, in time order: id columns, the label, the cleaned
-        categoricals and the numeric features.
+        One row per transaction, in time order, with the columns
+        ``feature_names(build_spec(params))``: id columns, the amount, the cleaned
+        categoricals, the label and the numeric features.
     """
     return features.create_features(transactions, params)
