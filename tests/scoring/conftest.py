@@ -10,7 +10,7 @@ from fraud_detection.features import create_features, feature_columns
 from fraud_detection.model import FraudModel, build_model_pipeline
 from fraud_detection.scoring.champion import LoadedModel
 from tests.conftest import make_transactions
-from tests.scoring.test_features import PARAMS
+from tests.features.test_online import PARAMS
 
 
 class _Pyfunc:

@@ -28,7 +28,7 @@ from fraud_detection.streaming.labels import (
 )
 from fraud_detection.streaming.messages import encode_labels, encode_transactions
 from tests.conftest import base_parameters, make_transactions
-from tests.scoring.test_features import PARAMS, assert_features_equal
+from tests.features.test_online import PARAMS, assert_features_equal
 from tests.scoring.test_service import _Consumer, _Producer, _Watcher
 
 TX = TopicPartition("transactions", 0)
@@ -153,9 +153,12 @@ def test_served_features_equal_batch_features_from_the_labels_known_at_that_time
         batch = create_features(known, PARAMS)
         batch = batch[batch[schema.TRANSACTION_ID].isin(rows[schema.TRANSACTION_ID])]
         online = rows[feature_columns]
+        # The label column is the transaction message's own: none, on the scorer.
+        assert rows[schema.LABEL].isna().all()
+        columns = list(batch.columns)
         assert_features_equal(
-            online.astype(batch[feature_columns].dtypes.to_dict()),
-            batch[feature_columns],
+            rows[columns].astype(batch.dtypes.to_dict()),
+            batch.assign(**{schema.LABEL: pd.NA}).astype(batch.dtypes.to_dict()),
         )
         full = everything.set_index(schema.TRANSACTION_ID).loc[rows[schema.TRANSACTION_ID]]
         differs_from_full_labels += int(
