@@ -1,17 +1,26 @@
-"""Ingestion nodes: column mapping and data-quality guards (``fraud_detection.quality``).
+"""Ingestion nodes: column mapping and data-quality guards (``fraud_detection.quality``),
+then the labels known so far joined to the validated transactions.
 
 Every input row ends up either in the validated table or in quarantine with the
 reasons it failed; the counts always add up, and the run stops when the invalid share
-of the new rows passes the configured limit.
+of the new rows passes the configured limit. Labels arrive apart from their
+transactions (``fraud_detection.streaming.labels``): each run adds the new ones to the
+label store, and the training data is every validated transaction with the labels known
+at the run, so a label that arrives late still reaches the rows ingested before it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pandas as pd
 
-from fraud_detection import quality
+from fraud_detection import quality, schema
+from fraud_detection.streaming import labels as late_labels
+from fraud_detection.streaming.messages import empty_labels
+
+logger = logging.getLogger(__name__)
 
 
 def standardise_columns(raw: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -32,3 +41,44 @@ def enforce_quality_limit(
 ) -> pd.DataFrame:
     """Passes the valid rows on, or stops the run (``quality.enforce_quality_limit``)."""
     return quality.enforce_quality_limit(screened, report, params)
+
+
+def collect_labels(raw_labels: pd.DataFrame | None) -> pd.DataFrame:
+    """The labels of this run, one per transaction (the first one counts).
+
+    Args:
+        raw_labels: Label rows (``schema.LABEL_COLUMNS``) from the label topic or a
+            file; ``None`` when the environment has no label source.
+    """
+    if raw_labels is None:
+        return empty_labels()
+    missing = [c for c in (schema.TRANSACTION_ID, schema.LABEL) if c not in raw_labels]
+    if missing:
+        raise ValueError(f"raw_labels lacks {missing}; a label row has {schema.LABEL_COLUMNS}")
+    labels = raw_labels.drop_duplicates(schema.TRANSACTION_ID, keep="first").reset_index(drop=True)
+    logger.info("%d new labels (%d repeats left out)", len(labels), len(raw_labels) - len(labels))
+    return labels
+
+
+def attach_labels(
+    transactions: pd.DataFrame, labels: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """The validated transactions with the labels known so far, joined by transaction id.
+
+    With ``params:labels.source: topic`` only the label store counts (a transaction
+    message's own ``is_fraud`` is ignored); with ``transactions`` the rows keep their
+    own labels, completed from the store.
+    """
+    source = late_labels.LabelParams.from_dict(params).source
+    out = late_labels.attach_labels(transactions, labels, source)
+    known = set(out[schema.TRANSACTION_ID])
+    orphans = int((~labels[schema.TRANSACTION_ID].isin(known)).sum()) if len(labels) else 0
+    logger.info(
+        "Labels from %s: %d of %d transactions labelled; %d labels wait for a transaction "
+        "not ingested yet",
+        "the label topic" if source == "topic" else "the transactions",
+        int(out[schema.LABEL].notna().sum()),
+        len(out),
+        orphans,
+    )
+    return out
