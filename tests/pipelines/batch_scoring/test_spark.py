@@ -81,7 +81,7 @@ def test_kedro_run_in_the_spark_environment_scores_like_the_pandas_run(
     monkeypatch.chdir(project)
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "batch-scoring-runs")
     (project / "data/02_intermediate/spark").mkdir(parents=True, exist_ok=True)
-    simulated.to_parquet(project / "data/02_intermediate/validated_transactions.parquet")
+    simulated.to_parquet(project / "data/02_intermediate/labelled_transactions.parquet")
     spark.createDataFrame(simulated).write.parquet(
         str(project / "data/02_intermediate/spark/validated_transactions.parquet")
     )
