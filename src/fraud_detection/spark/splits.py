@@ -106,8 +106,11 @@ def split_out_of_time_spark(
     test_mask = (day >= _ts(plan["test_start"])) & labelled
     if p.remove_known_compromised:
         history, start = pd.Timestamp(plan["train_start"]), pd.Timestamp(plan["test_start"])
-        test_mask = test_mask & ~known_compromised_spark(window, history, start, p.delay_days)
-    test = window.filter(test_mask)
+        # A window function cannot sit in a filter: flag the rows first.
+        flag = known_compromised_spark(window, history, start, p.delay_days)
+        window = window.withColumn("_compromised", flag)
+        test_mask = test_mask & ~F.col("_compromised")
+    test = window.filter(test_mask).drop("_compromised")
     fraud = F.col(schema.LABEL).cast("long")
     dev_counts = development.agg(
         F.count(F.lit(1)).alias("rows"),
