@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -78,6 +77,7 @@ def table(rows: int, cache: Path) -> Path:
     """A parquet folder of about ``rows`` transactions: tiles of the base table, each
     with its own customers, terminals and transaction ids; the last tile keeps a share
     of the base table's customers (all their rows), so histories stay whole."""
+    import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -89,17 +89,23 @@ def table(rows: int, cache: Path) -> Path:
     n = base.num_rows
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    customers = pc.unique(base["customer_id"])
+    # Customers with their row counts: a partial tile takes whole customers until it
+    # has the rows it needs.
+    per_customer = pc.value_counts(base["customer_id"])
+    customers = per_customer.field("values")
+    cumulative = np.cumsum(per_customer.field("counts").to_numpy())
     written, tile = 0, 0
     while written < rows:
         part = base
         if rows - written < n:
-            keep = math.ceil(len(customers) * (rows - written) / n)
+            keep = int(np.searchsorted(cumulative, rows - written)) + 1
             part = base.filter(pc.is_in(base["customer_id"], value_set=customers[:keep]))
-        suffix = pa.scalar(f"_{tile}")
+        suffix = f"_{tile}"
         for col in ("transaction_id", "customer_id", "terminal_id"):
             index = part.schema.get_field_index(col)
-            part = part.set_column(index, col, pc.binary_join_element_wise(part[col], suffix, ""))
+            ids = part[col].cast(pa.string())
+            tagged = pc.binary_join_element_wise(ids, pa.scalar(suffix, pa.string()), "")
+            part = part.set_column(index, col, tagged)
         pq.write_table(part, folder / f"part-{tile:04d}.parquet")
         written += part.num_rows
         tile += 1
