@@ -83,7 +83,7 @@ def test_kedro_run_in_the_spark_environment_scores_like_the_pandas_run(
     (project / "data/02_intermediate/spark").mkdir(parents=True, exist_ok=True)
     simulated.to_parquet(project / "data/02_intermediate/labelled_transactions.parquet")
     spark.createDataFrame(simulated).write.parquet(
-        str(project / "data/02_intermediate/spark/validated_transactions.parquet")
+        str(project / "data/02_intermediate/spark/labelled_transactions.parquet")
     )
     runtime = {"batch_scoring": window(simulated, 40, 43)}
     for env in ("local", "spark"):

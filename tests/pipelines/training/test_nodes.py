@@ -127,3 +127,59 @@ def test_bad_training_params_are_named():
         from fraud_detection.model import resampling_grid
 
         resampling_grid("oversample", "x.Y", 1.0, 0)
+
+
+def test_weighted_threshold_equals_the_threshold_on_the_full_rows():
+    """A genuine row of weight 4 counts as 4 genuine rows: thresholds chosen on a
+    sample weighted 1 / ratio are those of the full data."""
+    rng = np.random.default_rng(0)
+    labels = (rng.uniform(size=400) < 0.2).astype(int)
+    scores = np.clip(rng.normal(0.3 + 0.4 * labels, 0.2), 0, 1).round(3)
+    weights = np.where(labels == 0, 4.0, 1.0)
+    full_labels = np.repeat(labels, weights.astype(int))
+    full_scores = np.repeat(scores, weights.astype(int))
+    for cfg in (
+        {"objective": "f_beta", "beta": 2.0},
+        {"objective": "expected_cost", "cost_false_negative": 10, "cost_false_positive": 1},
+    ):
+        weighted = _best_threshold(labels, scores, cfg, weights)
+        full = _best_threshold(full_labels, full_scores, cfg)
+        assert weighted == pytest.approx(full)
+    assert _best_threshold(labels, scores, {"beta": 1.0}, weights) != _best_threshold(
+        labels, scores, {"beta": 1.0}
+    )
+
+
+def test_sampled_development_rows_are_weighted_in_search_and_thresholds():
+    tx = make_transactions(n=3000, days=70, seed=2, fraud_rate=0.05)
+    features = create_features(tx, FEATURES)
+    development, _, plan = split_out_of_time(
+        features,
+        {**SPLIT, "n_folds": 2, "remove_known_compromised": False, "legit_sample_ratio": 0.5},
+    )
+    assert development["sample_weight"].isin([1.0, 2.0]).all()
+    assert (development.loc[development["is_fraud"] == 1, "sample_weight"] == 1.0).all()
+    assert plan["counts"]["development_rows_kept"] < plan["counts"]["development_rows"]
+    params = {**SMALL, "candidates": {"xgboost": SMALL["candidates"]["xgboost"]}}
+    results, predictions = tune_candidates(development, plan, params)
+    # The weight is never a model input, and the validation rows carry their weights.
+    fitted = fit_candidates(development, plan, results, params)
+    assert "sample_weight" not in fitted["xgboost"]["inputs"]
+    by_id = development.set_index("transaction_id")["sample_weight"]
+    assert (predictions["weight"].to_numpy() == by_id.loc[predictions["transaction_id"]]).all()
+    # Search scores are the weighted average precision of the validation folds.
+    from sklearn.metrics import average_precision_score
+
+    for name in ("xgboost", "baseline"):
+        rows = predictions[predictions["candidate"] == name]
+        expected = np.mean(
+            [
+                average_precision_score(g["label"], g["score"], sample_weight=g["weight"])
+                for _, g in rows.groupby("fold")
+            ]
+        )
+        unweighted = np.mean(
+            [average_precision_score(g["label"], g["score"]) for _, g in rows.groupby("fold")]
+        )
+        assert results[name]["validation_average_precision"] == pytest.approx(expected)
+        assert expected != pytest.approx(unweighted)

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from fraud_detection import features
+from fraud_detection.features import spark_engine
 
 
 def create_features(transactions: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -19,6 +20,9 @@ def create_features(transactions: pd.DataFrame, params: dict[str, Any]) -> pd.Da
     Returns:
         One row per transaction, in time order, with the columns
         ``feature_names(build_spec(params))``: id columns, the amount, the cleaned
-        categoricals, the label and the numeric features.
+        categoricals, the label and the numeric features. A Spark
+        table (the ``spark`` environment) gives a Spark table with the same columns.
     """
+    if not isinstance(transactions, pd.DataFrame):
+        return spark_engine.create_features_spark(transactions, params)
     return features.create_features(transactions, params)

@@ -7,6 +7,9 @@ of the new rows passes the configured limit. Labels arrive apart from their
 transactions (``fraud_detection.streaming.labels``): each run adds the new ones to the
 label store, and the training data is every validated transaction with the labels known
 at the run, so a label that arrives late still reaches the rows ingested before it.
+
+Each node runs on what the catalog loads: a pandas frame, or a Spark table in the
+``spark`` environment (``fraud_detection.spark``, the same rules and report).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 import pandas as pd
 
 from fraud_detection import quality, schema
+from fraud_detection.spark import labels as spark_labels
+from fraud_detection.spark import quality as spark_quality
 from fraud_detection.streaming import labels as late_labels
 from fraud_detection.streaming.messages import empty_labels
 
@@ -25,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 def standardise_columns(raw: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Renames source columns to the canonical schema (``quality.standardise_columns``)."""
+    if not isinstance(raw, pd.DataFrame):
+        return spark_quality.standardise_columns_spark(raw, params)
     return quality.standardise_columns(raw, params)
 
 
@@ -33,6 +40,8 @@ def validate_transactions(
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Valid rows, quarantined rows with reasons, and the report
     (``quality.validate_transactions``)."""
+    if not isinstance(transactions, pd.DataFrame):
+        return spark_quality.validate_transactions_spark(transactions, params)
     return quality.validate_transactions(transactions, params)
 
 
@@ -40,6 +49,8 @@ def enforce_quality_limit(
     screened: pd.DataFrame, report: dict[str, Any], params: dict[str, Any]
 ) -> pd.DataFrame:
     """Passes the valid rows on, or stops the run (``quality.enforce_quality_limit``)."""
+    if not isinstance(screened, pd.DataFrame):
+        return spark_quality.enforce_quality_limit_spark(screened, report, params)
     return quality.enforce_quality_limit(screened, report, params)
 
 
@@ -70,6 +81,9 @@ def attach_labels(
     own labels, completed from the store.
     """
     source = late_labels.LabelParams.from_dict(params).source
+    if not isinstance(transactions, pd.DataFrame):
+        logger.info("Labels from %s joined in Spark (%d in the store)", source, len(labels))
+        return spark_labels.attach_labels_spark(transactions, labels, source)
     out = late_labels.attach_labels(transactions, labels, source)
     known = set(out[schema.TRANSACTION_ID])
     orphans = int((~labels[schema.TRANSACTION_ID].isin(known)).sum()) if len(labels) else 0

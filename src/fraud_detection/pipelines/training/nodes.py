@@ -4,6 +4,11 @@ Every candidate family is one imbalanced-learn pipeline searched over a space de
 ``parameters_training.yml`` and scored by average precision on prequential validation
 folds. Selection and decision thresholds use validation data only; the test window
 is touched by the evaluation pipeline alone.
+
+When the split sampled genuine rows (``params:split.legit_sample_ratio`` below 1), each
+development row carries a ``sample_weight``: models fit on the reduced rows (an
+undersampling), while validation average precision, the out-of-fold predictions and
+the thresholds weigh every row, so they estimate what the full data would give.
 """
 
 from __future__ import annotations
@@ -34,7 +39,12 @@ from fraud_detection.model import (
     resampling_grid,
 )
 from fraud_detection.params import StrictParams
-from fraud_detection.splits import final_training_rows, fold_indices
+from fraud_detection.splits import (
+    SAMPLE_WEIGHT,
+    final_training_rows,
+    fold_indices,
+    sample_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +118,7 @@ def _space_size(space: list[dict[str, list[Any]]]) -> int:
 
 def _candidate_pipeline(spec: CandidateSpec, development: pd.DataFrame, p: TrainingParams):
     numeric, categorical = feature_columns(development)
+    numeric = [c for c in numeric if c != SAMPLE_WEIGHT]
     classifier = import_class(spec.classifier)(**spec.init)
     return build_model_pipeline(
         classifier, numeric, categorical, p.selection, p.random_state
@@ -141,19 +152,20 @@ def tune_candidates(
     scale_pos_weight = _scale_pos_weight(development)
     results: dict[str, Any] = {}
     predictions = []
+    scoring = _average_precision(development)
     for name, spec in p.candidates.items():
         pipe, inputs = _candidate_pipeline(spec, development, p)
         space = _search_space(spec, scale_pos_weight, p.random_state)
         if p.search == "grid" or _space_size(space) <= p.n_iter:
             search = GridSearchCV(
-                pipe, space, scoring="average_precision", cv=folds, refit=False, error_score="raise"
+                pipe, space, scoring=scoring, cv=folds, refit=False, error_score="raise"
             )
         else:
             search = RandomizedSearchCV(
                 pipe,
                 space,
                 n_iter=p.n_iter,
-                scoring="average_precision",
+                scoring=scoring,
                 cv=folds,
                 refit=False,
                 random_state=p.random_state,
@@ -191,13 +203,31 @@ def tune_candidates(
         "validation_average_precision": float(
             np.mean(
                 [
-                    average_precision_score(g["label"], g["score"])
+                    average_precision_score(g["label"], g["score"], sample_weight=g["weight"])
                     for _, g in base_pred.groupby("fold")
                 ]
             )
         ),
     }
     return results, pd.concat(predictions, ignore_index=True)
+
+
+def _average_precision(development: pd.DataFrame) -> Any:
+    """The search's score: average precision, weighted by ``sample_weight`` when the
+    development rows carry it (the search passes validation rows with their index,
+    which is their position in ``development``)."""
+    if SAMPLE_WEIGHT not in development.columns:
+        return "average_precision"
+    weights = pd.Series(sample_weights(development), index=development.index)
+
+    def weighted_average_precision(estimator: Any, features: pd.DataFrame, y: np.ndarray):
+        return average_precision_score(
+            y,
+            positive_scores(estimator, features),
+            sample_weight=weights.loc[features.index].to_numpy(),
+        )
+
+    return weighted_average_precision
 
 
 def _baseline_pipeline(p: TrainingParams):
@@ -208,6 +238,7 @@ def _out_of_fold(
     name: str, pipe: Any, development: pd.DataFrame, inputs: list[str], folds: list
 ) -> pd.DataFrame:
     y = development[schema.LABEL].astype(int).to_numpy()
+    weights = sample_weights(development)
     parts = []
     for k, (tr, va) in enumerate(folds):
         model = clone(pipe).fit(development.iloc[tr][inputs], y[tr])
@@ -218,6 +249,7 @@ def _out_of_fold(
                     "fold": k,
                     schema.TRANSACTION_ID: development[schema.TRANSACTION_ID].to_numpy()[va],
                     "label": y[va],
+                    "weight": weights[va],
                     "score": positive_scores(model, development.iloc[va][inputs]),
                 }
             )
@@ -266,26 +298,29 @@ def _resolve(space: list[dict[str, list[Any]]], described: dict[str, Any]) -> di
 
 
 def _best_threshold(
-    labels: np.ndarray, scores: np.ndarray, cfg: dict[str, Any]
+    labels: np.ndarray, scores: np.ndarray, cfg: dict[str, Any], weights: np.ndarray | None = None
 ) -> tuple[float, float]:
-    """Threshold maximising F-beta, or minimising expected cost, on given data."""
+    """Threshold maximising F-beta, or minimising expected cost, on given data (rows
+    weighted by ``weights``, e.g. 1 / sampling ratio)."""
+    w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
     order = np.argsort(-scores, kind="stable")
-    s, y = scores[order], labels[order]
-    tp = np.cumsum(y)
-    fp = np.cumsum(1 - y)
+    s, y, w = scores[order], labels[order], w[order]
+    tp = np.cumsum(y * w)
+    fp = np.cumsum((1 - y) * w)
     # Only cut between distinct scores: a threshold flags every row scoring >= it.
     last_of_value = np.r_[s[1:] != s[:-1], True]
     tp, fp, thresholds = tp[last_of_value], fp[last_of_value], s[last_of_value]
-    positives = y.sum()
+    positives = (y * w).sum()
     fn = positives - tp
     if cfg.get("objective", "f_beta") == "f_beta":
         b2 = float(cfg.get("beta", 1.0)) ** 2
         value = (1 + b2) * tp / np.maximum((1 + b2) * tp + b2 * fn + fp, 1)
         best = int(np.argmax(value))
     else:
-        value = -(
-            float(cfg["cost_false_negative"]) * fn + float(cfg["cost_false_positive"]) * fp
-        ) / len(y)
+        value = (
+            -(float(cfg["cost_false_negative"]) * fn + float(cfg["cost_false_positive"]) * fp)
+            / w.sum()
+        )
         best = int(np.argmax(value))
     return float(thresholds[best]), float(value[best])
 
@@ -298,8 +333,9 @@ def choose_thresholds(
     p = TrainingParams.from_dict(params)
     out = {}
     for name, g in validation_predictions.groupby("candidate", sort=True):
+        weights = g["weight"].to_numpy(float) if "weight" in g.columns else None
         threshold, value = _best_threshold(
-            g["label"].to_numpy(int), g["score"].to_numpy(float), p.threshold
+            g["label"].to_numpy(int), g["score"].to_numpy(float), p.threshold, weights
         )
         out[name] = {
             "threshold": threshold,
