@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud_detection.features import create_features
+from fraud_detection.features import build_spec, create_features, feature_names
 from tests.conftest import (
     HANDBOOK_MAPPING,
     base_parameters,
@@ -30,7 +30,9 @@ def _spark_features(spark, transactions: pd.DataFrame, params: dict, tmp_path) -
     return create_features_spark(spark.read.parquet(str(path)), params).toPandas()
 
 
-def assert_same_features(pandas_out: pd.DataFrame, spark_out: pd.DataFrame) -> None:
+def assert_same_features(
+    pandas_out: pd.DataFrame, spark_out: pd.DataFrame, params: dict = FEATURES
+) -> None:
     """Same columns in the same order and rows; counts equal, the rest within 1e-9.
 
     Standard deviations are compared as variances: a window of equal amounts has
@@ -39,6 +41,7 @@ def assert_same_features(pandas_out: pd.DataFrame, spark_out: pd.DataFrame) -> N
     square root magnifies that residue to 1e-6. The z-score divides by that standard
     deviation, so it is compared where the variance is clear of such residues.
     """
+    assert list(spark_out.columns) == feature_names(build_spec(params))
     assert list(spark_out.columns) == list(pandas_out.columns)
     assert len(spark_out) == len(pandas_out)
     a = pandas_out.set_index("transaction_id").sort_index()
@@ -152,4 +155,4 @@ def test_spark_equals_pandas_on_the_handbook_april_rows(spark, tmp_path):
     features = {**FEATURES, "customer_windows": ["1D", "7D", "30D"], "label_delay": "7D"}
     pandas_out = create_features(valid, features)
     spark_out = _spark_features(spark, valid, features, tmp_path)
-    assert_same_features(pandas_out, spark_out)
+    assert_same_features(pandas_out, spark_out, features)

@@ -34,18 +34,22 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from fraud_detection import schema
 from fraud_detection.features.pandas_engine import (
-    ID_COLUMNS,
-    FeatureParams,
     amount_moments,
     amount_vs_history,
     risk_share,
     seconds_since_previous,
     temporal_features,
-    window_suffix,
+)
+from fraud_detection.features.spec import (
+    Aggregation,
+    FeatureSpec,
+    Measure,
+    build_spec,
+    computed_feature_names,
+    feature_names,
 )
 
 if TYPE_CHECKING:
@@ -61,46 +65,9 @@ ARRIVAL = "arrival_order"
 
 _MS = "_epoch_ms"
 _US = "_epoch_us"
-_TEMPORAL = [
-    "tx_hour",
-    "tx_day_of_week",
-    "tx_during_weekend",
-    "tx_during_night",
-    "tx_hour_sin",
-    "tx_hour_cos",
-    "tx_dow_sin",
-    "tx_dow_cos",
-    "amount_log",
-]
 _INT_FEATURES = {"tx_hour", "tx_day_of_week", "tx_during_weekend", "tx_during_night"}
 # Decimal prefix sums: 18 decimals below the unit, 20 above (amounts up to 1e6, squared).
 _DECIMAL = "decimal(38,18)"
-
-
-def _ms(text: str) -> int:
-    return int(pd.Timedelta(text) // pd.Timedelta(milliseconds=1))
-
-
-def feature_names_spark(p: FeatureParams) -> list[str]:
-    """The engine's output columns, in the pandas engine's order."""
-    longest = window_suffix(p.customer_windows[-1])
-    names = [*ID_COLUMNS, schema.AMOUNT, *schema.CATEGORICAL_COLUMNS, schema.LABEL, *_TEMPORAL]
-    for w in p.customer_windows:
-        s = window_suffix(w)
-        names += [f"customer_nb_tx_{s}", f"customer_avg_amount_{s}", f"customer_std_amount_{s}"]
-    names += [
-        "customer_seconds_since_prev_tx",
-        f"amount_to_customer_avg_{longest}",
-        f"amount_zscore_customer_{longest}",
-    ]
-    names += [f"terminal_activity_nb_tx_{window_suffix(w)}" for w in p.terminal_activity_windows]
-    delayed = (("terminal", p.terminal_windows), ("category", p.category_risk_windows))
-    for prefix, windows in delayed:
-        for w in windows:
-            names += [f"{prefix}_nb_tx_{window_suffix(w)}", f"{prefix}_risk_{window_suffix(w)}"]
-    nov = window_suffix(p.novelty_window)
-    names += [f"customer_{k}_nb_tx_{nov}" for k in ("country", "channel", "terminal")]
-    return names
 
 
 def cleanse_spark(df: DataFrame) -> DataFrame:
@@ -174,82 +141,78 @@ def _exact_prefix(value: Column, window: Any) -> Column:
     return F.sum(value.cast(_DECIMAL)).over(window).cast("string").cast("double")
 
 
-def _customer_sums(df: DataFrame, p: FeatureParams) -> DataFrame:
+def _amount_sums(df: DataFrame, agg: Aggregation) -> DataFrame:
+    """An ``amount`` aggregation's window counts and shifted sums (as ``SortedAxis``)."""
     from pyspark.sql import functions as F
 
-    ax = _Axis([schema.CUSTOMER_ID], "customer")
+    ax = _Axis(list(agg.keys), agg.name)
+    n = agg.name
     first = F.first(schema.AMOUNT).over(ax.running())
-    df = df.withColumn("_first", first).withColumn(ax.seq, ax.seq_column())
-    shifted = F.col(schema.AMOUNT) - F.col("_first")
-    df = df.withColumn("_shifted", shifted)
-    df = df.withColumn("_ps", _exact_prefix(F.col("_shifted"), ax.running()))
-    df = df.withColumn("_pss", _exact_prefix(F.col("_shifted") * F.col("_shifted"), ax.running()))
-    df = df.withColumn("_gap_ms", F.col(_MS) - F.lag(_MS).over(ax.rows))
-    for w in p.customer_windows:
-        s, w_ms = window_suffix(w), _ms(w)
+    df = df.withColumn(f"_{n}_first", first).withColumn(ax.seq, ax.seq_column())
+    shifted = F.col(schema.AMOUNT) - F.col(f"_{n}_first")
+    df = df.withColumn(f"_{n}_shifted", shifted)
+    df = df.withColumn(f"_{n}_ps", _exact_prefix(F.col(f"_{n}_shifted"), ax.running()))
+    squares = F.col(f"_{n}_shifted") * F.col(f"_{n}_shifted")
+    df = df.withColumn(f"_{n}_pss", _exact_prefix(squares, ax.running()))
+    if agg.since_previous:
+        df = df.withColumn(f"_{n}_gap_ms", F.col(_MS) - F.lag(_MS).over(ax.rows))
+    for w in agg.windows:
+        s = w.suffix
         df = df.withColumns(
             {
-                f"_cn_{s}": (F.col(ax.seq) - ax.before(w_ms)).cast("double"),
-                f"_cs_{s}": F.col("_ps") - ax.prefix_before("_ps", w_ms),
-                f"_css_{s}": F.col("_pss") - ax.prefix_before("_pss", w_ms),
+                f"_{n}_cn_{s}": (F.col(ax.seq) - ax.before(w.ms)).cast("double"),
+                f"_{n}_cs_{s}": F.col(f"_{n}_ps") - ax.prefix_before(f"_{n}_ps", w.ms),
+                f"_{n}_css_{s}": F.col(f"_{n}_pss") - ax.prefix_before(f"_{n}_pss", w.ms),
             }
         )
     return df
 
 
-def _counts(df: DataFrame, keys: list[str], name: str, windows: list[str], prefix: str):
+def _counts(df: DataFrame, agg: Aggregation) -> DataFrame:
+    """A ``count`` aggregation: rows per key over past windows, the current one included."""
     from pyspark.sql import functions as F
 
-    ax = _Axis(keys, name)
+    ax = _Axis(list(agg.keys), agg.name)
     df = df.withColumn(ax.seq, ax.seq_column())
     return df.withColumns(
-        {
-            f"{prefix}_nb_tx_{window_suffix(w)}": (F.col(ax.seq) - ax.before(_ms(w))).cast("double")
-            for w in windows
-        }
+        {agg.count_column(w): (F.col(ax.seq) - ax.before(w.ms)).cast("double") for w in agg.windows}
     )
 
 
-def _delayed(df: DataFrame, key: str, windows: list[str], delay: str, prefix: str):
-    """Labelled and fraudulent counts over ``(t - delay - w, t - delay]``; labels still
-    unknown (null) count in neither."""
+def _delayed(df: DataFrame, agg: Aggregation) -> DataFrame:
+    """A ``fraud`` aggregation: labelled and fraudulent counts over
+    ``(t - delay - w, t - delay]``; labels still unknown (null) count in neither."""
     from pyspark.sql import functions as F
 
-    ax = _Axis([key], prefix)
-    d = _ms(delay)
+    assert agg.delay is not None
+    ax = _Axis(list(agg.keys), agg.name)
+    n, d = agg.name, agg.delay.ms
     labelled = F.col(schema.LABEL).isNotNull().cast("long")
     fraud = F.coalesce(F.col(schema.LABEL).cast("long"), F.lit(0))
     df = df.withColumns(
         {
-            f"_{prefix}_labelled": F.sum(labelled).over(ax.running()),
-            f"_{prefix}_frauds": F.sum(fraud).over(ax.running()),
+            f"_{n}_labelled": F.sum(labelled).over(ax.running()),
+            f"_{n}_frauds": F.sum(fraud).over(ax.running()),
         }
     )
     # Running counts never decrease: the last row of a frame holds its maximum.
     out = {}
-    hi_l = F.coalesce(F.max(f"_{prefix}_labelled").over(ax.until(d)), F.lit(0))
-    hi_f = F.coalesce(F.max(f"_{prefix}_frauds").over(ax.until(d)), F.lit(0))
-    for w in windows:
-        lo = ax.until(d + _ms(w))
-        s = window_suffix(w)
-        lo_l = F.coalesce(F.max(f"_{prefix}_labelled").over(lo), F.lit(0))
-        lo_f = F.coalesce(F.max(f"_{prefix}_frauds").over(lo), F.lit(0))
-        out[f"{prefix}_nb_tx_{s}"] = (hi_l - lo_l).cast("double")
-        out[f"_{prefix}_nf_{s}"] = (hi_f - lo_f).cast("double")
+    hi_l = F.coalesce(F.max(f"_{n}_labelled").over(ax.until(d)), F.lit(0))
+    hi_f = F.coalesce(F.max(f"_{n}_frauds").over(ax.until(d)), F.lit(0))
+    for w in agg.windows:
+        lo = ax.until(d + w.ms)
+        lo_l = F.coalesce(F.max(f"_{n}_labelled").over(lo), F.lit(0))
+        lo_f = F.coalesce(F.max(f"_{n}_frauds").over(lo), F.lit(0))
+        out[agg.count_column(w)] = (hi_l - lo_l).cast("double")
+        out[f"_{n}_nf_{w.suffix}"] = (hi_f - lo_f).cast("double")
     return df.withColumns(out)
 
 
-def _formulas(p: FeatureParams, names: list[str]):
+_SUMS = {Measure.AMOUNT: _amount_sums, Measure.COUNT: _counts, Measure.FRAUD: _delayed}
+
+
+def _formulas(spec: FeatureSpec, names: list[str]):
     """The Arrow batch function applying the pandas engine's formulas to the sums."""
-    customer = [window_suffix(w) for w in p.customer_windows]
-    delayed = [
-        (prefix, window_suffix(w))
-        for prefix, windows in (
-            ("terminal", p.terminal_windows),
-            ("category", p.category_risk_windows),
-        )
-        for w in windows
-    ]
 
     def apply(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         import pyarrow as pa
@@ -262,28 +225,45 @@ def _formulas(p: FeatureParams, names: list[str]):
 
             amount = num(schema.AMOUNT)
             ns = col[_US].to_numpy(zero_copy_only=False).astype(np.int64) * 1000
-            out: dict[str, Any] = dict(temporal_features(ns, amount, p.night_until_hour))
-            windows: dict[str, np.ndarray] = {}
-            first = num("_first")
-            for s in customer:
-                n = num(f"_cn_{s}")
-                windows[f"customer_nb_tx_{s}"] = n
-                mean, std = amount_moments(n, num(f"_cs_{s}"), num(f"_css_{s}"), first)
-                windows[f"customer_avg_amount_{s}"] = mean
-                windows[f"customer_std_amount_{s}"] = std
-            out.update(windows)
-            out["customer_seconds_since_prev_tx"] = seconds_since_previous(
-                num("_gap_ms"), p.max_gap_days
-            )
-            out.update(amount_vs_history(amount, windows, p))
-            for prefix, s in delayed:
-                out[f"{prefix}_risk_{s}"] = risk_share(
-                    num(f"{prefix}_nb_tx_{s}"), num(f"_{prefix}_nf_{s}")
-                )
+            out: dict[str, Any] = dict(temporal_features(ns, amount, spec.night_until_hour))
+            for agg in spec.aggregations:
+                out.update(_agg_formulas(agg, spec, num, amount))
             arrays = [col[name] if name not in out else pa.array(out[name]) for name in names]
             yield pa.RecordBatch.from_arrays(arrays, names=names)
 
     return apply
+
+
+def _agg_formulas(agg: Aggregation, spec: FeatureSpec, num: Any, amount: np.ndarray) -> dict:
+    """One aggregation's feature columns from its window sums (the shared formulas)."""
+    n = agg.name
+    if agg.measure is Measure.COUNT:
+        return {}  # the counts are the features
+    if agg.measure is Measure.FRAUD:
+        return {
+            agg.risk_column(w): risk_share(num(agg.count_column(w)), num(f"_{n}_nf_{w.suffix}"))
+            for w in agg.windows
+        }
+    out: dict[str, np.ndarray] = {}
+    first = num(f"_{n}_first")
+    for w in agg.windows:
+        count = num(f"_{n}_cn_{w.suffix}")
+        out[agg.count_column(w)] = count
+        out[agg.mean_column(w)], out[agg.std_column(w)] = amount_moments(
+            count, num(f"_{n}_cs_{w.suffix}"), num(f"_{n}_css_{w.suffix}"), first
+        )
+    if agg.since_previous:
+        out[agg.since_previous_column] = seconds_since_previous(
+            num(f"_{n}_gap_ms"), spec.max_gap_days
+        )
+    if agg.history is not None:
+        out[agg.ratio_column], out[agg.zscore_column] = amount_vs_history(
+            amount,
+            out[agg.mean_column(agg.history)],
+            out[agg.std_column(agg.history)],
+            spec.ratio_cap,
+        )
+    return out
 
 
 def create_features_spark(transactions: DataFrame, params: dict[str, Any]) -> DataFrame:
@@ -291,30 +271,22 @@ def create_features_spark(transactions: DataFrame, params: dict[str, Any]) -> Da
 
     Args:
         transactions: Validated transactions (Spark), optionally with ``ARRIVAL``.
-        params: ``params:features``.
+        params: ``params:features``, from which the feature spec is built.
 
     Returns:
-        One row per transaction with the pandas engine's columns, in its column order
+        One row per transaction with the columns ``feature_names(build_spec(params))``
         (Spark tables have no row order: sort by time when it matters).
     """
     from pyspark.sql import types as T
 
-    p = FeatureParams.from_dict(params)
+    spec = build_spec(params)
     _check_utc(transactions)
-    names = feature_names_spark(p)
+    names = feature_names(spec)
     df = _with_epoch(cleanse_spark(transactions))
-    df = _customer_sums(df, p)
-    c, t = schema.CUSTOMER_ID, schema.TERMINAL_ID
-    df = _counts(df, [t], "terminal_activity", p.terminal_activity_windows, "terminal_activity")
-    df = _delayed(df, t, p.terminal_windows, p.label_delay, "terminal")
-    df = _delayed(df, schema.MERCHANT_CATEGORY, p.category_risk_windows, p.label_delay, "category")
-    nov = [p.novelty_window]
-    df = _counts(df, [c, schema.COUNTRY], "customer_country", nov, "customer_country")
-    df = _counts(df, [c, schema.CHANNEL], "customer_channel", nov, "customer_channel")
-    df = _counts(df, [c, t], "customer_terminal", nov, "customer_terminal")
+    for agg in spec.aggregations:
+        df = _SUMS[agg.measure](df, agg)
 
-    computed = set(names) - set(df.columns)
-    inputs = df.columns
+    computed = set(computed_feature_names(spec))
     source_types = {f.name: f.dataType for f in df.schema.fields}
     fields = []
     for name in names:
@@ -323,5 +295,5 @@ def create_features_spark(transactions: DataFrame, params: dict[str, Any]) -> Da
             fields.append(T.StructField(name, kind, True))
         else:
             fields.append(T.StructField(name, source_types[name], True))
-    logger.info("Spark features: %d columns from %d inputs", len(names), len(inputs))
-    return df.mapInArrow(_formulas(p, names), T.StructType(fields))
+    logger.info("Spark features: %d columns from %d inputs", len(names), len(df.columns))
+    return df.mapInArrow(_formulas(spec, names), T.StructType(fields))
