@@ -104,14 +104,14 @@ def test_spark_candidate_beats_an_amount_only_baseline_on_held_out_rows(features
         train[["amount"]], train["is_fraud"].astype(int)
     )
     y = test["is_fraud"].astype(int)
-    ap_model = average_precision_score(y, entry["pipeline"].predict_proba(test[entry["inputs"]])[:, 1])
+    ap_model = average_precision_score(
+        y, entry["pipeline"].predict_proba(test[entry["inputs"]])[:, 1]
+    )
     ap_base = average_precision_score(y, baseline.predict_proba(test[["amount"]])[:, 1])
     assert ap_model > ap_base
 
 
-def test_validation_rows_are_fold_zero_only_and_the_candidate_joins_selection(
-    features, trained
-):
+def test_validation_rows_are_fold_zero_only_and_the_candidate_joins_selection(features, trained):
     plan, out = trained
     name = TRAINING["spark"]["name"]
     fold = plan["folds"][0]
@@ -121,9 +121,7 @@ def test_validation_rows_are_fold_zero_only_and_the_candidate_joins_selection(
     assert (ts < pd.Timestamp(fold["valid_end"])).all()
     assert (valid["candidate"] == name).all() and (valid["fold"] == 0).all()
     expected_ap = average_precision_score(valid["label"], valid["score"])
-    assert out["search_results"][name]["validation_average_precision"] == pytest.approx(
-        expected_ap
-    )
+    assert out["search_results"][name]["validation_average_precision"] == pytest.approx(expected_ap)
     results, predictions, candidates = merge_candidates({}, valid.iloc[:0], {}, out)
     thresholds = choose_thresholds(predictions, TRAINING)
     selection, selected = select_model(results, candidates, thresholds)
@@ -141,3 +139,26 @@ def test_engine_is_validated_and_pandas_adds_nothing(features):
         train_spark_candidates(
             features, {}, {**TRAINING, "spark": {**TRAINING["spark"], "num_workers": 0}}, FEATURES
         )
+
+
+def test_packaged_spark_candidate_loads_in_mlflow_and_the_scorer(features, trained, tmp_path):
+    import mlflow.pyfunc
+
+    from fraud_detection.pipelines.training.nodes import package_model
+    from fraud_detection.scoring.champion import LoadedModel
+
+    _, out = trained
+    name = TRAINING["spark"]["name"]
+    selection = {"selected": name, "threshold": 0.5}
+    model = package_model(out["trained_candidates"], selection, features, TRAINING)
+    mlflow.pyfunc.save_model(
+        str(tmp_path / "model"), python_model=model, input_example=model.input_example
+    )
+    loaded = LoadedModel(name, "1", None, mlflow.pyfunc.load_model(str(tmp_path / "model")))
+    rows = features.tail(50)
+    expected = out["trained_candidates"][name]["pipeline"].predict_proba(
+        rows[out["trained_candidates"][name]["inputs"]]
+    )[:, 1]
+    scored = loaded.predict(rows)
+    np.testing.assert_allclose(scored["score"], expected, atol=1e-12)
+    assert (scored["decision"] == (expected >= 0.5)).all()
