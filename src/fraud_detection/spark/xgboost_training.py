@@ -259,8 +259,8 @@ def train_spark_xgboost(
                 "features": inputs,
                 "best_params": described,
                 "validation_average_precision": ap,
-                # One validation fold: no spread over folds.
-                "validation_average_precision_std": 0.0,
+                # One validation fold: no spread over folds to report.
+                "validation_average_precision_std": None,
                 "validation_folds": [0],
                 "tried": [{"params": described, "mean_ap": ap}],
             }
