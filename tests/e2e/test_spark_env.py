@@ -43,6 +43,42 @@ def test_spark_env_reaches_a_promoted_model(tmp_path, monkeypatch, spark):
     assert dq["rows_in"] == dq["rows_valid"] + dq["rows_quarantined"] > 10_000
 
 
+@pytest.mark.slow
+@pytest.mark.spark
+def test_spark_engine_trains_xgboost_in_spark_as_one_more_candidate(tmp_path, monkeypatch, spark):
+    """``--params training.engine=spark``: XGBoost trained in Spark joins the driver's
+    candidates, is evaluated on the test window and compared like them."""
+    project = make_project(tmp_path)
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{project / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "e2e-spark-engine")
+    params = {
+        **SMALL_RUN,
+        "split": {"n_folds": 2, "legit_sample_ratio": 0.5},
+        "training": {
+            **SMALL_RUN["training"],
+            "families": ["logistic_regression"],
+            "engine": "spark",
+            "spark": {"params": {"n_estimators": 60, "max_depth": 4}},
+        },
+    }
+    bootstrap_project(project)
+    with KedroSession.create(project_path=project, env="spark", runtime_params=params) as s:
+        s.run()
+    results = json.loads((project / "data/06_models/search_results.json").read_text())
+    assert results["xgboost_spark"]["engine"] == "spark"
+    assert set(results) == {"logistic_regression", "xgboost_spark", "baseline"}
+    report = json.loads((project / "data/08_reporting/evaluation_report.json").read_text())
+    assert "xgboost_spark" in json.dumps(report)
+    selection = json.loads((project / "data/06_models/model_selection.json").read_text())
+    assert set(selection["validation_average_precision"]) == {
+        "logistic_regression",
+        "xgboost_spark",
+    }
+    champion = MlflowClient().get_model_version_by_alias(MODEL, "champion")
+    assert MlflowClient().get_run(champion.run_id).data.tags["promotion.decision"] == "promoted"
+
+
 def test_default_environment_never_starts_spark():
     """Our modules import pyspark only inside Spark functions, and the default
     environment's hooks start no session (MLflow itself imports pyspark when it is
@@ -52,6 +88,7 @@ def test_default_environment_never_starts_spark():
         "import fraud_detection.features, fraud_detection.features.spark_engine\n"
         "import fraud_detection.spark.quality, fraud_detection.spark.splits\n"
         "import fraud_detection.spark.session, fraud_detection.spark.summary\n"
+        "import fraud_detection.spark.xgboost_training\n"
         "assert 'pyspark' not in sys.modules, 'pyspark imported by our modules'\n"
         "from kedro.framework.session import KedroSession\n"
         "from kedro.framework.startup import bootstrap_project\n"

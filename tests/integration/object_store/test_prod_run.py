@@ -218,7 +218,13 @@ def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(
                 project,
                 SMALL_RUN,
                 hooks=(stopper,),
-                nodes=["data_split.split_out_of_time_node", "training.fit_candidates_node"],
+                nodes=[
+                    "data_split.split_out_of_time_node",
+                    "training.tune_candidates_node",
+                    "training.fit_candidates_node",
+                    "training.train_spark_candidates_node",
+                    "training.merge_candidates_node",
+                ],
             )
         failed_after = time.monotonic() - stopper.stopped_at
     finally:

@@ -39,6 +39,7 @@ from fraud_detection.model import (
     resampling_grid,
 )
 from fraud_detection.params import StrictParams
+from fraud_detection.spark import xgboost_training
 from fraud_detection.splits import (
     SAMPLE_WEIGHT,
     final_training_rows,
@@ -73,6 +74,10 @@ class TrainingParams(StrictParams):
     threshold: dict[str, Any]
     baseline_features: list[str] = PydanticField(min_length=1)
     families: list[str] | None
+    # pandas: the searches below on the driver; spark: also XGBoost trained in Spark on
+    # the whole development table (fraud_detection.spark.xgboost_training).
+    engine: Literal["pandas", "spark"]
+    spark: dict[str, Any]
 
     @field_validator("threshold")
     @classmethod
@@ -387,3 +392,50 @@ def package_model(
     model = FraudModel(entry["pipeline"], selection["threshold"], entry["inputs"], name)
     model.input_example = development[entry["inputs"]].head(5).reset_index(drop=True)
     return model
+
+
+def train_spark_candidates(
+    features: Any, plan: dict[str, Any], params: dict[str, Any], feature_params: dict[str, Any]
+) -> dict[str, Any]:
+    """With ``params:training.engine: spark``, trains XGBoost in Spark on the feature
+    table (``fraud_detection.spark.xgboost_training``); nothing with ``pandas``.
+
+    Raises:
+        ValueError: With the spark engine on a pandas feature table (not the spark
+            environment).
+    """
+    p = TrainingParams.from_dict(params)
+    spark_params = xgboost_training.SparkXGBoostParams.from_dict(p.spark)
+    if p.engine == "pandas":
+        return {}
+    if isinstance(features, pd.DataFrame):
+        raise ValueError(
+            "params:training.engine: spark trains on the Spark feature table: "
+            "run in the spark environment (kedro run --env spark)"
+        )
+    return xgboost_training.train_spark_xgboost(features, plan, spark_params, feature_params)
+
+
+def merge_candidates(
+    search_results: dict[str, Any],
+    validation_predictions: pd.DataFrame,
+    trained_candidates: dict[str, Any],
+    spark_candidates: dict[str, Any],
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """Adds the Spark-trained candidate (if any) to the driver's candidates."""
+    if not spark_candidates:
+        return search_results, validation_predictions, trained_candidates
+    clash = sorted(set(spark_candidates["search_results"]) & set(search_results))
+    if clash:
+        raise ValueError(
+            f"params:training.spark.name {clash} is also a candidate of params:training: "
+            "give the Spark candidate another name"
+        )
+    return (
+        {**search_results, **spark_candidates["search_results"]},
+        pd.concat(
+            [validation_predictions, spark_candidates["validation_predictions"]],
+            ignore_index=True,
+        ),
+        {**trained_candidates, **spark_candidates["trained_candidates"]},
+    )

@@ -5,8 +5,10 @@ from kedro.pipeline import Pipeline, node
 from .nodes import (
     choose_thresholds,
     fit_candidates,
+    merge_candidates,
     package_model,
     select_model,
+    train_spark_candidates,
     tune_candidates,
 )
 
@@ -17,14 +19,38 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 tune_candidates,
                 inputs=["development_set", "split_plan", "params:training"],
-                outputs=["search_results", "validation_predictions"],
+                outputs=["driver_search_results", "driver_validation_predictions"],
                 name="tune_candidates_node",
             ),
             node(
                 fit_candidates,
-                inputs=["development_set", "split_plan", "search_results", "params:training"],
-                outputs="trained_candidates",
+                inputs=[
+                    "development_set",
+                    "split_plan",
+                    "driver_search_results",
+                    "params:training",
+                ],
+                outputs="driver_trained_candidates",
                 name="fit_candidates_node",
+            ),
+            # params:training.engine: spark adds XGBoost trained in Spark on the whole
+            # feature table (docs/spark.md); with pandas it adds nothing.
+            node(
+                train_spark_candidates,
+                inputs=["transaction_features", "split_plan", "params:training", "params:features"],
+                outputs="spark_candidates",
+                name="train_spark_candidates_node",
+            ),
+            node(
+                merge_candidates,
+                inputs=[
+                    "driver_search_results",
+                    "driver_validation_predictions",
+                    "driver_trained_candidates",
+                    "spark_candidates",
+                ],
+                outputs=["search_results", "validation_predictions", "trained_candidates"],
+                name="merge_candidates_node",
             ),
             node(
                 choose_thresholds,
