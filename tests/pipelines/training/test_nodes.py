@@ -94,7 +94,9 @@ def test_selection_uses_validation_and_model_is_one_artifact(trained):
     )
     assert selection["selected"] == best
     assert 0 < len(features) <= 8 + 4
-    model = package_model(fitted, selection, dev, SMALL)
+    _, _, plan, _, _, _ = trained
+    model = package_model(fitted, selection, dev, plan)
+    assert model.training_window == {"start": plan["train_start"], "end": plan["train_end"]}
     out = model.predict(None, test)
     assert list(out.columns) == ["score", "decision"]
     assert ((out["score"] >= selection["threshold"]).astype(int) == out["decision"]).all()
@@ -127,3 +129,62 @@ def test_bad_training_params_are_named():
         from fraud_detection.model import resampling_grid
 
         resampling_grid("oversample", "x.Y", 1.0, 0)
+
+
+def _budget_day(day, scores, labels, amounts):
+    return pd.DataFrame(
+        {
+            "candidate": "xgboost",
+            "fold": 0,
+            "transaction_id": [f"{day}-{i}" for i in range(len(scores))],
+            "timestamp": pd.Timestamp(day) + pd.to_timedelta(np.arange(len(scores)), unit="h"),
+            "amount": amounts,
+            "label": labels,
+            "score": scores,
+        }
+    )
+
+
+def test_alert_budget_threshold_keeps_every_day_within_budget_and_catches_most_money():
+    # Day 1 has four rows above 0.5, day 2 two: with two alerts a day the threshold must
+    # leave day 1's third-highest score (0.7) unflagged.
+    predictions = pd.concat(
+        [
+            _budget_day(
+                "2025-03-01", [0.9, 0.8, 0.7, 0.6, 0.1], [1, 0, 1, 1, 0], [50, 5, 500, 70, 9]
+            ),
+            _budget_day("2025-03-02", [0.75, 0.72, 0.3, 0.2], [1, 1, 0, 1], [20, 30, 4, 900]),
+        ],
+        ignore_index=True,
+    )
+    params = {**SMALL, "threshold": {"objective": "alert_budget", "max_alerts_per_day": 2}}
+    chosen = choose_thresholds(predictions, params)["xgboost"]
+    assert chosen["threshold"] == 0.72  # the lowest score above 0.7
+    validation = chosen["validation"]
+    assert validation["max_alerts_per_day"] <= 2
+    assert validation["alerts_per_day"] == pytest.approx((2 + 2) / 2)
+    # Caught: 50 (day 1, 0.9) + 20 + 30 (day 2); any lower threshold breaks day 1's budget.
+    assert validation["fraud_amount_caught"] == pytest.approx(100)
+    assert chosen["objective_value"] == pytest.approx(100 / 2)
+    assert validation["fraud_amount_total"] == pytest.approx(50 + 500 + 70 + 20 + 30 + 900)
+
+
+def test_alert_budget_larger_than_any_day_flags_everything():
+    predictions = _budget_day("2025-03-01", [0.9, 0.2, 0.1], [1, 0, 1], [10, 1, 7])
+    params = {**SMALL, "threshold": {"objective": "alert_budget", "max_alerts_per_day": 10}}
+    chosen = choose_thresholds(predictions, params)["xgboost"]
+    assert chosen["threshold"] == 0.1 and chosen["validation"]["fraud_amount_caught"] == 17
+
+
+def test_alert_budget_needs_a_whole_daily_budget():
+    with pytest.raises(ValueError, match="max_alerts_per_day must be a whole number >= 1"):
+        TrainingParams.from_dict({**SMALL, "threshold": {"objective": "alert_budget"}})
+    with pytest.raises(ValueError, match="threshold.objective must be one of"):
+        TrainingParams.from_dict({**SMALL, "threshold": {"objective": "recall"}})
+
+
+def test_out_of_fold_scores_carry_day_and_amount_for_the_alert_budget(trained):
+    dev, _, _, _, oof, _ = trained
+    by_id = dev.set_index("transaction_id")
+    assert (by_id.loc[oof["transaction_id"], "amount"].to_numpy() == oof["amount"]).all()
+    assert (by_id.loc[oof["transaction_id"], "timestamp"].to_numpy() == oof["timestamp"]).all()
