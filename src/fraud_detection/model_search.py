@@ -26,6 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from fraud_detection import schema
 from fraud_detection.features import feature_columns
+from fraud_detection.features.source_columns import source_inputs
 from fraud_detection.metrics import alert_summary
 from fraud_detection.model import (
     FraudModel,
@@ -120,6 +121,8 @@ def _space_size(space: list[dict[str, list[Any]]]) -> int:
 
 def _candidate_pipeline(spec: CandidateSpec, development: pd.DataFrame, p: TrainingParams):
     numeric, categorical = feature_columns(development)
+    # Declared source columns (src_<name>): numeric ones are numeric features already.
+    categorical = categorical + source_inputs(development)[1]
     classifier = import_class(spec.classifier)(**spec.init)
     return build_model_pipeline(
         classifier, numeric, categorical, p.selection, p.random_state
