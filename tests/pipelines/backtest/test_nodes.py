@@ -37,6 +37,7 @@ TRAINING = {
 BACKTEST = base_parameters(
     "backtest",
     n_windows=3,
+    n_folds=None,
     n_iter=None,
     families=None,
     bootstrap={"unit": "day", "n_resamples": 50, "confidence": 0.9, "random_state": 1},
@@ -131,3 +132,10 @@ def test_card_bootstrap_treats_a_card_drawn_twice_as_two_cards(backtest):
 def test_too_many_windows_for_the_data_are_refused_naming_the_days(features):
     with pytest.raises(ValueError, match="A backtest of 9 test windows .* does not fit the data"):
         plan_backtest(features, SPLIT, {**BACKTEST, "n_windows": 9})
+
+
+def test_backtest_can_narrow_the_folds_and_the_search(features):
+    narrow = {**BACKTEST, "n_windows": 1, "n_folds": 1, "n_iter": 1}
+    plan = plan_backtest(features, {**SPLIT, "n_folds": 9}, narrow)  # 9 folds do not fit
+    _, windows = run_backtest(features, plan, {**SPLIT, "n_folds": 9}, TRAINING, narrow)
+    assert len(windows) == 1 and windows[0]["validation_folds"] == 1

@@ -51,6 +51,7 @@ class BacktestParams(StrictParams):
     group: ClassVar[str] = "backtest"
 
     n_windows: int = Field(ge=1)
+    n_folds: int | None = Field(ge=1)
     n_iter: int | None = Field(ge=1)
     families: list[str] | None
     card_precision_k: int = Field(ge=1)
@@ -66,12 +67,16 @@ def plan_backtest(
         ``{"windows": [{"window", "test_start"}], "test_days", "n_windows"}``.
     """
     p = BacktestParams.from_dict(params)
-    sp = SplitParams.from_dict(split_params)
+    sp = SplitParams.from_dict(_split_params(split_params, p))
     day = features[schema.TIMESTAMP].dt.floor("D")
     starts = rolling_test_starts(day.min(), day.max(), sp, p.n_windows)
     windows = [{"window": i, "test_start": str(s.date())} for i, s in enumerate(starts)]
     logger.info("Backtest: %d windows of %d days from %s", len(windows), sp.test_days, windows[0])
     return {"windows": windows, "test_days": sp.test_days, "n_windows": p.n_windows}
+
+
+def _split_params(split: dict[str, Any], p: BacktestParams) -> dict[str, Any]:
+    return {**split, "n_folds": p.n_folds} if p.n_folds is not None else dict(split)
 
 
 def _training_params(training: dict[str, Any], p: BacktestParams) -> dict[str, Any]:
@@ -93,8 +98,8 @@ def run_backtest(  # noqa: PLR0917 (a Kedro node: one input per dataset)
     """Retrains and scores every family on every window.
 
     Per window: the out-of-time split at that window's test start, the search of
-    ``params:training`` (``n_iter`` and ``families`` may be narrowed by
-    ``params:backtest``) on that window's prequential folds, refits on its training
+    ``params:training`` (``n_iter``, ``families`` and the number of folds may be
+    narrowed by ``params:backtest``) on that window's prequential folds, refits on its training
     window, thresholds on its out-of-fold scores, selection by validation AP; only
     then are its test rows scored.
 
@@ -105,11 +110,10 @@ def run_backtest(  # noqa: PLR0917 (a Kedro node: one input per dataset)
     """
     p = BacktestParams.from_dict(params)
     training = _training_params(training_params, p)
+    split = _split_params(split_params, p)
     parts, windows = [], []
     for w in backtest_plan["windows"]:
-        dev, test, plan = split_out_of_time(
-            features, {**split_params, "test_start": w["test_start"]}
-        )
+        dev, test, plan = split_out_of_time(features, {**split, "test_start": w["test_start"]})
         results, oof = tune_candidates(dev, plan, training)
         fitted = fit_candidates(dev, plan, results, training)
         thresholds = choose_thresholds(oof, training)
@@ -146,6 +150,7 @@ def run_backtest(  # noqa: PLR0917 (a Kedro node: one input per dataset)
                 "test_start": plan["test_start"],
                 "test_end": plan["test_end"],
                 "counts": plan["counts"],
+                "validation_folds": len(plan["folds"]),
                 "selected": selection["selected"],
                 "validation_average_precision": {
                     n: r["validation_average_precision"] for n, r in results.items()
