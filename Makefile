@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export KEDRO_LOGGING_MODULE_ALLOWLIST := pythonjsonlogger
 
-.PHONY: install install-dev run test test-unit lint format viz bench bench-kafka bench-scorer notebook mlflow-ui clean dag airflow-venv airflow-standalone
+.PHONY: install install-dev run test test-unit lint format viz bench bench-kafka bench-scorer bench-spark notebook mlflow-ui clean dag airflow-venv airflow-standalone
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -105,6 +105,12 @@ bench-kafka: install-dev
 # broker it starts (docs/benchmarks.md, "Real-time scorer").
 bench-scorer: install-dev
 	$(BIN)/python benchmarks/scorer_latency.py --seconds 20 --drain 20000
+
+# create_features in pandas vs Spark local[2] on 2M, 10M and 30M simulated rows (cached in
+# ~/.cache/fraud-detection/bench), and `kedro run --env spark` on the two smallest
+# (docs/spark.md). BENCH_SPARK_ARGS="--sizes 50000" for a quick check.
+bench-spark: install-dev
+	$(BIN)/python benchmarks/spark_features.py $(BENCH_SPARK_ARGS)
 
 # MLflow UI on the local tracking database (kedro-mlflow calls the `mlflow` CLI).
 mlflow-ui: install

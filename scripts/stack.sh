@@ -499,11 +499,12 @@ start_scorer() {
 }
 
 # Transactions from the simulator (another seed than the training data), sent at
-# STACK_RATE messages per second for as long as the simulated days last.
+# STACK_RATE messages per second for as long as the simulated days last; each label to
+# the label topic once the replay passes its time (docs/labels.md).
 start_producer() {
     launch producer env $(client_env) "$VENV/bin/fraud-detection-produce" --env prod \
         --project-path "$REPO_ROOT" --bootstrap-servers "$(bootstrap)" --topic "$TOPIC" \
-        --rate "$STACK_RATE" --seed 4242 --progress-every 60 $STACK_PRODUCER_ARGS
+        --labels-topic "$LABELS_TOPIC" --rate "$STACK_RATE" --seed 4242 --progress-every 60 $STACK_PRODUCER_ARGS
 }
 
 # state of a service for the table: "healthy ...", or why not (exit 1), or not running (3)

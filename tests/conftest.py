@@ -86,3 +86,26 @@ def base_parameters(group: str, **overrides) -> dict:
 
     loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env="base")
     return {**loader["parameters"][group], **overrides}
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One local SparkSession for the whole test session (about 15 s to start), with
+    the settings of conf/spark/spark.yml that matter for results (UTC)."""
+    pytest.importorskip("pyspark", reason="pyspark comes with the spark extra")
+    from fraud_detection.spark.session import spark_session
+
+    session = spark_session(
+        {
+            "spark.master": "local[2]",
+            "spark.driver.memory": "2g",
+            "spark.sql.session.timeZone": "UTC",
+            "spark.sql.shuffle.partitions": "4",
+            "spark.sql.execution.arrow.pyspark.enabled": "true",
+            "spark.ui.enabled": "false",
+            "spark.ui.showConsoleProgress": "false",
+        },
+        app_name="fraud_detection_tests",
+    )
+    yield session
+    session.stop()

@@ -163,3 +163,28 @@ def test_dockerfile_declares_its_arguments_and_copies_what_exists():
             sources = [w for w in rest.split() if not w.startswith("--")][:-1]
             missing = [s for s in sources if not (PROJECT_ROOT / s).exists()]
             assert not missing, f"COPY of missing {missing}"
+
+
+def test_spark_profile_runs_a_master_and_a_worker_of_the_projects_spark_version(compose):
+    """The official image at the minor version of the pyspark the project pins, so
+    drivers and cluster speak the same Spark; workers scale (no host port)."""
+    services = compose["services"]
+    spark = {name for name, s in services.items() if "spark" in s.get("profiles", [])}
+    assert spark == {"spark-master", "spark-worker"}
+    # pyproject.toml pins one minor, e.g. "pyspark==4.3.*", in the spark and dev extras.
+    pins = set(
+        re.findall(r'"pyspark==(\d+\.\d+)\.\*"', (PROJECT_ROOT / "pyproject.toml").read_text())
+    )
+    assert len(pins) == 1, pins
+    (minor,) = pins
+    for name in spark:
+        image, _, tag = services[name]["image"].partition(":")
+        assert image == "apache/spark", name
+        assert tag.startswith(f"{minor}."), (name, tag)
+        assert "java17" in tag and "python3" in tag, tag
+    master, worker = services["spark-master"], services["spark-worker"]
+    assert master["ports"] == ["7077:7077", "8082:8080"]
+    assert "org.apache.spark.deploy.master.Master" in master["command"]
+    assert "ports" not in worker
+    assert "spark://spark-master:7077" in worker["command"]
+    assert worker["depends_on"] == {"spark-master": {"condition": "service_healthy"}}

@@ -80,8 +80,8 @@ def declared_profiles() -> list[str]:
     )
 
 
-def test_the_file_declares_the_flower_profile():
-    assert "flower" in declared_profiles()
+def test_the_file_declares_the_flower_and_spark_profiles():
+    assert {"flower", "spark"} <= set(declared_profiles())
 
 
 @pytest.mark.parametrize(
@@ -115,6 +115,30 @@ def test_flower_runs_only_with_its_profile(compose_bin):
     assert {"redis", "airflow-worker", "airflow-scheduler"} <= set(default)
     assert "flower" not in default
     assert set(services(compose_bin, "flower")) == {*default, "flower"}
+
+
+def test_spark_runs_only_with_its_profile(compose_bin):
+    default = services(compose_bin)
+    assert not {"spark-master", "spark-worker"} & set(default)
+    assert set(services(compose_bin, "spark")) == {*default, "spark-master", "spark-worker"}
+
+
+def test_spark_worker_takes_its_size_from_the_environment(compose_bin):
+    result = compose(
+        compose_bin,
+        "config",
+        "--format",
+        "json",
+        profiles=("spark",),
+        env={"SPARK_WORKER_CORES": "6", "SPARK_WORKER_MEMORY": "12g"},
+    )
+    assert result.returncode == 0, result.stderr
+    spark = json.loads(result.stdout)["services"]
+    command = spark["spark-worker"]["command"]
+    assert command[command.index("--cores") + 1] == "6"
+    assert command[command.index("--memory") + 1] == "12g"
+    assert [p["published"] for p in spark["spark-master"]["ports"]] == ["7077", "8082"]
+    assert "ports" not in spark["spark-worker"]
 
 
 def resolved(compose_bin: str, env: dict[str, str] | None = None) -> dict:

@@ -23,7 +23,7 @@ MLFLOW_TYPES = (
     "MlflowChildRunsDataset",
 )
 # Landing files written by upstream systems: overwritten in place, not versioned.
-LANDING = {"raw_transactions", "current_transactions"}
+LANDING = {"raw_transactions", "raw_labels", "current_transactions"}
 
 
 def filepath_of(entry: dict[str, Any]) -> str | None:

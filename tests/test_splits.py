@@ -119,3 +119,19 @@ def test_folds_validate_after_they_train():
     for (tr, va), f in zip(fold_indices(dev, plan), plan["folds"], strict=True):
         assert dev.iloc[tr]["timestamp"].max() < dev.iloc[va]["timestamp"].min()
         assert dev.iloc[va]["timestamp"].min() >= pd.Timestamp(f["valid_start"])
+
+
+def test_reduction_keeps_every_fraud_and_weights_sampled_genuine_rows():
+    from fraud_detection.splits import reduce_development
+
+    dev = make_transactions(n=4000, seed=7, fraud_rate=0.05)
+    reduced = reduce_development(dev, 0.25, seed=1)
+    assert reduced["is_fraud"].sum() == dev["is_fraud"].sum()
+    genuine = reduced["is_fraud"] == 0
+    assert (reduced.loc[genuine, "sample_weight"] == 4.0).all()
+    assert (reduced.loc[~genuine, "sample_weight"] == 1.0).all()
+    # The weighted genuine count estimates the full one.
+    assert reduced.loc[genuine, "sample_weight"].sum() == pytest.approx(
+        (dev["is_fraud"] == 0).sum(), rel=0.1
+    )
+    assert reduce_development(dev, 1.0, seed=1) is dev

@@ -32,6 +32,8 @@ CONFIG_LOADER_ARGS: dict[str, Any] = {
     "config_patterns": {
         "validation": ["validation*", "validation*/**"],
         "alerting": ["alerting*", "alerting*/**"],
+        # SparkSession settings; only conf/spark has them (fraud_detection.hooks.SparkHook).
+        "spark": ["spark*", "spark*/**"],
     },
 }
 

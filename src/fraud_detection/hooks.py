@@ -1,5 +1,6 @@
-"""Kedro hooks: load `.env` and validate the environment before any node runs; commit
-Kafka offsets only once the batch read from Kafka is persisted."""
+"""Kedro hooks: load `.env` and validate the environment before any node runs; start
+the SparkSession of an environment that configures one; commit Kafka offsets only once
+the batch read from Kafka is persisted."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from kedro.config import MissingConfigException
 from kedro.framework.hooks import hook_impl
 
 from fraud_detection.config import load_env_file
@@ -54,6 +56,27 @@ def _with_credentials(checks: Mapping[str, Any], context: Any) -> dict[str, Any]
                 "credentials": entry if entry is not None else section["credentials"],
             }
     return resolved
+
+
+class SparkHook:
+    """Creates the SparkSession from the environment's ``spark`` config
+    (``conf/spark/spark.yml``), Kedro's documented pattern, before the catalog's
+    ``SparkDataset`` entries need it.
+
+    Environments without that config never start, nor import, Spark.
+    """
+
+    @hook_impl
+    def after_context_created(self, context: Any) -> None:
+        try:
+            settings = context.config_loader["spark"]
+        except (KeyError, MissingConfigException):
+            return
+        if not settings:
+            return
+        from fraud_detection.spark.session import spark_session
+
+        spark_session(settings, app_name=Path(context.project_path).name)
 
 
 class KafkaOffsetCommitHook:

@@ -66,19 +66,25 @@ def alert_summary(
     amounts: np.ndarray,
     days: np.ndarray,
     threshold: float,
+    *,
+    weights: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Alerts a day and fraud amount caught at ``threshold``: what an investigation
-    team with a daily capacity sees."""
+    team with a daily capacity sees. A row of weight ``w`` (a sampled row standing for
+    ``w`` rows) counts as ``w`` alerts and ``w`` times its amount."""
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
     flagged = scores >= threshold
-    per_day = pd.Series(flagged).groupby(pd.Series(days)).sum()
+    per_day = pd.Series(flagged * w).groupby(pd.Series(days)).sum()
     n_days = max(len(per_day), 1)
     fraud = labels == 1
+    weighted_amounts = amounts * w
+    caught = float(weighted_amounts[flagged & fraud].sum())
     return {
-        "alerts_per_day": float(flagged.sum() / n_days),
+        "alerts_per_day": float((flagged * w).sum() / n_days),
         "max_alerts_per_day": float(per_day.max()) if len(per_day) else 0.0,
-        "fraud_amount_caught": float(amounts[flagged & fraud].sum()),
-        "fraud_amount_caught_per_day": float(amounts[flagged & fraud].sum() / n_days),
-        "fraud_amount_total": float(amounts[fraud].sum()),
+        "fraud_amount_caught": caught,
+        "fraud_amount_caught_per_day": caught / n_days,
+        "fraud_amount_total": float(weighted_amounts[fraud].sum()),
     }
 
 

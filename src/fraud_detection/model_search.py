@@ -5,6 +5,12 @@ Every candidate family is one imbalanced-learn pipeline searched over a space de
 folds. Selection and decision thresholds use validation data only; the test window
 is touched by evaluation alone. The training pipeline's nodes and the rolling backtest
 (which repeats the same search on every window) both call these functions.
+
+When the split sampled genuine rows (``params:split.legit_sample_ratio`` below 1), each
+development row carries a ``sample_weight``: models fit on the reduced rows (an
+undersampling), while validation average precision, the out-of-fold predictions and
+the thresholds (alert budget included: a row of weight ``w`` counts as ``w`` alerts)
+weigh every row, so they estimate what the full data would give.
 """
 
 from __future__ import annotations
@@ -37,7 +43,12 @@ from fraud_detection.model import (
     resampling_grid,
 )
 from fraud_detection.params import StrictParams
-from fraud_detection.splits import final_training_rows, fold_indices
+from fraud_detection.splits import (
+    SAMPLE_WEIGHT,
+    final_training_rows,
+    fold_indices,
+    sample_weights,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +132,8 @@ def _space_size(space: list[dict[str, list[Any]]]) -> int:
 
 def _candidate_pipeline(spec: CandidateSpec, development: pd.DataFrame, p: TrainingParams):
     numeric, categorical = feature_columns(development)
+    # The sampling weight is never a model input.
+    numeric = [c for c in numeric if c != SAMPLE_WEIGHT]
     # Declared source columns (src_<name>): numeric ones are numeric features already.
     categorical = categorical + source_inputs(development)[1]
     classifier = import_class(spec.classifier)(**spec.init)
@@ -156,19 +169,20 @@ def tune_candidates(
     scale_pos_weight = _scale_pos_weight(development)
     results: dict[str, Any] = {}
     predictions = []
+    scoring = _average_precision(development)
     for name, spec in p.candidates.items():
         pipe, inputs = _candidate_pipeline(spec, development, p)
         space = _search_space(spec, scale_pos_weight, p.random_state)
         if p.search == "grid" or _space_size(space) <= p.n_iter:
             search = GridSearchCV(
-                pipe, space, scoring="average_precision", cv=folds, refit=False, error_score="raise"
+                pipe, space, scoring=scoring, cv=folds, refit=False, error_score="raise"
             )
         else:
             search = RandomizedSearchCV(
                 pipe,
                 space,
                 n_iter=p.n_iter,
-                scoring="average_precision",
+                scoring=scoring,
                 cv=folds,
                 refit=False,
                 random_state=p.random_state,
@@ -206,13 +220,31 @@ def tune_candidates(
         "validation_average_precision": float(
             np.mean(
                 [
-                    average_precision_score(g["label"], g["score"])
+                    average_precision_score(g["label"], g["score"], sample_weight=g["weight"])
                     for _, g in base_pred.groupby("fold")
                 ]
             )
         ),
     }
     return results, pd.concat(predictions, ignore_index=True)
+
+
+def _average_precision(development: pd.DataFrame) -> Any:
+    """The search's score: average precision, weighted by ``sample_weight`` when the
+    development rows carry it (the search passes validation rows with their index,
+    which is their position in ``development``)."""
+    if SAMPLE_WEIGHT not in development.columns:
+        return "average_precision"
+    weights = pd.Series(sample_weights(development), index=development.index)
+
+    def weighted_average_precision(estimator: Any, features: pd.DataFrame, y: np.ndarray):
+        return average_precision_score(
+            y,
+            positive_scores(estimator, features),
+            sample_weight=weights.loc[features.index].to_numpy(),
+        )
+
+    return weighted_average_precision
 
 
 def _baseline_pipeline(p: TrainingParams):
@@ -223,6 +255,7 @@ def _out_of_fold(
     name: str, pipe: Any, development: pd.DataFrame, inputs: list[str], folds: list
 ) -> pd.DataFrame:
     y = development[schema.LABEL].astype(int).to_numpy()
+    weights = sample_weights(development)
     parts = []
     for k, (tr, va) in enumerate(folds):
         model = clone(pipe).fit(development.iloc[tr][inputs], y[tr])
@@ -237,6 +270,7 @@ def _out_of_fold(
                     schema.TIMESTAMP: development[schema.TIMESTAMP].to_numpy()[va],
                     schema.AMOUNT: development[schema.AMOUNT].to_numpy(float)[va],
                     "label": y[va],
+                    "weight": weights[va],
                     "score": positive_scores(model, development.iloc[va][inputs]),
                 }
             )
@@ -293,17 +327,30 @@ def _cuts(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, last_of_value
 
 
-def _budget_threshold(scores: np.ndarray, days: np.ndarray, max_alerts_per_day: int) -> float:
-    """The lowest threshold that flags at most ``max_alerts_per_day`` rows on every day.
+def _budget_threshold(
+    scores: np.ndarray,
+    days: np.ndarray,
+    max_alerts_per_day: int,
+    weights: np.ndarray | None = None,
+) -> float:
+    """The lowest threshold that flags at most ``max_alerts_per_day`` alerts on every
+    day, a row of weight ``w`` (a sampled genuine row standing for ``w`` rows) counting
+    as ``w`` alerts.
 
     Lowering a threshold only adds alerts and never loses caught fraud amount, so the
     lowest threshold within the budget is the one that catches the most fraud amount.
-    A day breaks the budget at threshold ``t`` when its ``(N + 1)``-th highest score is
-    ``>= t``: the threshold must sit above the highest such score over all days.
+    A day breaks the budget at threshold ``t`` when the weight of its rows scoring
+    ``>= t`` exceeds ``N``: the day's limit is the score of the row, in decreasing score
+    order, at which the running weight first exceeds ``N`` (the ``(N + 1)``-th highest
+    score with unit weights); the threshold must sit above the highest limit.
     """
-    frame = pd.DataFrame({"score": scores, "day": days})
+    w = np.ones(len(scores)) if weights is None else np.asarray(weights, dtype=np.float64)
+    frame = pd.DataFrame({"score": scores, "day": days, "weight": w})
     ranked = frame.sort_values("score", ascending=False, kind="stable")
-    over = ranked.groupby("day", sort=False)["score"].nth(max_alerts_per_day)
+    running = ranked.groupby("day", sort=False)["weight"].cumsum()
+    # A small tolerance: weights 1 / ratio need not add up exactly in floating point.
+    breaking = ranked[running > max_alerts_per_day + 1e-9]
+    over = breaking.groupby("day", sort=False)["score"].first()
     if over.empty:
         return float(scores.min())
     limit = float(over.max())
@@ -318,10 +365,13 @@ def _best_threshold(
     cfg: dict[str, Any],
     amounts: np.ndarray | None = None,
     days: np.ndarray | None = None,
+    *,
+    weights: np.ndarray | None = None,
 ) -> tuple[float, float]:
     """Threshold maximising F-beta, minimising expected cost, or catching the most
     fraud amount within the daily alert budget (``alert_budget``; value: fraud amount
-    caught per day), on given data."""
+    caught per day), on given data (rows weighted by ``weights``, e.g. 1 / sampling
+    ratio: a row of weight ``w`` counts as ``w`` rows, alerts and frauds)."""
     objective = cfg.get("objective", "f_beta")
     if objective == "alert_budget":
         if amounts is None or days is None:
@@ -329,24 +379,26 @@ def _best_threshold(
                 "threshold.objective alert_budget needs the amount and the day of every "
                 "validation row; re-run tuning to write them into validation_predictions"
             )
-        threshold = _budget_threshold(scores, days, int(cfg["max_alerts_per_day"]))
-        caught = alert_summary(labels, scores, amounts, days, threshold)
+        threshold = _budget_threshold(scores, days, int(cfg["max_alerts_per_day"]), weights)
+        caught = alert_summary(labels, scores, amounts, days, threshold, weights=weights)
         return threshold, caught["fraud_amount_caught_per_day"]
+    w = np.ones(len(labels)) if weights is None else np.asarray(weights, dtype=np.float64)
     order, last_of_value = _cuts(scores)
-    s, y = scores[order], labels[order]
-    tp = np.cumsum(y)
-    fp = np.cumsum(1 - y)
+    s, y, w = scores[order], labels[order], w[order]
+    tp = np.cumsum(y * w)
+    fp = np.cumsum((1 - y) * w)
     tp, fp, thresholds = tp[last_of_value], fp[last_of_value], s[last_of_value]
-    positives = y.sum()
+    positives = (y * w).sum()
     fn = positives - tp
     if objective == "f_beta":
         b2 = float(cfg.get("beta", 1.0)) ** 2
         value = (1 + b2) * tp / np.maximum((1 + b2) * tp + b2 * fn + fp, 1)
         best = int(np.argmax(value))
     else:
-        value = -(
-            float(cfg["cost_false_negative"]) * fn + float(cfg["cost_false_positive"]) * fp
-        ) / len(y)
+        value = (
+            -(float(cfg["cost_false_negative"]) * fn + float(cfg["cost_false_positive"]) * fp)
+            / w.sum()
+        )
         best = int(np.argmax(value))
     return float(thresholds[best]), float(value[best])
 
@@ -365,7 +417,10 @@ def choose_thresholds(
         labels, scores = g["label"].to_numpy(int), g["score"].to_numpy(float)
         amounts = g[schema.AMOUNT].to_numpy(float) if has_days else None
         days = g[schema.TIMESTAMP].dt.floor("D").to_numpy() if has_days else None
-        threshold, value = _best_threshold(labels, scores, p.threshold, amounts, days)
+        weights = g["weight"].to_numpy(float) if "weight" in g.columns else None
+        threshold, value = _best_threshold(
+            labels, scores, p.threshold, amounts, days, weights=weights
+        )
         out[name] = {
             "threshold": threshold,
             "objective": p.threshold.get("objective", "f_beta"),
@@ -373,7 +428,9 @@ def choose_thresholds(
             "config": dict(p.threshold),
         }
         if has_days:
-            out[name]["validation"] = alert_summary(labels, scores, amounts, days, threshold)
+            out[name]["validation"] = alert_summary(
+                labels, scores, amounts, days, threshold, weights=weights
+            )
         logger.info(
             "Threshold for %s: %.4f (%s = %.4f on validation)",
             name,

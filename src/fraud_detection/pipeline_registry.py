@@ -27,6 +27,9 @@ def register_pipelines() -> dict[str, Pipeline]:
     ``train_and_promote`` (ingestion to promotion) and ``__default__`` (simulated data,
     then ``train_and_promote``).
 
+    ``monitoring`` and ``batch_scoring`` are registered but left out of ``__default__``:
+    both read the registry's champion, which the default run is there to produce.
+
     Folders are discovered here rather than with ``find_pipelines``: Kedro 1.7's
     selective loading (``--pipelines X`` loads only folder X) cannot build the
     composites, and importing every folder costs well under a second.

@@ -75,3 +75,16 @@ TRANSACTION_SCHEMA: tuple[Column, ...] = (
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in TRANSACTION_SCHEMA)
 CATEGORICAL_COLUMNS: tuple[str, ...] = (MERCHANT_CATEGORY, CURRENCY, COUNTRY, CHANNEL)
+
+# A label message (topic ``transaction_labels``): the transaction it is about, its
+# label and when the label became known. Labels arrive days or weeks after their
+# transaction, on their own (``fraud_detection.streaming.labels``).
+LABEL_TIMESTAMP = "label_timestamp"
+LABEL_COLUMNS: tuple[str, ...] = (
+    TRANSACTION_ID,
+    CUSTOMER_ID,
+    TERMINAL_ID,
+    TIMESTAMP,
+    LABEL,
+    LABEL_TIMESTAMP,
+)

@@ -37,6 +37,34 @@ class SplitParams(StrictParams):
     n_folds: int = Field(ge=1)
     fold_days: int = Field(ge=1)
     remove_known_compromised: bool
+    legit_sample_ratio: float = Field(gt=0, le=1)
+    sample_seed: int
+
+
+# Weight of each development row when genuine rows were sampled (1 / ratio for them, 1
+# for frauds): validation scores, thresholds and metrics read it so they stay unbiased.
+SAMPLE_WEIGHT = "sample_weight"
+
+
+def sample_weights(frame: pd.DataFrame) -> np.ndarray:
+    """Each row's weight: ``SAMPLE_WEIGHT`` when the rows were sampled, else 1."""
+    if SAMPLE_WEIGHT in frame.columns:
+        return frame[SAMPLE_WEIGHT].to_numpy(np.float64)
+    return np.ones(len(frame))
+
+
+def reduce_development(development: pd.DataFrame, ratio: float, seed: int) -> pd.DataFrame:
+    """Keeps every fraud and a ``ratio`` share of genuine rows, weighted ``1 / ratio``.
+
+    With ``ratio`` 1 the rows come back untouched, with no weight column.
+    """
+    if ratio >= 1:
+        return development
+    genuine = development[schema.LABEL].astype(int).to_numpy() == 0
+    keep = ~genuine | (np.random.default_rng(seed).random(len(development)) < ratio)
+    out = development[keep].copy()
+    out[SAMPLE_WEIGHT] = np.where(genuine[keep], 1.0 / ratio, 1.0)
+    return out
 
 
 def _day(ts: pd.Series) -> pd.Series:
@@ -174,6 +202,9 @@ def split_out_of_time(
         "test_rows": len(test),
         "test_frauds": int(test[schema.LABEL].sum()),
     }
+    development = reduce_development(development, p.legit_sample_ratio, p.sample_seed)
+    plan["legit_sample_ratio"] = p.legit_sample_ratio
+    plan["counts"]["development_rows_kept"] = len(development)
     logger.info("Out-of-time split: %s", plan["counts"])
     return development.reset_index(drop=True), test.reset_index(drop=True), plan
 

@@ -117,7 +117,7 @@ def test_datasets_crossing_task_boundaries_are_persisted(env, monkeypatch):
         for name in node.inputs
         if name in producer and task_of[producer[name]] != task_of[node.name]
     }
-    assert {"validated_transactions", "fraud_model", "promotion_report"} <= crossing
+    assert {"labelled_transactions", "fraud_model", "promotion_report"} <= crossing
     catalog = catalog_of(env, monkeypatch)
     in_memory = sorted(
         name

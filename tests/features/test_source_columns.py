@@ -147,3 +147,16 @@ def test_undeclared_and_non_numeric_columns_are_named(table):
         _with_sources(table, numeric=["age"])
     with pytest.raises(ValueError, match="'mcc' is declared numeric but 3000 value"):
         _with_sources(table.assign(mcc="x" + table["mcc"]), numeric=["mcc"])
+
+
+@pytest.mark.spark
+def test_a_spark_feature_table_passes_through_unless_source_columns_are_declared(spark):
+    """The spark environment: with no source column declared the node hands the Spark
+    table on untouched; declaring one is refused with the limitation named."""
+    frame = spark.createDataFrame(
+        pd.DataFrame({"transaction_id": ["a", "b"], "amount": [1.0, 2.0]})
+    )
+    none_declared = {**SOURCE, "numeric": [], "categorical": [], "distances": []}
+    assert add_source_columns_node(frame, frame, none_declared, SPLIT) is frame
+    with pytest.raises(NotImplementedError, match="Spark table .* pandas only"):
+        add_source_columns_node(frame, frame, _params(numeric=["customer_age"]), SPLIT)

@@ -8,6 +8,7 @@ from kedro.runner import SequentialRunner
 
 from fraud_detection.errors import DataQualityError
 from fraud_detection.pipeline_registry import register_pipelines
+from fraud_detection.streaming.messages import empty_labels
 from tests.conftest import PROJECT_ROOT, make_transactions
 
 
@@ -23,10 +24,21 @@ def _params(name: str) -> dict:
 
 
 def _catalog(raw: pd.DataFrame, **overrides) -> DataCatalog:
-    params = {**_params("ingestion"), **_params("feature_engineering"), **_params("data_split")}
+    params = {
+        **_params("ingestion"),
+        **_params("labels"),
+        **_params("feature_engineering"),
+        **_params("data_split"),
+    }
     params["split"] = {**params["split"], "n_folds": 2, "remove_known_compromised": False}
     params.update(overrides)
-    catalog = DataCatalog(datasets={"raw_transactions": MemoryDataset(raw)})
+    # A file source: the labels are in the rows, no label file.
+    catalog = DataCatalog(
+        datasets={
+            "raw_transactions": MemoryDataset(raw),
+            "raw_labels": MemoryDataset(empty_labels()),
+        }
+    )
     # Outputs the tests read after the run; the runner releases consumed ones.
     for name in ("data_quality_report", "quarantined_transactions", "development_set", "test_set"):
         catalog[name] = _KeptDataset()

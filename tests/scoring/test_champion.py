@@ -22,7 +22,7 @@ from fraud_detection.scoring.champion import (
 )
 from fraud_detection.scoring.features import OnlineFeatures, TransactionRecords
 from tests.conftest import make_transactions
-from tests.scoring.test_features import PARAMS
+from tests.features.test_online import PARAMS
 
 
 class _Pyfunc:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, seed, settings
 
 from fraud_detection.scoring.service import DUPLICATE_TRANSACTION_ID, SCORING_FAILED
 from fraud_detection.streaming.messages import MessageBounds
-from tests.scoring.test_service import _feed, _scorer, model  # noqa: F401 - the fixture
+from tests.scoring.test_service import _feed, _scorer
 from tests.streaming import payloads
 from tests.streaming.test_fuzz_decoder import REASONS
 
@@ -18,7 +18,7 @@ SCORER_REASONS = REASONS | {DUPLICATE_TRANSACTION_ID, SCORING_FAILED}
 
 
 def test_generated_messages_are_scored_once_or_dead_lettered_once_with_a_reason(
-    model,  # noqa: F811
+    model,
 ):
     sizes: list[int] = []
 

@@ -12,20 +12,13 @@ import pandas as pd
 import pytest
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
-from xgboost import XGBClassifier
 
-from fraud_detection import schema
-from fraud_detection.features import (
-    create_features,
-    feature_columns,
-)
-from fraud_detection.model import FraudModel, build_model_pipeline
 from fraud_detection.scoring.champion import LoadedModel
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import RealTimeScorer, ScorerConfig
 from fraud_detection.streaming.messages import MessageBounds, encode_transactions
 from tests.conftest import make_transactions
-from tests.scoring.test_features import PARAMS
+from tests.features.test_online import PARAMS
 
 TX = TopicPartition("transactions", 0)
 BOUNDS = MessageBounds.from_params(
@@ -37,14 +30,6 @@ BOUNDS = MessageBounds.from_params(
         "reference_time": "2025-06-01",
     }
 )
-
-
-class _Pyfunc:
-    def __init__(self, model):
-        self.model = model
-
-    def unwrap_python_model(self):
-        return self.model
 
 
 class _Watcher:
@@ -82,19 +67,6 @@ class _Consumer:
 
     def commit_async(self, offsets, callback=None):
         self.committed = offsets
-
-
-@pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    history = make_transactions(n=1500, days=40, seed=2)
-    features = create_features(history, PARAMS)
-    numeric, categorical = feature_columns(features)
-    classifier = XGBClassifier(n_estimators=10, max_depth=3)
-    selection = {"mi_sample_size": 1000, "top_k": 12}
-    pipeline = build_model_pipeline(classifier, numeric, categorical, selection)
-    pipeline.fit(features[numeric + categorical], features[schema.LABEL])
-    fitted = FraudModel(pipeline, 0.3, numeric + categorical, "m")
-    return LoadedModel("m", "1", None, _Pyfunc(fitted))
 
 
 def _scorer(model: LoadedModel, bounds: MessageBounds | None = BOUNDS) -> RealTimeScorer:

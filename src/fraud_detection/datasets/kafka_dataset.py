@@ -15,7 +15,11 @@ so the next run reads the same messages again; a run that succeeded moves them p
 the batch, so nothing is read twice.
 
 ``save`` produces a DataFrame as JSON messages keyed by a column, with ``acks=all``,
-and fails when any message is not acknowledged.
+and fails when any message is not acknowledged. With ``labels_topic`` in the save
+arguments the rows go out as a payment network sends them, without label or fraud
+scenario, and each label goes to the label topic once the rows have passed its time
+(the row's time plus a delay drawn from ``label_delay``), as ``fraud-detection-produce``
+does.
 """
 
 from __future__ import annotations
@@ -24,9 +28,10 @@ import copy
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -42,14 +47,21 @@ from fraud_detection.streaming.clients import (
     connect,
     servers_text,
 )
+from fraud_detection.streaming.labels import parse_delay, schedule_labels, strip_labels
 from fraud_detection.streaming.messages import (
     DEAD_LETTER_MAX_VALUE_BYTES,
+    DecodedMessages,
     dead_letter,
     decode_transactions,
     empty_transactions,
     encode_transactions,
 )
-from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
+from fraud_detection.streaming.publish import (
+    PRODUCER_DEFAULTS,
+    DeliveryReport,
+    produce_frame,
+    produce_with_labels,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +76,7 @@ _LOAD_KEYS = (
     "progress_every_s",
     "dead_letter_max_bytes",
 )
-_SAVE_KEYS = ("key_column", "flush_timeout_s")
+_SAVE_KEYS = ("key_column", "flush_timeout_s", "labels_topic", "label_delay", "label_seed")
 
 
 @dataclass(frozen=True)
@@ -89,10 +101,13 @@ class _Rejected:
 _Decoded = tuple[pd.DataFrame, np.ndarray, list[_Rejected]]
 
 
-def _decode_chunk(records: list[ConsumerRecord]) -> _Decoded:
+def _decode_chunk(
+    records: list[ConsumerRecord],
+    decode: Callable[[list[bytes | None]], DecodedMessages] = decode_transactions,
+) -> _Decoded:
     """Decoded rows of a chunk, the (partition, offset) of each row, and the rejected
     messages with their reasons."""
-    decoded = decode_transactions([r.value for r in records])
+    decoded = decode([r.value for r in records])
     source = np.array(
         [(records[i].partition, records[i].offset) for i in decoded.positions], dtype=np.int64
     )
@@ -112,6 +127,7 @@ class _Batch:
 
     chunk_size: int
     decoder: ThreadPoolExecutor
+    decode: Callable[[list[bytes | None]], DecodedMessages] = decode_transactions
     chunks: list[Future[_Decoded]] = field(default_factory=list)
     pending: list[ConsumerRecord] = field(default_factory=list)
     consumed: int = 0
@@ -125,7 +141,7 @@ class _Batch:
     def flush(self) -> None:
         if self.pending:
             records, self.pending = self.pending, []
-            self.chunks.append(self.decoder.submit(_decode_chunk, records))
+            self.chunks.append(self.decoder.submit(_decode_chunk, records, self.decode))
 
     def results(self) -> tuple[list[pd.DataFrame], list[np.ndarray], list[_Rejected]]:
         """Decoded frames in consumption order with the (partition, offset) of their
@@ -184,7 +200,19 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     Save arguments read by the dataset (the others go to ``KafkaProducer``):
         key_column: Column used as message key (``customer_id``; ``None`` for no key).
         flush_timeout_s: How long to wait for the acknowledgements.
+        labels_topic: Send the rows without label and each label there, late (``None``:
+            the rows as they are).
+        label_delay: The delay distribution of the labels (as ``params:labels.delay``).
+        label_seed: Seed of the delays.
     """
+
+    # What a message is: subclasses for other message types replace these.
+    decode_messages: ClassVar[Callable[[list[bytes | None]], DecodedMessages]] = staticmethod(
+        decode_transactions
+    )
+    missing_topic_is_empty: ClassVar[bool] = False
+    empty_frame: ClassVar[Callable[[], pd.DataFrame]] = staticmethod(empty_transactions)
+    encode_rows: ClassVar[Callable[[pd.DataFrame], list[bytes]]] = staticmethod(encode_transactions)
 
     DEFAULT_LOAD_ARGS: dict[str, Any] = {
         "max_messages": None,
@@ -206,6 +234,9 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     DEFAULT_SAVE_ARGS: dict[str, Any] = {
         "key_column": schema.CUSTOMER_ID,
         "flush_timeout_s": 120.0,
+        "labels_topic": None,
+        "label_delay": None,
+        "label_seed": 0,
         **PRODUCER_DEFAULTS,
         "bootstrap_timeout_ms": 10_000,
     }
@@ -296,7 +327,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             finally:
                 consumer.close(autocommit=False)
             frames, sources, rejected = batch.results()
-        frame, repeats = self._assemble(frames, sources)
+        frame, repeats = self._assemble(frames, sources, self.empty_frame, self.encode_rows)
         rejected += repeats
         duplicates = len(repeats)
         if len(frame) + len(rejected) != batch.consumed:
@@ -343,6 +374,12 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         """Reads from the committed offsets to the end offsets seen now (or less)."""
         request_timeout = consumer.config["request_timeout_ms"]
         partitions = consumer.partitions_for_topic(self._topic)
+        if not partitions and self.missing_topic_is_empty:
+            logger.warning(
+                "Topic '%s' does not exist on %s yet: nothing to read", self._topic, self.servers
+            )
+            batch = _Batch(chunk_size=1, decoder=decoder, decode=self.decode_messages)
+            return batch, {}, {}
         if not partitions:
             raise DatasetError(
                 f"Topic '{self._topic}' does not exist on {self.servers}: produce transactions "
@@ -385,7 +422,11 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         reached = dict(start)
         active = {tp for tp in tps if start[tp] < end[tp]}
         consumer.pause(*[tp for tp in tps if tp not in active])
-        batch = _Batch(chunk_size=int(control["decode_chunk_size"]), decoder=decoder)
+        batch = _Batch(
+            chunk_size=int(control["decode_chunk_size"]),
+            decoder=decoder,
+            decode=self.decode_messages,
+        )
         max_messages = control["max_messages"]
         deadline = time.monotonic() + control["max_seconds"] if control["max_seconds"] else None
         stall_timeout = float(control["stall_timeout_s"])
@@ -439,7 +480,10 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     @staticmethod
     def _assemble(
-        frames: list[pd.DataFrame], sources: list[np.ndarray]
+        frames: list[pd.DataFrame],
+        sources: list[np.ndarray],
+        empty: Callable[[], pd.DataFrame] = empty_transactions,
+        encode: Callable[[pd.DataFrame], list[bytes]] = encode_transactions,
     ) -> tuple[pd.DataFrame, list[_Rejected]]:
         """One frame for the batch without repeated transaction ids (the first message
         is kept), and the repeats as dead letters with their reason.
@@ -451,7 +495,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         bytes are at the source offset.
         """
         if not frames:
-            return empty_transactions(), []
+            return empty(), []
         frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         ids = frame[schema.TRANSACTION_ID]
         duplicated = ids.duplicated().to_numpy()
@@ -466,7 +510,7 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         same = content.to_numpy() == content.loc[first_row.to_numpy()].to_numpy()
         repeat = duplicated[involved]
         rows = np.flatnonzero(involved)[repeat]
-        values = encode_transactions(frame.iloc[rows])
+        values = encode(frame.iloc[rows])
         repeats = []
         firsts = first_row.to_numpy()[repeat].tolist()
         for row, value, first, is_same in zip(
@@ -593,20 +637,40 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
             KafkaProducer, client_id="fraud-detection-kafka-dataset", **producer_args
         )
         try:
-            report = produce_frame(
-                producer,
-                self._topic,
-                data,
-                key_column=control["key_column"],
-                flush_timeout_s=control["flush_timeout_s"],
-            )
+            reports = self._send(producer, data, control)
         except ValueError as exc:
             raise DatasetError(f"Cannot save to Kafka topic '{self._topic}': {exc}") from exc
         finally:
             producer.close(timeout=5)
-        if not report.ok:
-            raise DatasetError(f"Saving to Kafka at {self.servers} failed: {report.summary()}")
-        logger.info("%s", report.summary())
+        for report in reports:
+            if not report.ok:
+                raise DatasetError(f"Saving to Kafka at {self.servers} failed: {report.summary()}")
+            logger.info("%s", report.summary())
+
+    def _send(
+        self, producer: KafkaProducer, data: pd.DataFrame, control: dict[str, Any]
+    ) -> list[DeliveryReport]:
+        options = {
+            "key_column": control["key_column"],
+            "flush_timeout_s": control["flush_timeout_s"],
+        }
+        if not control["labels_topic"] or schema.LABEL not in data:
+            return [produce_frame(producer, self._topic, data, **options)]
+        if not control["label_delay"]:
+            raise ValueError("labels_topic is set but label_delay is not")
+        labels = schedule_labels(
+            data, parse_delay(control["label_delay"]), int(control["label_seed"])
+        )
+        return list(
+            produce_with_labels(
+                producer,
+                self._topic,
+                strip_labels(data),
+                control["labels_topic"],
+                labels,
+                **options,
+            )
+        )
 
     # --------------------------------------------------------------- helpers --
 

@@ -22,7 +22,7 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
     moves the alias to the challenger's version and records the decision as tags.
 
     ``load`` returns ``None`` when the registered model or the alias does not exist
-    yet (the first run), else ``{"version", "run_id", "model", "training_window"}``
+    yet (the first run), else ``{"name", "version", "run_id", "model", "training_window"}``
     with the pyfunc model and the window recorded on its run (``None`` if none was).
     ``save`` takes the decision dict from the promotion node: it always tags the
     active run with the outcome, and when ``decision["promote"]`` is true sets the
@@ -63,6 +63,7 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
             ) from exc
         model = mlflow.pyfunc.load_model(f"models:/{self._model_name}@{self._alias}")
         return {
+            "name": self._model_name,
             "version": str(version.version),
             "run_id": version.run_id,
             "model": model,

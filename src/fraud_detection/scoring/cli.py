@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 
 from fraud_detection.config import EXTRA_PATTERNS, config_section, load_project_config
 from fraud_detection.scoring.champion import ChampionWatcher, ModelUnavailableError
@@ -35,6 +36,7 @@ from fraud_detection.scoring.service import (
     ScorerError,
 )
 from fraud_detection.streaming.clients import KafkaConnectionError
+from fraud_detection.streaming.labels import LabelParams
 from fraud_detection.streaming.messages import MessageBounds
 
 logger = logging.getLogger(__name__)
@@ -58,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--labels-topic",
         default=_env("KAFKA_LABELS_TOPIC", "transaction_labels"),
-        help="late labels {transaction_id, is_fraud}; '' for none (default: %(default)s)",
+        help=(
+            "late labels, joined to their transactions by id; the only source of labels, "
+            "'' for none (default: %(default)s)"
+        ),
     )
     parser.add_argument(
         "--predictions-topic", default=_env("KAFKA_PREDICTIONS_TOPIC", "fraud_predictions")
@@ -152,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = project_config(args.project_path, args.env)
     mlflow.set_tracking_uri(config["tracking_uri"])
     features = OnlineFeatures(config["parameters"].get("features") or {})
+    pending = LabelParams.from_dict(config["parameters"].get("labels") or {}).pending
     watcher = ChampionWatcher(
         args.model_uri or f"models:/{config['model_name']}@champion",
         check_interval_s=args.model_check_interval,
@@ -177,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             status_every_s=args.status_every,
             credentials=config["kafka"],
             bounds=_bounds(config["parameters"].get("ingestion")),
+            max_pending_labels=pending.max_labels,
+            max_pending_label_age_s=pd.Timedelta(pending.max_age).total_seconds(),
         ),
         features,
         watcher,

@@ -4,7 +4,16 @@ One process reads every partition of the transactions topic and of the label top
 (terminal and category features need every customer's transactions, so the state
 cannot be split by customer partition) and loops over micro-batches:
 
-1. labels (``{"transaction_id": ..., "is_fraud": 0|1}``) go into the feature state;
+1. labels come only from the label topic (``transaction_labels``: transaction id,
+   customer, terminal, the transaction's time, ``is_fraud``, the label's time), days or
+   weeks after their transaction; an ``is_fraud`` inside a transaction message is
+   ignored. A label is joined to its transaction by id: a transaction already seen gets
+   it at once (``OnlineFeatures.apply_labels``), one older than the state's horizon
+   cannot change any feature any more and is only counted, and one not seen yet waits
+   in a ``LabelBuffer`` (bounded in number and in age on the transactions' clock; what
+   it drops is counted and logged) until its transaction arrives. The features use a
+   label only for rows at least ``label_delay`` after its transaction, however early
+   it arrives;
 2. transactions are decoded with the ingestion decoder and checked against the
    ingestion bounds (``MessageBounds``: the accepted window of timestamps and amounts,
    so a message from 2099 cannot move the state's watermark and an amount of 1e308
@@ -58,7 +67,9 @@ from fraud_detection.scoring.features import (
 )
 from fraud_detection.scoring.messages import decode_records
 from fraud_detection.streaming.clients import connect, servers_text
+from fraud_detection.streaming.labels import Label, LabelBuffer
 from fraud_detection.streaming.messages import MessageBounds, dead_letter
+from fraud_detection.streaming.messages import decode_labels as decode_label_messages
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +89,7 @@ class ScorerConfig:
     Attributes:
         bootstrap_servers: ``host:port[,host:port]``.
         transactions_topic: Transactions to score (JSON, canonical schema).
-        labels_topic: Late labels, ``{"transaction_id", "is_fraud"}``; ``None`` for none.
+        labels_topic: Late labels (``schema.LABEL_COLUMNS``); ``None`` for none.
         predictions_topic: Where predictions go.
         dead_letter_topic: Where malformed messages go; ``None`` fails on them.
         features_topic: Optional audit copy of every scored feature row.
@@ -93,6 +104,9 @@ class ScorerConfig:
         bounds: The accepted window of timestamps and amounts (``params:ingestion``);
             ``None`` accepts whatever decodes.
         recent_ids: How many scored transaction ids are remembered to score each once.
+        max_pending_labels: Most labels waiting for their transaction at once.
+        max_pending_label_age_s: Longest wait of a label for its transaction, in event
+            time on the transactions' clock (``params:labels.pending.max_age``).
     """
 
     bootstrap_servers: str
@@ -110,6 +124,8 @@ class ScorerConfig:
     credentials: dict[str, Any] = field(default_factory=dict)
     bounds: MessageBounds | None = None
     recent_ids: int = 1_000_000
+    max_pending_labels: int = 100_000
+    max_pending_label_age_s: float = 86_400.0
 
     def __post_init__(self) -> None:
         if self.start_from not in START_FROM:
@@ -127,6 +143,9 @@ class ScorerCounters:
     dead_lettered: int = 0
     duplicates: int = 0
     labels: int = 0
+    labels_applied: int = 0
+    labels_past_horizon: int = 0
+    inline_labels_ignored: int = 0
     replayed: int = 0
     batches: int = 0
     committed_batches: int = 0
@@ -142,6 +161,9 @@ class ScorerCounters:
                 "dead_lettered",
                 "duplicates",
                 "labels",
+                "labels_applied",
+                "labels_past_horizon",
+                "inline_labels_ignored",
                 "replayed",
                 "batches",
             )
@@ -160,32 +182,25 @@ class _Pending:
     futures: list[Any]
 
 
-def decode_labels(values: list[bytes | None]) -> tuple[list[str], list[int], dict[int, str]]:
-    """Label messages -> (transaction ids, labels, {position: reason} of the rejected)."""
-    ids: list[str] = []
-    labels: list[int] = []
-    rejected: dict[int, str] = {}
-    for position, value in enumerate(values):
-        if not value:
-            rejected[position] = "empty_message"
-            continue
-        try:
-            message = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            rejected[position] = "bad_json"
-            continue
-        if not isinstance(message, dict):
-            rejected[position] = "not_a_json_object"
-            continue
-        tid, label = message.get(schema.TRANSACTION_ID), message.get(schema.LABEL)
-        if not isinstance(tid, str) or not tid:
-            rejected[position] = f"missing_{schema.TRANSACTION_ID}"
-        elif label not in (0, 1) or isinstance(label, float) and not label.is_integer():
-            rejected[position] = f"bad_type_{schema.LABEL}"
-        else:
-            ids.append(tid)
-            labels.append(int(label))
-    return ids, labels, rejected
+def decode_labels(values: list[bytes | None]) -> tuple[list[Label], dict[int, str]]:
+    """Label messages -> (labels, {position: reason} of the rejected)."""
+    decoded = decode_label_messages(values)
+    frame = decoded.frame
+    tx_ms = frame[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64) // 1_000_000
+    label_ms = (
+        frame[schema.LABEL_TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64) // 1_000_000
+    )
+    labels = [
+        Label(tid, int(label), int(t), int(lt))
+        for tid, label, t, lt in zip(
+            frame[schema.TRANSACTION_ID].tolist(),
+            frame[schema.LABEL].tolist(),
+            tx_ms.tolist(),
+            label_ms.tolist(),
+            strict=True,
+        )
+    ]
+    return labels, decoded.rejected
 
 
 def _iso_now() -> str:
@@ -249,6 +264,9 @@ class RealTimeScorer:
         # feature state forgets ids past its horizon, a redelivery must still not be
         # scored twice.
         self._recent: OrderedDict[str, tuple] = OrderedDict()
+        self.label_buffer = LabelBuffer(
+            config.max_pending_labels, int(config.max_pending_label_age_s * 1000)
+        )
 
     # -------------------------------------------------------------- lifecycle --
 
@@ -307,14 +325,15 @@ class RealTimeScorer:
         stats = self.features.stats
         logger.info(
             "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, "
-            "%d labels pending",
+            "%d labels waiting for their transaction (%s)",
             self.counters.summary(),
             self.model.name,
             self.model.current.version,
             stats.rows,
             stats.customers,
             stats.terminals,
-            stats.labels_pending,
+            len(self.label_buffer),
+            self.label_buffer.counters,
         )
 
     # ---------------------------------------------------------------- restore --
@@ -329,8 +348,8 @@ class RealTimeScorer:
                     "create it or produce to it first"
                 )
             logger.warning(
-                "Topic '%s' does not exist: labels come only with the transactions until the "
-                "scorer restarts",
+                "Topic '%s' does not exist: no label reaches the features until the scorer "
+                "restarts",
                 topic,
             )
             return []
@@ -417,12 +436,14 @@ class RealTimeScorer:
                     continue
                 stalled_since = time.monotonic()
                 if tp in self._labels_tps:
-                    ids, labels, _ = decode_labels([r.value for r in records])
-                    self.features.apply_labels(ids, labels)
+                    self._join_labels(decode_labels([r.value for r in records])[0])
                 else:
-                    decoded = decode_records([r.value for r in records], self.config.bounds)[0]
+                    decoded = self._without_labels(
+                        decode_records([r.value for r in records], self.config.bounds)[0]
+                    )
                     self.features.update_records(decoded, build=False)
                     self._remember(decoded, range(len(decoded)))
+                    self._apply_waiting(decoded)
                 self.counters.replayed += len(records)
             for tp in list(todo):
                 if consumer.position(tp) >= live_from[tp]:
@@ -449,9 +470,9 @@ class RealTimeScorer:
         tx_records: list[ConsumerRecord] = []
         for tp, records in polled.items():
             if tp in self._labels_tps:
-                ids, labels, rejected = decode_labels([r.value for r in records])
-                self.features.apply_labels(ids, labels)
-                self.counters.labels += len(ids)
+                labels, rejected = decode_labels([r.value for r in records])
+                self._join_labels(labels)
+                self.counters.labels += len(labels)
                 futures += self._dead_letter(records, rejected)
             else:
                 tx_records.extend(records)
@@ -459,6 +480,7 @@ class RealTimeScorer:
         if tx_records:
             values = [r.value for r in tx_records]
             records, positions, rejected = decode_records(values, self.config.bounds)
+            records = self._without_labels(records)
             records, positions = self._unscored(records, positions, rejected)
             if len(records):
                 futures += self._score(records, positions, received, rejected)
@@ -491,6 +513,53 @@ class RealTimeScorer:
             return records, positions
         return _take(records, keep), [positions[i] for i in keep]
 
+    # ----------------------------------------------------------------- labels --
+
+    def _without_labels(self, records: TransactionRecords) -> TransactionRecords:
+        """The records with ``is_fraud`` unknown: labels come only from their topic."""
+        inline = sum(1 for v in records.is_fraud if v == v)  # noqa: PLR0124 - NaN test
+        if inline:
+            if not self.counters.inline_labels_ignored:
+                logger.warning(
+                    "Transaction messages carry '%s': ignored, labels are taken only from "
+                    "the label topic '%s'",
+                    schema.LABEL,
+                    self.config.labels_topic,
+                )
+            self.counters.inline_labels_ignored += inline
+            records.is_fraud = [float("nan")] * len(records.is_fraud)
+        return records
+
+    def _join_labels(self, labels: list[Label]) -> None:
+        """Applies the labels of transactions already seen; the others wait (bounded).
+
+        A label whose transaction is older than the state's horizon is only counted: no
+        feature the scorer will serve can count it any more.
+        """
+        watermark = self.features.watermark
+        oldest = None if watermark is None else watermark - self.features.horizon_ms
+        ready_ids: list[str] = []
+        ready: list[int] = []
+        for label in labels:
+            if oldest is not None and label.transaction_ms <= oldest:
+                self.counters.labels_past_horizon += 1
+            elif label.transaction_id in self._recent:
+                ready_ids.append(label.transaction_id)
+                ready.append(label.is_fraud)
+            else:
+                self.label_buffer.add(label)
+        if ready_ids:
+            self.counters.labels_applied += self.features.apply_labels(ready_ids, ready)
+
+    def _apply_waiting(self, records: TransactionRecords) -> None:
+        """The waiting labels of transactions that just arrived go into the state."""
+        found = self.label_buffer.take(records.transaction_id)
+        self.label_buffer.expire(self.features.watermark)
+        if found:
+            self.counters.labels_applied += self.features.apply_labels(
+                [label.transaction_id for label in found], [label.is_fraud for label in found]
+            )
+
     def _remember(self, records: TransactionRecords, rows: Any) -> None:
         recent = self._recent
         for i in rows:
@@ -509,6 +578,7 @@ class RealTimeScorer:
         batch = self.features.update_records(records)
         self.counters.duplicates += self.features.stats.duplicates - before
         self._remember(records, range(len(records)))
+        self._apply_waiting(records)
         if not len(batch):
             return []
         model = self.model.current

@@ -408,3 +408,103 @@ _CASTS: dict[str, Callable[[pd.Series], tuple[pd.Series, np.ndarray]]] = {
     "datetime": _as_timestamp,
     "label": _as_label,
 }
+
+
+# ------------------------------------------------------------------ labels --
+
+# Why a label message is rejected, beyond the reasons shared with transactions.
+BAD_LABEL = f"bad_type_{schema.LABEL}"
+
+
+def empty_labels() -> pd.DataFrame:
+    """A frame with the label message's columns and types and no rows."""
+    return decode_labels([]).frame
+
+
+def encode_labels(frame: pd.DataFrame) -> list[bytes]:
+    """Serialises label rows (``schema.LABEL_COLUMNS``) as JSON objects, one per row."""
+    missing = [c for c in schema.LABEL_COLUMNS if c not in frame]
+    if missing:
+        raise ValueError(f"Label rows lack {missing}; a label message has {schema.LABEL_COLUMNS}")
+    return encode_transactions(frame[list(schema.LABEL_COLUMNS)])
+
+
+def _label_time(value: object) -> pd.Timestamp | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = pd.Timestamp(value)
+    except (ValueError, OverflowError):
+        return None
+    if parsed is pd.NaT:
+        return None
+    return parsed.tz_convert("UTC").tz_localize(None) if parsed.tzinfo else parsed
+
+
+def decode_labels(values: Sequence[bytes | None]) -> DecodedMessages:
+    """Decodes label messages: ids as non-blank strings, ``is_fraud`` 0 or 1 (or a JSON
+    boolean), ISO-8601 times for the transaction and the label.
+
+    Returns:
+        The accepted rows (``schema.LABEL_COLUMNS``; ``is_fraud`` as ``int8``, times as
+        naive UTC ``datetime64[ns]``) and the reason for every rejected message.
+    """
+    rows: dict[str, list] = {name: [] for name in schema.LABEL_COLUMNS}
+    positions: list[int] = []
+    rejected: dict[int, str] = {}
+    ids = (schema.TRANSACTION_ID, schema.CUSTOMER_ID, schema.TERMINAL_ID)
+    times = (schema.TIMESTAMP, schema.LABEL_TIMESTAMP)
+    for position, value in enumerate(values):
+        if not value:
+            rejected[position] = EMPTY_MESSAGE
+            continue
+        try:
+            message = orjson.loads(value)
+        except orjson.JSONDecodeError as exc:
+            rejected[position] = f"{BAD_JSON}: {exc}"
+            continue
+        if not isinstance(message, dict):
+            rejected[position] = f"{NOT_AN_OBJECT}: {type(message).__name__}"
+            continue
+        reasons = []
+        for name in ids:
+            item = message.get(name)
+            if isinstance(item, int) and not isinstance(item, bool):
+                item = str(item)
+            if not isinstance(item, str) or not item.strip():
+                reasons.append(f"missing_{name}" if item in (None, "") else f"bad_type_{name}")
+            message[name] = item
+        label = message.get(schema.LABEL)
+        if isinstance(label, bool):
+            label = int(label)
+        if label is None:
+            reasons.append(f"missing_{schema.LABEL}")
+        elif not isinstance(label, int | float) or label not in (0, 1):
+            reasons.append(BAD_LABEL)
+        for name in times:
+            parsed = _label_time(message.get(name))
+            if parsed is None:
+                reasons.append(
+                    f"missing_{name}" if message.get(name) is None else f"bad_type_{name}"
+                )
+            message[name] = parsed
+        if reasons:
+            rejected[position] = ";".join(reasons)
+            continue
+        positions.append(position)
+        for name in ids:
+            rows[name].append(message[name])
+        for name in times:
+            rows[name].append(message[name])
+        rows[schema.LABEL].append(int(label))
+    frame = pd.DataFrame(
+        {
+            **{name: pd.Series(rows[name], dtype="str") for name in ids},
+            schema.TIMESTAMP: pd.Series(rows[schema.TIMESTAMP], dtype="datetime64[ns]"),
+            schema.LABEL: pd.Series(rows[schema.LABEL], dtype="int8"),
+            schema.LABEL_TIMESTAMP: pd.Series(rows[schema.LABEL_TIMESTAMP], dtype="datetime64[ns]"),
+        }
+    )[list(schema.LABEL_COLUMNS)]
+    return DecodedMessages(
+        frame=frame, positions=np.asarray(positions, dtype=np.int64), rejected=rejected
+    )

@@ -3,8 +3,12 @@
 Transactions come from the simulator (``params:simulation`` of a Kedro environment)
 or from a parquet/CSV file mapped onto the schema with ``ingestion.column_mapping``.
 They are sent in time order, keyed by customer id (one customer's transactions stay
-in one partition, in order), with ``acks=all``. The command prints how many messages
-the cluster acknowledged and exits non-zero when any was not::
+in one partition, in order), with ``acks=all``, and without their label or fraud
+scenario: as in production, each label arrives later and on its own, on the label topic
+(``transaction_labels``), once the replay has passed the label's time, the transaction's
+time plus a delay drawn from ``params:labels.delay`` (``conf/base/parameters_labels.yml``).
+The command prints how many messages the cluster acknowledged and exits non-zero when
+any was not::
 
     fraud-detection-produce                          # simulator, as fast as possible
     fraud-detection-produce --rate 200 --days 7      # a week of traffic at 200 msgs/s
@@ -33,14 +37,18 @@ from fraud_detection.streaming.clients import (
     connect,
     servers_text,
 )
+from fraud_detection.streaming.labels import LabelParams, schedule_labels, strip_labels
 from fraud_detection.streaming.publish import (
     PRODUCER_DEFAULTS,
+    DeliveryReport,
     produce_frame,
+    produce_with_labels,
 )
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TOPIC = "transactions"
+DEFAULT_LABELS_TOPIC = "transaction_labels"
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 
 
@@ -116,6 +124,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "--topic", default=os.environ.get("KAFKA_TRANSACTIONS_TOPIC", DEFAULT_TOPIC)
     )
     parser.add_argument(
+        "--labels-topic",
+        default=os.environ.get("KAFKA_LABELS_TOPIC", DEFAULT_LABELS_TOPIC),
+        help="where each label goes, after its delay; '' sends no labels (default: %(default)s)",
+    )
+    parser.add_argument(
         "--bootstrap-servers",
         default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS", DEFAULT_BOOTSTRAP_SERVERS),
         help="host:port[,host:port] (default: $KAFKA_BOOTSTRAP_SERVERS or %(default)s)",
@@ -175,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Kedro's config loader uses an OmegaConf call deprecated upstream; not ours to fix.
     warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
     params, credentials = _project_config(args.project_path, args.env)
+    label_params = LabelParams.from_dict(params.get("labels") or {})
     overrides = {
         "n_days": args.days,
         "n_customers": args.customers,
@@ -199,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         frame = load_transactions(args.file, params, args.column_mapping, args.limit)
+        labels = _labels_to_send(frame, label_params, args.labels_topic)
+        frame = strip_labels(frame)
         logger.info(
             "Sending %d transactions from %s to '%s' on %s%s",
             len(frame),
@@ -207,18 +223,43 @@ def main(argv: Sequence[str] | None = None) -> int:
             servers_text(args.bootstrap_servers),
             f" at {args.rate:g} msgs/s" if args.rate else "",
         )
-        report = produce_frame(
-            producer,
-            args.topic,
-            frame,
-            rate=args.rate,
-            flush_timeout_s=args.flush_timeout,
-            progress_every_s=args.progress_every,
-        )
+        options = {
+            "rate": args.rate,
+            "flush_timeout_s": args.flush_timeout,
+            "progress_every_s": args.progress_every,
+        }
+        if labels is None:
+            reports: tuple[DeliveryReport, ...] = (
+                produce_frame(producer, args.topic, frame, **options),
+            )
+        else:
+            logger.info(
+                "Sending %d labels to '%s', each once the replay passes its time (delay: %s)",
+                len(labels),
+                args.labels_topic,
+                label_params.delay.model_dump(),
+            )
+            reports = produce_with_labels(
+                producer, args.topic, frame, args.labels_topic, labels, **options
+            )
     finally:
         producer.close(timeout=5)
-    (logger.info if report.ok else logger.error)("%s", report.summary())
-    return 0 if report.ok else 1
+    for report in reports:
+        (logger.info if report.ok else logger.error)("%s", report.summary())
+    return 0 if all(report.ok for report in reports) else 1
+
+
+def _labels_to_send(
+    frame: pd.DataFrame, params: LabelParams, labels_topic: str
+) -> pd.DataFrame | None:
+    """The label messages of ``frame`` with their times; ``None`` when none are sent."""
+    if not labels_topic:
+        logger.info("No label topic: labels are not sent")
+        return None
+    if schema.LABEL not in frame:
+        logger.warning("The transactions have no '%s' column: no labels to send", schema.LABEL)
+        return None
+    return schedule_labels(frame, params.delay, params.seed)
 
 
 if __name__ == "__main__":

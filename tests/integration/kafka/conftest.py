@@ -179,6 +179,11 @@ class KafkaProject:
     def dead_letter_topic(self) -> str:
         return f"{self.topic}.dlq"
 
+    @property
+    def labels_topic(self) -> str:
+        """Where this project's labels go, apart from the transactions."""
+        return f"{self.topic}.labels"
+
     def run(self, pipeline: str, runtime_params: dict | None = None, **kwargs) -> None:
         bootstrap_project(self.path)
         with KedroSession.create(
@@ -192,6 +197,14 @@ class KafkaProject:
 
     def quarantined(self) -> pd.DataFrame:
         return self._all(self.path / "data/02_intermediate/quarantined_batches")
+
+    def labels(self) -> pd.DataFrame:
+        """Every label stored so far (one batch per run)."""
+        return self._all(self.path / "data/02_intermediate/label_batches")
+
+    def labelled(self) -> pd.DataFrame:
+        """The training data: the validated transactions with the labels known."""
+        return pd.read_parquet(self.path / "data/02_intermediate/labelled_transactions.parquet")
 
     def batches(self) -> list[Path]:
         folder = self.path / "data/02_intermediate/validated_batches"
@@ -216,7 +229,9 @@ def kafka_project(
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
     monkeypatch.setenv("KAFKA_TRANSACTIONS_TOPIC", project.topic)
     monkeypatch.setenv("KAFKA_CONSUMER_GROUP", project.group)
+    monkeypatch.setenv("KAFKA_LABELS_TOPIC", project.labels_topic)
     monkeypatch.delenv("KAFKA_DEAD_LETTER_TOPIC", raising=False)
+    monkeypatch.delenv("KAFKA_LABELS_DEAD_LETTER_TOPIC", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path / 'mlflow.db'}")
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", name)
     return project

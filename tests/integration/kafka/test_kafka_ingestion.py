@@ -1,5 +1,6 @@
-"""Ingestion from a real Kafka broker: every transaction once, the training flow on
-top, poison messages dead-lettered, crashes and a stopped broker losing nothing."""
+"""Ingestion from a real Kafka broker: every transaction once, labels only from their
+own topic (late labels still reaching the training data), the training flow on top,
+poison messages dead-lettered, crashes and a stopped broker losing nothing."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from mlflow.tracking import MlflowClient
 from fraud_detection import schema
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
 from fraud_detection.datasets.parquet_batches_dataset import ParquetBatchesDataset
+from fraud_detection.streaming.labels import parse_delay, schedule_labels, strip_labels
 from fraud_detection.validation import StartupValidationError
 from tests.conftest import make_transactions
 from tests.e2e.test_default_run import SMALL_RUN
@@ -67,8 +69,30 @@ def test_producer_cli_reports_every_message_acknowledged(streamed, kafka_broker)
     project, result = streamed
     assert result.returncode == 0, result.stderr
     assert "43465 of 43465 messages acknowledged by topic 'transactions-e2e'" in result.stderr
+    assert (
+        f"43465 of 43465 messages acknowledged by topic '{project.labels_topic}'" in result.stderr
+    )
     ends = kafka_broker.end_offsets(project.topic)
     assert len(ends) == 3 and sum(ends.values()) == 43465
+
+
+def test_transactions_carry_no_label_and_labels_come_late_keyed_alike(streamed, kafka_broker):
+    project, _ = streamed
+    transactions = kafka_broker.read_all(project.topic)
+    labels = kafka_broker.read_all(project.labels_topic)
+    assert len(labels) == len(transactions) == 43465
+    sample = [orjson.loads(r.value) for r in transactions[:2000]]
+    assert not any(schema.LABEL in m or "fraud_scenario" in m for m in sample)
+    key_of = {orjson.loads(r.value)[schema.TRANSACTION_ID]: r.key for r in transactions}
+    delays = []
+    for record in labels:
+        message = orjson.loads(record.value)
+        assert set(message) == set(schema.LABEL_COLUMNS)
+        assert record.key == key_of[message[schema.TRANSACTION_ID]]
+        delays.append(
+            pd.Timestamp(message[schema.LABEL_TIMESTAMP]) - pd.Timestamp(message[schema.TIMESTAMP])
+        )
+    assert min(delays) >= pd.Timedelta("1D") and max(delays) <= pd.Timedelta("60D")
 
 
 def test_ingestion_persists_every_transaction_once_and_commits_after(streamed, kafka_broker):
@@ -81,6 +105,17 @@ def test_ingestion_persists_every_transaction_once_and_commits_after(streamed, k
     assert kafka_broker.committed(project.group, project.topic) == kafka_broker.end_offsets(
         project.topic
     )
+    # The rows came without labels; the training data has them from the label topic.
+    assert validated[schema.LABEL].isna().all()
+    assert kafka_broker.committed(project.group, project.labels_topic) == (
+        kafka_broker.end_offsets(project.labels_topic)
+    )
+    labelled = project.labelled()
+    assert len(labelled) == 43465 and labelled[schema.LABEL].notna().all()
+    label_of = project.labels().set_index(schema.TRANSACTION_ID)[schema.LABEL]
+    assert len(label_of) == 43465
+    joined = label_of.loc[labelled[schema.TRANSACTION_ID]].to_numpy()
+    assert (labelled[schema.LABEL].to_numpy() == joined).all()
     # Nothing new: the second run reads nothing, yet the ingested history is intact.
     project.run("ingestion")
     assert len(project.validated()) == 43465
@@ -389,9 +424,57 @@ def test_default_pipeline_in_the_kafka_env_streams_simulated_transactions_throug
 ):
     project = kafka_project(tmp_path, kafka_broker, "transactions-default", monkeypatch)
     params = {"simulation": {"n_days": 10, "n_customers": 100, "n_terminals": 200, "seed": 11}}
-    project.run("__default__", params, to_outputs=["validated_transactions"])
+    project.run("__default__", params, to_outputs=["labelled_transactions"])
     ends = kafka_broker.end_offsets(project.topic)
     validated = project.validated()
     assert len(validated) == sum(ends.values()) > 0
+    # The simulation's labels went to their own topic. Reading them does not wait for the
+    # simulation node (in production labels come later anyway): the next run at the
+    # latest joins every one of them by id.
+    assert sum(kafka_broker.end_offsets(project.labels_topic).values()) == len(validated)
+    assert validated[schema.LABEL].isna().all()
+    project.run("ingestion")
+    labelled = project.labelled()
+    assert len(labelled) == len(validated) and labelled[schema.LABEL].notna().all()
     assert kafka_broker.committed(project.group, project.topic) == ends
     assert list(validated.columns[: len(schema.COLUMN_NAMES)]) == list(schema.COLUMN_NAMES)
+
+
+# ------------------------------------------------------------ late labels --
+
+
+def test_a_label_arriving_after_its_transaction_was_ingested_still_reaches_training_data(
+    kafka_broker, tmp_path, monkeypatch
+):
+    project = kafka_project(tmp_path, kafka_broker, "transactions-late-labels", monkeypatch)
+    frame = make_transactions(n=300, days=20, seed=4)
+    labels = schedule_labels(
+        frame, parse_delay({"distribution": "uniform", "min": "1D", "max": "60D"}), 1
+    )
+    kafka_broker.create_topic(project.topic)
+    assert kafka_broker.produce(project.topic, strip_labels(frame)).ok
+    # No label yet (the label topic does not even exist): the rows are ingested unlabelled.
+    project.run("ingestion")
+    assert len(project.validated()) == 300
+    assert project.labelled()[schema.LABEL].isna().all()
+    # Weeks later the labels arrive (one of them twice, with another value: the first
+    # counts); the next run adds them to the rows ingested before.
+    assert kafka_broker.produce(project.labels_topic, labels.iloc[:200]).ok
+    repeat = labels.iloc[[0]].assign(**{schema.LABEL: 1 - int(labels[schema.LABEL].iloc[0])})
+    assert kafka_broker.produce(project.labels_topic, repeat).ok
+    project.run("ingestion")
+    labelled = project.labelled().set_index(schema.TRANSACTION_ID)
+    expected = labels.iloc[:200].set_index(schema.TRANSACTION_ID)[schema.LABEL]
+    assert labelled[schema.LABEL].notna().sum() == 200
+    assert (labelled.loc[expected.index, schema.LABEL].to_numpy() == expected.to_numpy()).all()
+    assert len(project.validated()) == 300  # the transactions are not read again
+    dead = kafka_broker.read_all(f"{project.labels_topic}.dlq")
+    assert len(dead) == 1
+    assert dict(dead[0].headers)["dlq.reason"].startswith(b"duplicate_transaction_id")
+    # The rest arrive; a run with nothing new on the transactions topic labels them too.
+    assert kafka_broker.produce(project.labels_topic, labels.iloc[200:]).ok
+    project.run("ingestion")
+    assert project.labelled()[schema.LABEL].notna().sum() == 300
+    assert kafka_broker.committed(project.group, project.labels_topic) == (
+        kafka_broker.end_offsets(project.labels_topic)
+    )

@@ -1,7 +1,8 @@
 """The real-time scorer against a real broker: a recorded day streamed through
 ``fraud-detection-score`` gets the features of ``create_features`` and the scores of
 the batch model, at least once across a crash, with malformed messages dead-lettered,
-late labels from the label topic, and the model reloaded when the alias moves."""
+labels only from the label topic (sent apart and late, as the producer sends them), and
+the model reloaded when the alias moves."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ from fraud_detection.features import (
 )
 from fraud_detection.model import FraudModel, build_model_pipeline
 from fraud_detection.simulator import simulate_transactions
+from fraud_detection.streaming.labels import (
+    LabelParams,
+    attach_labels,
+    labels_known_at,
+    schedule_labels,
+    strip_labels,
+)
+from fraud_detection.streaming.messages import encode_labels
 from tests.conftest import PROJECT_ROOT, base_parameters
 
 pytestmark = pytest.mark.integration
@@ -155,9 +164,17 @@ def scored(kafka_broker, tmp_path_factory):
     day_start = transactions[schema.TIMESTAMP].min().normalize() + pd.Timedelta("39D")
     history = transactions[transactions[schema.TIMESTAMP] < day_start]
     day = transactions[transactions[schema.TIMESTAMP] >= day_start]
-    batch_features = create_features(transactions, FEATURES)
+    # Each label comes 1 to 60 days after its transaction (params:labels): only the
+    # labels known when the day starts reach the scorer before it, on their own topic.
+    label_params = LabelParams.from_dict(base_parameters("labels"))
+    labels = schedule_labels(history, label_params.delay, label_params.seed)
+    known = labels_known_at(labels, day_start)
+    assert 0 < len(known) < len(history)
+    # What the scorer can serve for the day: the features of the labels known then.
+    batch_features = create_features(attach_labels(transactions, known, "topic"), FEATURES)
+    training = create_features(transactions, FEATURES)
     version = register(
-        batch_features[batch_features[schema.TIMESTAMP] < day_start],
+        training[training[schema.TIMESTAMP] < day_start],
         XGBClassifier(n_estimators=40, max_depth=3, n_jobs=1),
         tracking_uri,
     )
@@ -166,27 +183,21 @@ def scored(kafka_broker, tmp_path_factory):
         TOPICS["tx"], partitions=1
     )  # one partition: time order is arrival order
     kafka_broker.create_topic(TOPICS["labels"], partitions=1)
-    # The last 8 days of history arrive unlabelled; their labels come on the label topic.
-    late = history[schema.TIMESTAMP] >= day_start - pd.Timedelta("8D")
-    kafka_broker.produce(
-        TOPICS["tx"], history.assign(**{schema.LABEL: history[schema.LABEL].where(~late)})
-    )
-    labels = history.loc[late, [schema.TRANSACTION_ID, schema.LABEL]]
-    kafka_broker.produce_raw(
-        TOPICS["labels"], [orjson.dumps(row) for row in labels.to_dict("records")]
-    )
+    # The transactions without label; the labels known by the day, apart.
+    kafka_broker.produce(TOPICS["tx"], strip_labels(history))
+    kafka_broker.produce_raw(TOPICS["labels"], encode_labels(known))
 
     log = root / "scorer.log"
     # First start: the history is replayed into the state, only new messages are scored.
     scorer = Scorer(kafka_broker, tracking_uri, log, "--start-from", "latest")
     first, second = day.iloc[: len(day) // 2], day.iloc[len(day) // 2 :]
-    kafka_broker.produce(TOPICS["tx"], first)
+    kafka_broker.produce(TOPICS["tx"], strip_labels(first))
     records_by_id(kafka_broker, TOPICS["predictions"], set(first[schema.TRANSACTION_ID]))
     crash_code = scorer.stop(signal.SIGKILL)
     # While it is down: the rest of the day and a malformed message.
-    kafka_broker.produce(TOPICS["tx"], second.iloc[:100])
+    kafka_broker.produce(TOPICS["tx"], strip_labels(second.iloc[:100]))
     kafka_broker.produce_raw(TOPICS["tx"], [POISON])
-    kafka_broker.produce(TOPICS["tx"], second.iloc[100:])
+    kafka_broker.produce(TOPICS["tx"], strip_labels(second.iloc[100:]))
     scorer = Scorer(kafka_broker, tracking_uri, log)
     predictions = records_by_id(
         kafka_broker, TOPICS["predictions"], set(day[schema.TRANSACTION_ID])
@@ -194,13 +205,13 @@ def scored(kafka_broker, tmp_path_factory):
 
     # The alias moves: the scorer picks the new version up without a restart.
     new_version = register(
-        batch_features[batch_features[schema.TIMESTAMP] < day_start],
+        training[training[schema.TIMESTAMP] < day_start],
         LogisticRegression(max_iter=300),
         tracking_uri,
     )
     scorer.wait_for(f"now serving {new_version}", timeout=60)
     extra = make_extra(day)
-    kafka_broker.produce(TOPICS["tx"], extra)
+    kafka_broker.produce(TOPICS["tx"], strip_labels(extra))
     after_move = records_by_id(
         kafka_broker, TOPICS["predictions"], set(extra[schema.TRANSACTION_ID])
     )
@@ -217,6 +228,7 @@ def scored(kafka_broker, tmp_path_factory):
         "exit_code": exit_code,
         "log": scorer.text(),
         "tracking_uri": tracking_uri,
+        "labels_sent": len(known),
     }
 
 
@@ -303,3 +315,4 @@ def test_alias_move_is_picked_up_and_sigterm_commits_everything(scored, kafka_br
         TOPICS["labels"]
     )
     assert "Feature state rebuilt" in scored["log"]
+    assert sum(kafka_broker.end_offsets(TOPICS["labels"]).values()) == scored["labels_sent"]

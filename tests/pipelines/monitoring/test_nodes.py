@@ -27,7 +27,7 @@ from fraud_detection.pipelines.monitoring.nodes import (
 )
 from fraud_detection.simulator import simulate_transactions
 from tests.conftest import base_parameters
-from tests.scoring.test_features import PARAMS as FEATURES
+from tests.features.test_online import PARAMS as FEATURES
 from tests.simulator.helpers import merged, simulation_parameters
 
 SIM = simulation_parameters(n_days=42, n_customers=400, n_terminals=800, seed=21)

@@ -14,6 +14,7 @@ from kedro.runner import SequentialRunner
 
 from fraud_detection.datasets.optional_dataset import OptionalDataset
 from fraud_detection.pipeline_registry import register_pipelines
+from fraud_detection.streaming.messages import empty_labels
 from tests.conftest import PROJECT_ROOT, make_transactions
 
 PROMOTION_REPORT = {
@@ -103,6 +104,7 @@ def report_run(tmp_path_factory):
     catalog = DataCatalog(
         datasets={
             "raw_transactions": MemoryDataset(fraud_by_amount()),
+            "raw_labels": MemoryDataset(empty_labels()),  # labels in the rows
             "promotion_report": MemoryDataset(PROMOTION_REPORT),
             "monitoring_verdict": OptionalDataset(
                 dataset={

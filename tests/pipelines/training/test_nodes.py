@@ -188,3 +188,78 @@ def test_out_of_fold_scores_carry_day_and_amount_for_the_alert_budget(trained):
     by_id = dev.set_index("transaction_id")
     assert (by_id.loc[oof["transaction_id"], "amount"].to_numpy() == oof["amount"]).all()
     assert (by_id.loc[oof["transaction_id"], "timestamp"].to_numpy() == oof["timestamp"]).all()
+
+
+def test_weighted_threshold_equals_the_threshold_on_the_full_rows():
+    """A genuine row of weight 4 counts as 4 genuine rows: thresholds chosen on a
+    sample weighted 1 / ratio are those of the full data."""
+    rng = np.random.default_rng(0)
+    labels = (rng.uniform(size=400) < 0.2).astype(int)
+    scores = np.clip(rng.normal(0.3 + 0.4 * labels, 0.2), 0, 1).round(3)
+    weights = np.where(labels == 0, 4.0, 1.0)
+    full_labels = np.repeat(labels, weights.astype(int))
+    full_scores = np.repeat(scores, weights.astype(int))
+    for cfg in (
+        {"objective": "f_beta", "beta": 2.0},
+        {"objective": "expected_cost", "cost_false_negative": 10, "cost_false_positive": 1},
+    ):
+        weighted = _best_threshold(labels, scores, cfg, weights=weights)
+        full = _best_threshold(full_labels, full_scores, cfg)
+        assert weighted == pytest.approx(full)
+    assert _best_threshold(labels, scores, {"beta": 1.0}, weights=weights) != _best_threshold(
+        labels, scores, {"beta": 1.0}
+    )
+
+
+def test_sampled_development_rows_are_weighted_in_search_and_thresholds():
+    tx = make_transactions(n=3000, days=70, seed=2, fraud_rate=0.05)
+    features = create_features(tx, FEATURES)
+    development, _, plan = split_out_of_time(
+        features,
+        {**SPLIT, "n_folds": 2, "remove_known_compromised": False, "legit_sample_ratio": 0.5},
+    )
+    assert development["sample_weight"].isin([1.0, 2.0]).all()
+    assert (development.loc[development["is_fraud"] == 1, "sample_weight"] == 1.0).all()
+    assert plan["counts"]["development_rows_kept"] < plan["counts"]["development_rows"]
+    params = {**SMALL, "candidates": {"xgboost": SMALL["candidates"]["xgboost"]}}
+    results, predictions = tune_candidates(development, plan, params)
+    # The weight is never a model input, and the validation rows carry their weights.
+    fitted = fit_candidates(development, plan, results, params)
+    assert "sample_weight" not in fitted["xgboost"]["inputs"]
+    by_id = development.set_index("transaction_id")["sample_weight"]
+    assert (predictions["weight"].to_numpy() == by_id.loc[predictions["transaction_id"]]).all()
+    # Search scores are the weighted average precision of the validation folds.
+    from sklearn.metrics import average_precision_score
+
+    for name in ("xgboost", "baseline"):
+        rows = predictions[predictions["candidate"] == name]
+        expected = np.mean(
+            [
+                average_precision_score(g["label"], g["score"], sample_weight=g["weight"])
+                for _, g in rows.groupby("fold")
+            ]
+        )
+        unweighted = np.mean(
+            [average_precision_score(g["label"], g["score"]) for _, g in rows.groupby("fold")]
+        )
+        assert results[name]["validation_average_precision"] == pytest.approx(expected)
+        assert expected != pytest.approx(unweighted)
+
+
+def test_weighted_alert_budget_counts_a_row_of_weight_w_as_w_alerts():
+    """Sampled genuine rows stand for ``1 / ratio`` rows: the daily budget, alerts a day
+    and fraud amount are those the full day would give."""
+    day = _budget_day("2025-03-01", [0.9, 0.8, 0.7, 0.6, 0.1], [1, 0, 1, 1, 0], [50, 5, 500, 70, 9])
+    weights = np.where(day["label"] == 0, 3.0, 1.0)
+    weighted = day.assign(weight=weights)
+    full = day.loc[day.index.repeat(weights.astype(int))].reset_index(drop=True)
+    full["transaction_id"] = [f"r{i}" for i in range(len(full))]
+    params = {**SMALL, "threshold": {"objective": "alert_budget", "max_alerts_per_day": 4}}
+    chosen = choose_thresholds(weighted, params)["xgboost"]
+    expected = choose_thresholds(full, params)["xgboost"]
+    # 0.9 (1 alert) + 0.8 (3 alerts) fill the budget of 4; 0.7 would make it 5.
+    assert chosen["threshold"] == expected["threshold"] == 0.8
+    assert chosen["validation"] == pytest.approx(expected["validation"])
+    assert chosen["objective_value"] == pytest.approx(expected["objective_value"])
+    unweighted = choose_thresholds(day, params)["xgboost"]
+    assert unweighted["threshold"] == 0.6

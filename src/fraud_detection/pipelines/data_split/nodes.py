@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from fraud_detection import splits
+from fraud_detection.spark import splits as spark_splits
 
 
 def split_out_of_time(
@@ -19,6 +20,10 @@ def split_out_of_time(
         params: ``params:split``.
 
     Returns:
-        The development set, the test set and the split plan (dates, folds, counts).
+        The development set, the test set and the split plan (dates, folds, counts),
+        as pandas frames: from a Spark table (the ``spark`` environment) the split and
+        the training reduction run in Spark and only their result reaches the driver.
     """
+    if not isinstance(features, pd.DataFrame):
+        return spark_splits.split_out_of_time_spark(features, params)
     return splits.split_out_of_time(features, params)

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 create_features,
-                inputs=["validated_transactions", "params:features"],
+                inputs=["labelled_transactions", "params:features"],
                 outputs="point_in_time_features",
                 name="create_features_node",
             ),

@@ -2,7 +2,13 @@
 
 from kedro.pipeline import Pipeline, node
 
-from .nodes import enforce_quality_limit, standardise_columns, validate_transactions
+from .nodes import (
+    attach_labels,
+    collect_labels,
+    enforce_quality_limit,
+    standardise_columns,
+    validate_transactions,
+)
 
 
 def create_pipeline(**kwargs) -> Pipeline:
@@ -29,6 +35,20 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["screened_transactions", "data_quality_report", "params:ingestion"],
                 outputs="validated_transactions",
                 name="enforce_quality_limit_node",
+            ),
+            # Labels arrive apart (the label topic in conf/kafka): the new ones join the
+            # store, and every validated transaction gets the labels known so far.
+            node(
+                collect_labels,
+                inputs="raw_labels",
+                outputs="transaction_labels",
+                name="collect_labels_node",
+            ),
+            node(
+                attach_labels,
+                inputs=["validated_transactions", "transaction_labels", "params:labels"],
+                outputs="labelled_transactions",
+                name="attach_labels_node",
             ),
         ],
         # A namespace per stage: Kedro-Viz collapses the stage into one box and

@@ -15,6 +15,7 @@ from fraud_detection import quality, schema
 from fraud_detection.drift import statistics as drift
 from fraud_detection.features import FeatureParams, create_features, feature_horizon
 from fraud_detection.plotting import figure_png, new_figure
+from fraud_detection.streaming.labels import LabelParams, attach_labels
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +41,26 @@ def detect_drift(
     """
     verdict, metrics = drift.detect_drift(scored, reference, params)
     return verdict.to_dict(), metrics
+
+
+# ------------------------------------------------------------------ labels --
+
+
+def attach_current_labels(
+    current: pd.DataFrame, labels: pd.DataFrame, params: dict[str, Any]
+) -> pd.DataFrame:
+    """The monitored transactions with the labels known now, joined by transaction id
+    (``params:labels.source``: only the label store with ``topic``), so performance is
+    measured on the rows whose label has arrived, however late."""
+    source = LabelParams.from_dict(params).source
+    out = attach_labels(current, labels, source)
+    logger.info(
+        "Monitoring window: %d of %d transactions labelled (labels from %s)",
+        int(out[schema.LABEL].notna().sum()),
+        len(out),
+        "the label topic" if source == "topic" else "the transactions",
+    )
+    return out
 
 
 # ------------------------------------------------------------------ window --

@@ -3,6 +3,7 @@
 from kedro.pipeline import Pipeline, node
 
 from .nodes import (
+    attach_current_labels,
     build_window_features,
     detect_drift,
     plot_drift,
@@ -26,10 +27,16 @@ def create_pipeline(**kwargs) -> Pipeline:
                 name="validate_current_transactions_node",
             ),
             node(
+                attach_current_labels,
+                inputs=["current_validated_transactions", "transaction_labels", "params:labels"],
+                outputs="current_labelled_transactions",
+                name="attach_current_labels_node",
+            ),
+            node(
                 build_window_features,
                 inputs=[
-                    "current_validated_transactions",
-                    "validated_transactions",
+                    "current_labelled_transactions",
+                    "labelled_transactions",
                     "params:features",
                     "params:monitoring",
                 ],

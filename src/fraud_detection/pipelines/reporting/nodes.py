@@ -31,6 +31,7 @@ from fraud_detection.plotting import (
     plot_roc_curves,
     plot_score_distribution,
 )
+from fraud_detection.spark import summary as spark_summary
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,28 @@ class ReportingParams(StrictParams):
         return grid
 
 
+def _transaction_stats(validated_transactions: pd.DataFrame) -> dict[str, Any]:
+    """Counts, span and daily volumes of a validated table (``summarise_data``)."""
+    labels = validated_transactions[schema.LABEL]
+    timestamps = validated_transactions[schema.TIMESTAMP]
+    daily = (
+        pd.DataFrame({"day": timestamps.dt.floor("D"), "fraud": labels.fillna(0).astype(int)})
+        .groupby("day")["fraud"]
+        .agg(transactions="size", frauds="sum")
+        .reset_index()
+    )
+    return {
+        "rows": len(validated_transactions),
+        "labelled": int(labels.notna().sum()),
+        "frauds": int(labels.fillna(0).astype(int).sum()),
+        "customers": int(validated_transactions[schema.CUSTOMER_ID].nunique()),
+        "terminals": int(validated_transactions[schema.TERMINAL_ID].nunique()),
+        "first_transaction": str(timestamps.min()) if len(timestamps) else None,
+        "last_transaction": str(timestamps.max()) if len(timestamps) else None,
+        "daily": daily,
+    }
+
+
 def summarise_data(
     validated_transactions: pd.DataFrame,
     data_quality_report: dict[str, Any],
@@ -78,20 +101,15 @@ def summarise_data(
         its time span, the split windows and counts, and transactions and frauds per
         day (for the report's volume chart).
     """
-    labels = validated_transactions[schema.LABEL]
-    labelled = int(labels.notna().sum())
-    frauds = int(labels.fillna(0).astype(int).sum())
-    timestamps = validated_transactions[schema.TIMESTAMP]
-    daily = (
-        pd.DataFrame({"day": timestamps.dt.floor("D"), "fraud": labels.fillna(0).astype(int)})
-        .groupby("day")["fraud"]
-        .agg(transactions="size", frauds="sum")
-        .reset_index()
-    )
+    if isinstance(validated_transactions, pd.DataFrame):
+        stats = _transaction_stats(validated_transactions)
+    else:  # a Spark table (the spark environment): aggregated in Spark
+        stats = spark_summary.transaction_stats(validated_transactions)
+    labelled, frauds, daily = stats["labelled"], stats["frauds"], stats["daily"]
     dq = dict(data_quality_report)
     return {
-        "rows_in": int(dq.get("rows_in", len(validated_transactions))),
-        "rows_valid": int(dq.get("rows_valid", len(validated_transactions))),
+        "rows_in": int(dq.get("rows_in", stats["rows"])),
+        "rows_valid": int(dq.get("rows_valid", stats["rows"])),
         "rows_quarantined": int(dq.get("rows_quarantined", 0)),
         "invalid_share": float(dq.get("invalid_share", 0.0)),
         "max_invalid_share": float(dq.get("max_invalid_share", 0.0)),
@@ -99,13 +117,13 @@ def summarise_data(
             str(k): int(v) for k, v in (dq.get("quarantined_by_reason") or {}).items()
         },
         "labelled_rows": labelled,
-        "unlabelled_rows": int(len(validated_transactions) - labelled),
+        "unlabelled_rows": int(stats["rows"] - labelled),
         "frauds": frauds,
         "fraud_rate": frauds / labelled if labelled else 0.0,
-        "customers": int(validated_transactions[schema.CUSTOMER_ID].nunique()),
-        "terminals": int(validated_transactions[schema.TERMINAL_ID].nunique()),
-        "first_transaction": str(timestamps.min()) if len(timestamps) else None,
-        "last_transaction": str(timestamps.max()) if len(timestamps) else None,
+        "customers": stats["customers"],
+        "terminals": stats["terminals"],
+        "first_transaction": stats["first_transaction"],
+        "last_transaction": stats["last_transaction"],
         "split": {
             **{
                 key: split_plan.get(key)

@@ -10,7 +10,7 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 summarise_data,
-                inputs=["validated_transactions", "data_quality_report", "split_plan"],
+                inputs=["labelled_transactions", "data_quality_report", "split_plan"],
                 outputs="data_summary",
                 name="summarise_data_node",
             ),
