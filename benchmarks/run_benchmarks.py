@@ -7,11 +7,14 @@ Measures, each in its own process so that peak memory is that step's alone:
 2. wall time of the default ``kedro run`` (simulation to promotion) in a temporary
    copy of the project;
 3. model quality per family on the Handbook chapter-3 protocol
-   (``kedro run --env handbook --pipelines train_and_promote``): ROC-AUC, AP, CP@100.
+   (``kedro run --env handbook --pipelines train_and_promote``): ROC-AUC, AP, CP@100;
+4. the rolling backtest on the Handbook data (``kedro run --env handbook --pipelines
+   backtest`` after the features): per family mean, std and bootstrap intervals of AP
+   and CP@100 over the test weeks of ``conf/handbook/parameters.yml``.
 
 Usage::
 
-    python benchmarks/run_benchmarks.py [--only features|training|handbook]
+    python benchmarks/run_benchmarks.py [--only features|training|handbook|handbook-backtest]
 
 The Handbook steps need HANDBOOK_DATA_DIR (the folder of transactions.parquet).
 Results are printed as a table and written to benchmarks/results/latest.json.
@@ -183,11 +186,55 @@ def handbook_step() -> dict:
     }
 
 
+def handbook_backtest_step() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        project = _project_copy(Path(tmp))
+        os.environ["HANDBOOK_TRANSACTIONS_PATH"] = str(
+            Path(os.environ["HANDBOOK_DATA_DIR"]) / "transactions.parquet"
+        )
+        features = _kedro_run(
+            project, "--env", "handbook", "--pipelines", "ingestion,feature_engineering"
+        )
+        seconds = _kedro_run(project, "--env", "handbook", "--pipelines", "backtest")
+        table = json.loads((project / "data/08_reporting/backtest_results.json").read_text())
+    cp = f"card_precision_at_{table['card_precision_k']}"
+    return {
+        "features_wall_seconds": round(features, 1),
+        "backtest_wall_seconds": round(seconds, 1),
+        "windows": [
+            {k: w[k] for k in ("test_start", "test_end", "selected", "counts")}
+            for w in table["windows"]
+        ],
+        "bootstrap": table["bootstrap"],
+        "per_family": {
+            name: {
+                metric: {
+                    "per_window": [round(v, 3) for v in m["per_window"][metric]],
+                    "mean": round(m["mean"][metric], 3),
+                    "std": round(m["std"][metric], 3),
+                    **(
+                        {
+                            "ci": [
+                                round(m["intervals"][metric]["low"], 3),
+                                round(m["intervals"][metric]["high"], 3),
+                            ]
+                        }
+                        if metric in m["intervals"]
+                        else {}
+                    ),
+                }
+                for metric in ("average_precision", cp, "roc_auc")
+            }
+            for name, m in table["models"].items()
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=["features", "training", "handbook"])
+    parser.add_argument("--only", choices=["features", "training", "handbook", "handbook-backtest"])
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -203,6 +250,8 @@ def main() -> None:
         results["default_run"] = training_step()
     if args.only in (None, "handbook") and have_handbook:
         results["handbook_chapter3"] = handbook_step()
+    if args.only in (None, "handbook-backtest") and have_handbook:
+        results["handbook_backtest"] = handbook_backtest_step()
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))  # noqa: T201 (the benchmark's report)

@@ -20,6 +20,7 @@ MLFLOW_TYPES = (
     "MlflowChampionDataset",
     "MlflowChampionArtifactDataset",
     "MlflowMetricsHistoryDataset",
+    "MlflowChildRunsDataset",
 )
 # Landing files written by upstream systems: overwritten in place, not versioned.
 LANDING = {"raw_transactions", "raw_labels", "current_transactions"}

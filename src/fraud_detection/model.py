@@ -188,16 +188,24 @@ class FraudModel(mlflow.pyfunc.PythonModel):
     """The registered model: a fitted pipeline plus its decision threshold.
 
     ``predict`` takes rows of ``create_features`` output and returns the fraud score
-    and the decision at the threshold chosen on validation data.
+    and the decision at the threshold chosen on validation data. ``training_window``
+    (``{"start", "end"}``, end exclusive) is the labelled period the pipeline was fitted
+    on; the model dataset records it as tags of the MLflow run, where promotion reads it.
     """
 
-    def __init__(
-        self, pipeline: ImbPipeline, threshold: float, input_columns: list[str], name: str
+    def __init__(  # noqa: PLR0917
+        self,
+        pipeline: ImbPipeline,
+        threshold: float,
+        input_columns: list[str],
+        name: str,
+        training_window: dict[str, str] | None = None,
     ):
         self.pipeline = pipeline
         self.threshold = float(threshold)
         self.input_columns = list(input_columns)
         self.name = name
+        self.training_window = dict(training_window) if training_window else None
 
     def predict(
         self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None

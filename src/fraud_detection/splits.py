@@ -119,6 +119,32 @@ def plan_split(first_day: pd.Timestamp, last_day: pd.Timestamp, p: SplitParams) 
     }
 
 
+def rolling_test_starts(
+    first_day: pd.Timestamp, last_day: pd.Timestamp, p: SplitParams, n_windows: int
+) -> list[pd.Timestamp]:
+    """Starts of ``n_windows`` consecutive test windows for a rolling backtest.
+
+    The last window is the split's own test window (``test_start``, else the last
+    ``test_days`` of the data); each earlier one starts ``test_days`` before the next,
+    so the windows tile the calendar without overlap and every window keeps the split's
+    shape (validation folds, train window, delay gap, test window).
+
+    Raises:
+        ValueError: When the data does not cover the first window's history, naming
+            the days needed (from ``plan_split``).
+    """
+    anchor = pd.Timestamp(p.test_start) if p.test_start else last_day - (p.test_days - 1) * _DAY
+    starts = [anchor - (n_windows - 1 - k) * p.test_days * _DAY for k in range(n_windows)]
+    try:
+        plan_split(first_day, last_day, p.model_copy(update={"test_start": str(starts[0].date())}))
+    except ValueError as exc:
+        raise ValueError(
+            f"A backtest of {n_windows} test windows of {p.test_days} days ending "
+            f"{(anchor + (p.test_days - 1) * _DAY).date()} does not fit the data: {exc}"
+        ) from exc
+    return starts
+
+
 def known_compromised(
     frame: pd.DataFrame, history_start: pd.Timestamp, eval_start: pd.Timestamp, delay_days: int
 ) -> np.ndarray:

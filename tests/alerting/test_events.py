@@ -60,3 +60,21 @@ def test_alert_text_lists_facts_then_the_run_identity():
     text = ev.pipeline_failed(KeyError("k"), "create_features_node", RUN).as_text()
     assert text.index("node") < text.index("environment") < text.index("run id")
     assert "MLflow run id  none" in text
+
+
+def test_incomparable_champion_is_its_own_warning_whatever_the_decision():
+    decision = {
+        "promote": False,
+        "comparable": False,
+        "not_comparable_reason": "it cannot score the test rows: KeyError: 'amount'",
+        "reason": "champion not comparable (...); champion kept",
+        "challenger": {"metrics": {"average_precision": 0.7}},
+        "champion": {"version": "3", "metrics": None},
+    }
+    kept = ev.promotion_decided(decision, RUN)
+    assert kept.event == ev.CHAMPION_NOT_COMPARABLE and kept.severity == "warning"
+    assert "champion kept" in kept.title and "KeyError: 'amount'" in kept.summary
+    assert kept.facts["champion version"] == "3"
+    replaced = ev.promotion_decided({**decision, "promote": True}, RUN)
+    assert replaced.event == ev.CHAMPION_NOT_COMPARABLE
+    assert "promoted on the floors alone" in replaced.title

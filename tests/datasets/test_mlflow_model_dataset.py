@@ -79,3 +79,32 @@ def test_the_instance_that_saved_loads_its_own_model(tracking):
     with mlflow.start_run():
         ds.save(ConstantScore(0.3))
         assert ds.load().predict(pd.DataFrame({"a": [1]}))["score"].tolist() == [0.3]
+
+
+class WindowedScore(ConstantScore):
+    def __init__(self, score: float, training_window: dict[str, str]):
+        super().__init__(score)
+        self.training_window = training_window
+
+
+def test_training_window_is_recorded_on_the_run_and_read_back_with_the_champion(tracking):
+    from fraud_detection.datasets.mlflow_champion_dataset import MlflowChampionDataset
+
+    window = {"start": "2025-01-01 00:00:00", "end": "2025-01-08 00:00:00"}
+    registered = MlflowFraudModelDataset(
+        save_args={
+            "name": "fraud_model",
+            "pip_requirements": ["pandas"],
+            "registered_model_name": "windowed-model",
+        }
+    )
+    with mlflow.start_run() as run:
+        registered.save(WindowedScore(0.2, window))
+    tags = mlflow.get_run(run.info.run_id).data.tags
+    assert tags["training_window.start"] == window["start"]
+    assert tags["training_window.end"] == window["end"]
+    champion = MlflowChampionDataset(model_name="windowed-model")
+    assert champion.load() is None  # no alias yet
+    mlflow.MlflowClient().set_registered_model_alias("windowed-model", "champion", "1")
+    loaded = champion.load()
+    assert loaded["training_window"] == window and loaded["run_id"] == run.info.run_id

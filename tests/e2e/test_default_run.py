@@ -154,6 +154,10 @@ def test_equal_or_worse_challenger_is_never_promoted(first_run):
     assert len(versions) == 3
     report = json.loads((first_run / "data/08_reporting/promotion_report.json").read_text())
     assert report["promote"] is False and "does not beat champion" in report["reason"]
+    # The champion's training window was recorded on its run and checked: it ends
+    # before the test window starts, so the two were compared.
+    assert report["comparable"] is True
+    assert report["champion"]["training_window"]["end"] <= report["test_window"]["start"]
     assert (
         report["challenger"]["metrics"]["average_precision"]
         < report["champion"]["metrics"]["average_precision"]

@@ -22,6 +22,7 @@ DATA_QUALITY_FAILED = "data_quality_failed"
 DRIFT_DETECTED = "drift_detected"
 MODEL_PROMOTED = "model_promoted"
 CHALLENGER_REJECTED = "challenger_rejected"
+CHAMPION_NOT_COMPARABLE = "champion_not_comparable"
 SERVICE_UNREACHABLE = "service_unreachable"
 EVENT_TYPES = (
     PIPELINE_FAILED,
@@ -29,6 +30,7 @@ EVENT_TYPES = (
     DRIFT_DETECTED,
     MODEL_PROMOTED,
     CHALLENGER_REJECTED,
+    CHAMPION_NOT_COMPARABLE,
     SERVICE_UNREACHABLE,
 )
 
@@ -295,8 +297,11 @@ def drift_detected(verdict: Mapping[str, Any], run: RunInfo) -> Alert:
 
 def promotion_decided(decision: Mapping[str, Any], run: RunInfo) -> Alert:
     """The promotion node's decision: the challenger became champion or was rejected;
-    challenger and champion metrics side by side."""
+    challenger and champion metrics side by side. A champion that could not be compared
+    (``comparable: false``) gets its own event, a warning: someone has to look."""
     promoted = bool(decision.get("promote"))
+    if decision.get("comparable") is False:
+        return _champion_not_comparable(decision, promoted, run)
     challenger = (decision.get("challenger") or {}).get("metrics") or {}
     champion_entry = decision.get("champion") or {}
     champion = champion_entry.get("metrics") or {}
@@ -328,6 +333,36 @@ def promotion_decided(decision: Mapping[str, Any], run: RunInfo) -> Alert:
         run=run,
         facts=facts,
         table=Table(("metric", "challenger", "champion", "gain"), tuple(rows)) if rows else None,
+        details={"decision": dict(decision)},
+    )
+
+
+def _champion_not_comparable(decision: Mapping[str, Any], promoted: bool, run: RunInfo) -> Alert:
+    champion = decision.get("champion") or {}
+    challenger = (decision.get("challenger") or {}).get("metrics") or {}
+    return Alert(
+        event=CHAMPION_NOT_COMPARABLE,
+        severity="warning",
+        title=f"[{run.environment}] Champion not comparable: "
+        + ("challenger promoted on the floors alone" if promoted else "champion kept"),
+        summary=(
+            f"Champion version {champion.get('version', '?')} could not be compared with "
+            f"the challenger: {decision.get('not_comparable_reason') or '-'}. "
+            f"Decision: {decision.get('reason', '-')}."
+        ),
+        run=run,
+        facts={
+            "decision": "promoted" if promoted else "rejected",
+            "challenger run": str(decision.get("challenger_run_id") or "-"),
+            "champion version": str(champion.get("version") or "none"),
+            "test rows": _fmt(decision.get("test_rows")),
+        },
+        table=Table(
+            ("metric", "challenger"),
+            tuple((metric, _fmt(value)) for metric, value in sorted(challenger.items())),
+        )
+        if challenger
+        else None,
         details={"decision": dict(decision)},
     )
 

@@ -11,6 +11,7 @@ from kedro.io import AbstractDataset, DatasetError
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from fraud_detection.datasets.mlflow_model_dataset import TRAINING_WINDOW_TAG
 from fraud_detection.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -21,8 +22,8 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
     moves the alias to the challenger's version and records the decision as tags.
 
     ``load`` returns ``None`` when the registered model or the alias does not exist
-    yet (the first run), else ``{"name", "version", "run_id", "model"}`` with the pyfunc
-    model.
+    yet (the first run), else ``{"name", "version", "run_id", "model", "training_window"}``
+    with the pyfunc model and the window recorded on its run (``None`` if none was).
     ``save`` takes the decision dict from the promotion node: it always tags the
     active run with the outcome, and when ``decision["promote"]`` is true sets the
     alias on the model version logged by ``decision["challenger_run_id"]``.
@@ -66,7 +67,19 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
             "version": str(version.version),
             "run_id": version.run_id,
             "model": model,
+            "training_window": self._training_window(client, version.run_id),
         }
+
+    @staticmethod
+    def _training_window(client: MlflowClient, run_id: str | None) -> dict[str, str] | None:
+        """The champion's training window from its run's tags; ``None`` when the run
+        did not record one (a model logged before windows were recorded)."""
+        if not run_id:
+            return None
+        tags = client.get_run(run_id).data.tags
+        start = tags.get(f"{TRAINING_WINDOW_TAG}.start")
+        end = tags.get(f"{TRAINING_WINDOW_TAG}.end")
+        return {"start": start, "end": end} if end else None
 
     def save(self, decision: dict[str, Any]) -> None:
         client = MlflowClient()

@@ -10,10 +10,16 @@ from kedro.io import DatasetError
 from kedro_mlflow.io.models import MlflowModelTrackingDataset
 from mlflow.tracking import MlflowClient
 
+# Run tags ``training_window.start`` / ``training_window.end`` (end exclusive): the
+# labelled days the logged model was fitted on.
+TRAINING_WINDOW_TAG = "training_window"
+
 
 class MlflowFraudModelDataset(MlflowModelTrackingDataset):
     """``MlflowModelTrackingDataset`` for ``mlflow.pyfunc`` models that carry their
-    own input example: MLflow infers the signature from it at save time.
+    own input example: MLflow infers the signature from it at save time. A model with a
+    ``training_window`` (``{"start", "end"}``) has it recorded as the run's tags
+    ``training_window.start`` and ``training_window.end``.
 
     kedro-mlflow's dataset loads only the model it saved itself (the uri is kept in
     memory). Here, when this instance has saved nothing, ``load`` returns the latest
@@ -50,6 +56,13 @@ class MlflowFraudModelDataset(MlflowModelTrackingDataset):
         if example is not None:
             self._save_args["input_example"] = example
         super()._save(model)
+        window = getattr(model, "training_window", None)
+        run = mlflow.active_run()
+        if window and run is not None:
+            # Promotion reads these to check a champion never saw the test window.
+            client = MlflowClient()
+            for key in ("start", "end"):
+                client.set_tag(run.info.run_id, f"{TRAINING_WINDOW_TAG}.{key}", str(window[key]))
 
     def _load(self) -> Any:
         if self._user_defined_model_uri is None and self._last_saved_model_uri is None:

@@ -19,6 +19,7 @@ def _predictions():
             "transaction_id": list("abcdef"),
             "timestamp": pd.to_datetime(["2025-01-01"] * 3 + ["2025-01-02"] * 3),
             "customer_id": ["c1", "c2", "c3", "c1", "c2", "c4"],
+            "amount": [10.0, 20.0, 30.0, 40.0, 50.0, 60.0],
             "is_fraud": [1, 0, 0, 1, 1, 0],
             "score_m": [0.9, 0.2, 0.1, 0.95, 0.3, 0.4],
             "score_baseline": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
@@ -45,6 +46,15 @@ def test_metrics_for_every_model_and_headline_for_the_selected():
         "recall"
     ] == pytest.approx(2 / 3)
     assert "card_precision_at_1" in report["metrics"]["baseline"]
+    # m flags a, d (frauds, 10 + 40) on two days; e (fraud, 50) scores 0.3 < 0.5.
+    assert report["alerts"] == {
+        "alerts_per_day": 1.0,
+        "max_alerts_per_day": 1.0,
+        "fraud_amount_caught": 50.0,
+        "fraud_amount_caught_per_day": 25.0,
+        "fraud_amount_total": 100.0,
+    }
+    assert metrics["test_fraud_amount_caught"]["value"] == 50.0
 
 
 def test_plots_are_figures_with_labels():

@@ -1,6 +1,15 @@
+import types
+
+import numpy as np
+import pandas as pd
 import pytest
 
-from fraud_detection.pipelines.promotion.nodes import PromotionParams, compare
+from fraud_detection.pipelines.promotion.nodes import (
+    PromotionParams,
+    compare,
+    decide_promotion,
+    training_window_problem,
+)
 from tests.conftest import base_parameters
 
 P = PromotionParams.from_dict(
@@ -42,3 +51,95 @@ def test_floors_hold_even_without_champion():
 def test_unknown_metric_is_refused():
     with pytest.raises(ValueError, match="params:promotion.metric"):
         PromotionParams.from_dict({"metric": "accuracy"})
+
+
+# decide_promotion with both models as MLflow would load them: `predict` on feature
+# rows, the challenger's run id in `metadata`.
+class _Model:
+    def __init__(self, scores=None, error=None, run_id="challenger-run"):
+        self._scores, self._error = scores, error
+        self.metadata = types.SimpleNamespace(run_id=run_id)
+
+    def predict(self, rows):
+        if self._error is not None:
+            raise self._error
+        scores = self._scores(rows) if callable(self._scores) else self._scores
+        return pd.DataFrame({"score": scores})
+
+
+PLAN = {"test_start": "2025-02-01 00:00:00", "test_end": "2025-02-08 00:00:00"}
+FAIR_WINDOW = {"start": "2025-01-18 00:00:00", "end": "2025-01-25 00:00:00"}
+
+
+@pytest.fixture
+def test_rows():
+    rng = np.random.default_rng(0)
+    labels = (rng.uniform(size=400) < 0.1).astype(int)
+    return pd.DataFrame({"amount": labels * 50 + rng.uniform(0, 80, 400), "is_fraud": labels})
+
+
+def _good(rows):
+    return rows["amount"].to_numpy() / 200.0
+
+
+def _champion(model, window=FAIR_WINDOW):
+    return {"version": "3", "run_id": "champion-run", "model": model, "training_window": window}
+
+
+def _decide(champion, rows, **overrides):
+    params = base_parameters("promotion", **overrides)
+    return decide_promotion(_Model(_good), champion, rows, PLAN, params)
+
+
+@pytest.mark.parametrize(
+    ("champion_model", "cause"),
+    [
+        (_Model(error=KeyError("amount")), "cannot score the test rows: KeyError"),
+        (_Model(error=ValueError("bad input")), "cannot score the test rows: ValueError"),
+        (_Model(lambda rows: np.full(len(rows), np.nan)), "returns NaN scores for 400 of 400"),
+    ],
+)
+def test_champion_that_cannot_score_is_not_comparable_and_is_kept(test_rows, champion_model, cause):
+    decision = _decide(_champion(champion_model), test_rows)
+    assert decision["promote"] is False and decision["comparable"] is False
+    assert cause in decision["not_comparable_reason"]
+    assert "no champion yet" not in decision["reason"]
+    assert "champion kept" in decision["reason"] and decision["champion"]["version"] == "3"
+
+
+def test_parameter_allows_replacing_an_incomparable_champion_on_the_floors(test_rows):
+    champion = _champion(_Model(error=KeyError("amount")))
+    decision = _decide(champion, test_rows, replace_incomparable_champion=True)
+    assert decision["promote"] is True and decision["comparable"] is False
+    assert "replaced on the floors alone" in decision["reason"]
+    weak = _decide(
+        champion, test_rows, replace_incomparable_champion=True, min_average_precision=1.0
+    )
+    assert weak["promote"] is False and "below the floor 1.0" in weak["reason"]
+
+
+@pytest.mark.parametrize(
+    ("window", "cause"),
+    [
+        ({"start": "2025-01-25", "end": "2025-02-03"}, "after the test window starts 2025-02-01"),
+        (None, "training window is not recorded"),
+    ],
+)
+def test_champion_trained_into_the_test_window_is_not_promoted_on(test_rows, window, cause):
+    # The champion scores perfectly (it has seen these labels): no comparison is made.
+    seen = _Model(lambda rows: rows["is_fraud"].to_numpy(float))
+    decision = _decide(_champion(seen, window), test_rows, replace_incomparable_champion=False)
+    assert decision["promote"] is False and decision["comparable"] is False
+    assert cause in decision["reason"] and decision["champion"]["metrics"] is None
+
+
+def test_comparable_champion_is_compared_on_the_same_rows(test_rows):
+    decision = _decide(_champion(_Model(_good)), test_rows)
+    assert decision["comparable"] is True and decision["not_comparable_reason"] is None
+    assert decision["champion"]["metrics"] == decision["challenger"]["metrics"]
+    assert decision["promote"] is False and "does not beat champion" in decision["reason"]
+    assert decision["test_window"] == {"start": PLAN["test_start"], "end": PLAN["test_end"]}
+
+
+def test_window_ending_when_the_test_starts_is_fair():
+    assert training_window_problem({"start": "x", "end": PLAN["test_start"]}, PLAN) is None

@@ -114,6 +114,12 @@ def report_run(tmp_path_factory):
                     ),
                 }
             ),
+            "backtest_results": OptionalDataset(
+                dataset={
+                    "type": "json.JSONDataset",
+                    "filepath": str(tmp_path_factory.mktemp("backtest") / "backtest_results.json"),
+                }
+            ),
             **{name: KeptDataset() for name in KEPT},
         }
     )

@@ -27,6 +27,7 @@ SECTIONS = [
     "confusion-matrix",
     "feature-importance",
     "promotion",
+    "backtest",
     "drift",
 ]
 FIGURES = {
@@ -64,7 +65,10 @@ def render(report_run, verdict=None, **overrides) -> str:
         )
     }
     inputs.update(
-        promotion_report=PROMOTION_REPORT, monitoring_verdict=verdict, params=params()["reporting"]
+        promotion_report=PROMOTION_REPORT,
+        monitoring_verdict=verdict,
+        backtest_results=None,
+        params=params()["reporting"],
     )
     inputs.update(overrides)
     return render_model_report(**inputs)
@@ -134,6 +138,89 @@ def test_report_shows_every_model_the_threshold_rule_and_the_promotion_side_by_s
     assert "<td>0.4000</td><td>0.4500</td>" in html and "-0.0500" in html and "(version 4)" in html
     assert "does not beat champion" in html and "rejected" in html
     assert "amount_out_of_range" in html
+
+
+def _backtest_results() -> dict:
+    def model(ap, cp):
+        return {
+            "per_window": {
+                "average_precision": ap,
+                "card_precision_at_100": cp,
+                "roc_auc": [0.9] * 2,
+            },
+            "mean": {
+                "average_precision": sum(ap) / 2,
+                "card_precision_at_100": sum(cp) / 2,
+                "roc_auc": 0.9,
+            },
+            "std": {"average_precision": 0.05, "card_precision_at_100": 0.01, "roc_auc": 0.0},
+            "intervals": {
+                "average_precision": {"low": 0.61, "high": 0.73},
+                "card_precision_at_100": {"low": 0.27, "high": 0.31},
+            },
+        }
+
+    window = {
+        "train_start": "2025-01-01",
+        "train_end": "2025-01-08",
+        "counts": {"test_rows": 900, "test_frauds": 12},
+        "selected": "xgboost",
+    }
+    return {
+        "n_windows": 2,
+        "card_precision_k": 100,
+        "bootstrap": {"unit": "day", "n_resamples": 200, "confidence": 0.95},
+        "windows": [
+            {**window, "window": 0, "test_start": "2025-01-15", "test_end": "2025-01-22"},
+            {**window, "window": 1, "test_start": "2025-01-22", "test_end": "2025-01-29"},
+        ],
+        "models": {
+            "xgboost": model([0.7, 0.64], [0.3, 0.28]),
+            "baseline": model([0.2, 0.1], [0.1, 0.05]),
+        },
+        "best_by_mean_average_precision": "xgboost",
+    }
+
+
+def test_backtest_section_shows_mean_std_and_intervals_per_model(report_run):
+    html = report_run.load("model_report")  # the catalog's backtest file does not exist
+    assert 'id="backtest-not-run"' in html and "kedro run --pipelines backtest" in html
+    html = render(report_run, backtest_results=_backtest_results())
+    assert "Best mean AP: <strong>xgboost</strong>" in html and "95% bootstrap intervals" in html
+    assert "<td>0.670 &plusmn; 0.050</td>" in html and "<td>0.610 &ndash; 0.730</td>" in html
+    assert "<td>0.290 &plusmn; 0.010</td>" in html and "<td>0.700, 0.640</td>" in html
+    assert html.index('<td class="name">xgboost</td><td>0.670') < html.index(
+        '<td class="name">baseline</td><td>0.150'
+    )
+    assert "2025-01-22 &ndash; 2025-01-29" in html
+
+
+def test_threshold_section_shows_alerts_a_day_and_money_caught(report_run):
+    html = report_run.load("model_report")
+    alerts = report_run.load("evaluation_report")["alerts"]
+    assert 'id="threshold-alerts"' in html and "alerts a day on average" in html
+    assert f"{alerts['fraud_amount_caught']:,.2f}" in html
+    budget = render(
+        report_run,
+        decision_thresholds={
+            name: {**t, "objective": "alert_budget", "config": {"max_alerts_per_day": 25}}
+            for name, t in report_run.load("decision_thresholds").items()
+        },
+    )
+    assert "raises at most 25 alerts on every day" in budget
+
+
+def test_incomparable_champion_is_flagged_in_the_promotion_section(report_run):
+    html = render(
+        report_run,
+        promotion_report={
+            **PROMOTION_REPORT,
+            "comparable": False,
+            "not_comparable_reason": "it cannot score the test rows: KeyError: 'amount'",
+        },
+    )
+    assert 'id="promotion-not-comparable"' in html and "KeyError: &#39;amount&#39;" in html
+    assert 'id="promotion-not-comparable"' not in report_run.load("model_report")
 
 
 def test_drift_section_says_monitoring_has_not_run_without_a_verdict(report_run):

@@ -94,7 +94,9 @@ def test_selection_uses_validation_and_model_is_one_artifact(trained):
     )
     assert selection["selected"] == best
     assert 0 < len(features) <= 8 + 4
-    model = package_model(fitted, selection, dev, SMALL)
+    _, _, plan, _, _, _ = trained
+    model = package_model(fitted, selection, dev, plan)
+    assert model.training_window == {"start": plan["train_start"], "end": plan["train_end"]}
     out = model.predict(None, test)
     assert list(out.columns) == ["score", "decision"]
     assert ((out["score"] >= selection["threshold"]).astype(int) == out["decision"]).all()
@@ -129,6 +131,65 @@ def test_bad_training_params_are_named():
         resampling_grid("oversample", "x.Y", 1.0, 0)
 
 
+def _budget_day(day, scores, labels, amounts):
+    return pd.DataFrame(
+        {
+            "candidate": "xgboost",
+            "fold": 0,
+            "transaction_id": [f"{day}-{i}" for i in range(len(scores))],
+            "timestamp": pd.Timestamp(day) + pd.to_timedelta(np.arange(len(scores)), unit="h"),
+            "amount": amounts,
+            "label": labels,
+            "score": scores,
+        }
+    )
+
+
+def test_alert_budget_threshold_keeps_every_day_within_budget_and_catches_most_money():
+    # Day 1 has four rows above 0.5, day 2 two: with two alerts a day the threshold must
+    # leave day 1's third-highest score (0.7) unflagged.
+    predictions = pd.concat(
+        [
+            _budget_day(
+                "2025-03-01", [0.9, 0.8, 0.7, 0.6, 0.1], [1, 0, 1, 1, 0], [50, 5, 500, 70, 9]
+            ),
+            _budget_day("2025-03-02", [0.75, 0.72, 0.3, 0.2], [1, 1, 0, 1], [20, 30, 4, 900]),
+        ],
+        ignore_index=True,
+    )
+    params = {**SMALL, "threshold": {"objective": "alert_budget", "max_alerts_per_day": 2}}
+    chosen = choose_thresholds(predictions, params)["xgboost"]
+    assert chosen["threshold"] == 0.72  # the lowest score above 0.7
+    validation = chosen["validation"]
+    assert validation["max_alerts_per_day"] <= 2
+    assert validation["alerts_per_day"] == pytest.approx((2 + 2) / 2)
+    # Caught: 50 (day 1, 0.9) + 20 + 30 (day 2); any lower threshold breaks day 1's budget.
+    assert validation["fraud_amount_caught"] == pytest.approx(100)
+    assert chosen["objective_value"] == pytest.approx(100 / 2)
+    assert validation["fraud_amount_total"] == pytest.approx(50 + 500 + 70 + 20 + 30 + 900)
+
+
+def test_alert_budget_larger_than_any_day_flags_everything():
+    predictions = _budget_day("2025-03-01", [0.9, 0.2, 0.1], [1, 0, 1], [10, 1, 7])
+    params = {**SMALL, "threshold": {"objective": "alert_budget", "max_alerts_per_day": 10}}
+    chosen = choose_thresholds(predictions, params)["xgboost"]
+    assert chosen["threshold"] == 0.1 and chosen["validation"]["fraud_amount_caught"] == 17
+
+
+def test_alert_budget_needs_a_whole_daily_budget():
+    with pytest.raises(ValueError, match="max_alerts_per_day must be a whole number >= 1"):
+        TrainingParams.from_dict({**SMALL, "threshold": {"objective": "alert_budget"}})
+    with pytest.raises(ValueError, match="threshold.objective must be one of"):
+        TrainingParams.from_dict({**SMALL, "threshold": {"objective": "recall"}})
+
+
+def test_out_of_fold_scores_carry_day_and_amount_for_the_alert_budget(trained):
+    dev, _, _, _, oof, _ = trained
+    by_id = dev.set_index("transaction_id")
+    assert (by_id.loc[oof["transaction_id"], "amount"].to_numpy() == oof["amount"]).all()
+    assert (by_id.loc[oof["transaction_id"], "timestamp"].to_numpy() == oof["timestamp"]).all()
+
+
 def test_weighted_threshold_equals_the_threshold_on_the_full_rows():
     """A genuine row of weight 4 counts as 4 genuine rows: thresholds chosen on a
     sample weighted 1 / ratio are those of the full data."""
@@ -142,10 +203,10 @@ def test_weighted_threshold_equals_the_threshold_on_the_full_rows():
         {"objective": "f_beta", "beta": 2.0},
         {"objective": "expected_cost", "cost_false_negative": 10, "cost_false_positive": 1},
     ):
-        weighted = _best_threshold(labels, scores, cfg, weights)
+        weighted = _best_threshold(labels, scores, cfg, weights=weights)
         full = _best_threshold(full_labels, full_scores, cfg)
         assert weighted == pytest.approx(full)
-    assert _best_threshold(labels, scores, {"beta": 1.0}, weights) != _best_threshold(
+    assert _best_threshold(labels, scores, {"beta": 1.0}, weights=weights) != _best_threshold(
         labels, scores, {"beta": 1.0}
     )
 
@@ -183,3 +244,22 @@ def test_sampled_development_rows_are_weighted_in_search_and_thresholds():
         )
         assert results[name]["validation_average_precision"] == pytest.approx(expected)
         assert expected != pytest.approx(unweighted)
+
+
+def test_weighted_alert_budget_counts_a_row_of_weight_w_as_w_alerts():
+    """Sampled genuine rows stand for ``1 / ratio`` rows: the daily budget, alerts a day
+    and fraud amount are those the full day would give."""
+    day = _budget_day("2025-03-01", [0.9, 0.8, 0.7, 0.6, 0.1], [1, 0, 1, 1, 0], [50, 5, 500, 70, 9])
+    weights = np.where(day["label"] == 0, 3.0, 1.0)
+    weighted = day.assign(weight=weights)
+    full = day.loc[day.index.repeat(weights.astype(int))].reset_index(drop=True)
+    full["transaction_id"] = [f"r{i}" for i in range(len(full))]
+    params = {**SMALL, "threshold": {"objective": "alert_budget", "max_alerts_per_day": 4}}
+    chosen = choose_thresholds(weighted, params)["xgboost"]
+    expected = choose_thresholds(full, params)["xgboost"]
+    # 0.9 (1 alert) + 0.8 (3 alerts) fill the budget of 4; 0.7 would make it 5.
+    assert chosen["threshold"] == expected["threshold"] == 0.8
+    assert chosen["validation"] == pytest.approx(expected["validation"])
+    assert chosen["objective_value"] == pytest.approx(expected["objective_value"])
+    unweighted = choose_thresholds(day, params)["xgboost"]
+    assert unweighted["threshold"] == 0.6

@@ -10,20 +10,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from sklearn.metrics import (
-    average_precision_score,
     classification_report,
     confusion_matrix,
-    f1_score,
-    precision_score,
-    recall_score,
-    roc_auc_score,
 )
 
 from fraud_detection import schema
 from fraud_detection.drift import statistics as drift
+from fraud_detection.metrics import alert_summary, card_precision_at_k, model_metrics
 from fraud_detection.model import positive_scores
 from fraud_detection.plotting import (
     plot_confusion_matrix,
@@ -39,45 +34,12 @@ logger = logging.getLogger(__name__)
 def score_test_set(trained_candidates: dict[str, Any], test_set: pd.DataFrame) -> pd.DataFrame:
     """Fraud scores of every model on the test rows, one column per model."""
     out = test_set[
-        [schema.TRANSACTION_ID, schema.TIMESTAMP, schema.CUSTOMER_ID, schema.LABEL]
+        [schema.TRANSACTION_ID, schema.TIMESTAMP, schema.CUSTOMER_ID, schema.AMOUNT, schema.LABEL]
     ].copy()
     out[schema.LABEL] = out[schema.LABEL].astype(int)
     for name, entry in trained_candidates.items():
         out[f"score_{name}"] = positive_scores(entry["pipeline"], test_set[entry["inputs"]])
     return out
-
-
-def card_precision_at_k(predictions: pd.DataFrame, score_column: str, k: int) -> float:
-    """Card Precision@k as in the Fraud Detection Handbook.
-
-    Per test day, each card's score is its highest transaction score; the share of
-    fraudulent cards among the ``k`` highest-scored cards is averaged over days. Cards
-    detected (fraudulent and in the top ``k``) on a day are left out of later days.
-    """
-    day = predictions[schema.TIMESTAMP].dt.floor("D")
-    detected: set = set()
-    values = []
-    for d in sorted(day.unique()):
-        today = predictions[(day == d) & ~predictions[schema.CUSTOMER_ID].isin(detected)]
-        cards = today.groupby(schema.CUSTOMER_ID).agg(
-            score=(score_column, "max"), fraud=(schema.LABEL, "max")
-        )
-        top = cards.sort_values("score", ascending=False, kind="stable").head(k)
-        values.append(top["fraud"].sum() / k)
-        detected |= set(top.index[top["fraud"] == 1])
-    return float(np.mean(values)) if values else float("nan")
-
-
-def model_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Threshold-free and at-threshold metrics of one model."""
-    decisions = (scores >= threshold).astype(int)
-    return {
-        "roc_auc": float(roc_auc_score(labels, scores)),
-        "average_precision": float(average_precision_score(labels, scores)),
-        "precision": float(precision_score(labels, decisions, zero_division=0)),
-        "recall": float(recall_score(labels, decisions, zero_division=0)),
-        "f1": float(f1_score(labels, decisions, zero_division=0)),
-    }
 
 
 def evaluate_on_test(
@@ -107,6 +69,13 @@ def evaluate_on_test(
     threshold = thresholds[selected]["threshold"]
     decisions = (predictions[f"score_{selected}"].to_numpy(float) >= threshold).astype(int)
     matrix = confusion_matrix(labels, decisions, labels=[0, 1])
+    alerts = alert_summary(
+        labels,
+        predictions[f"score_{selected}"].to_numpy(float),
+        predictions[schema.AMOUNT].to_numpy(float),
+        predictions[schema.TIMESTAMP].dt.floor("D").to_numpy(),
+        threshold,
+    )
     report = {
         "selected": selected,
         "threshold": threshold,
@@ -122,6 +91,8 @@ def evaluate_on_test(
         "classification_report": classification_report(
             labels, decisions, output_dict=True, zero_division=0
         ),
+        # What the threshold means for the investigators: alerts a day, money caught.
+        "alerts": alerts,
     }
     metrics = {
         f"test_{name}_{key}": {"value": value, "step": 0}
@@ -132,6 +103,7 @@ def evaluate_on_test(
         {f"test_{key}": {"value": value, "step": 0} for key, value in per_model[selected].items()}
     )
     metrics["decision_threshold"] = {"value": threshold, "step": 0}
+    metrics.update({f"test_{key}": {"value": value, "step": 0} for key, value in alerts.items()})
     logger.info("Test metrics of %s: %s", selected, per_model[selected])
     return metrics, report
 
@@ -153,6 +125,7 @@ def build_reference_profile(  # noqa: PLR0917 (a Kedro node: one input per datas
 
 
 __all__ = [
+    "alert_summary",
     "build_reference_profile",
     "card_precision_at_k",
     "evaluate_on_test",

@@ -3,6 +3,12 @@
 The challenger (the model just logged to the registry) and the current champion are
 scored on the same test rows; the challenger is promoted only when it clears the
 configured floors and beats the champion by the configured margin.
+
+A champion that cannot be compared (it fails or returns NaN scores on the test rows,
+its training window is not recorded, or its training window reaches into the test
+window) is never treated as absent: the decision says "not comparable" and why, an
+alert is sent, and the challenger replaces it on the floors alone only when
+``replace_incomparable_champion`` is set.
 """
 
 from __future__ import annotations
@@ -30,11 +36,20 @@ class PromotionParams(StrictParams):
     min_improvement: float
     min_average_precision: float = Field(ge=0, le=1)
     min_roc_auc: float = Field(ge=0, le=1)
+    replace_incomparable_champion: bool
+
+
+class NotComparableError(Exception):
+    """The champion cannot be compared with the challenger on these test rows."""
 
 
 def _score(model: Any, test_set: pd.DataFrame) -> dict[str, float]:
     out = model.predict(test_set)
     scores = np.asarray(out["score"], dtype=float)
+    if np.isnan(scores).any():
+        raise NotComparableError(
+            f"returns NaN scores for {int(np.isnan(scores).sum())} of {len(scores)} test rows"
+        )
     labels = test_set[schema.LABEL].astype(int).to_numpy()
     return {
         "average_precision": float(average_precision_score(labels, scores)),
@@ -42,21 +57,64 @@ def _score(model: Any, test_set: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def training_window_problem(
+    training_window: dict[str, Any] | None, plan: dict[str, Any]
+) -> str | None:
+    """Why the champion's training window makes the comparison unfair, if it does.
+
+    The champion must have been trained on days that all end before the test window
+    starts (``train_end`` is exclusive), else it has seen the test rows' labels.
+    """
+    if not training_window or not training_window.get("end"):
+        return "its training window is not recorded on its MLflow run"
+    end, test_start = pd.Timestamp(training_window["end"]), pd.Timestamp(plan["test_start"])
+    if end > test_start:
+        return (
+            f"its training window ends {end.date()}, after the test window starts "
+            f"{test_start.date()}: it has seen the labels it would be judged on"
+        )
+    return None
+
+
+def _floors(challenger: dict[str, float], p: PromotionParams) -> str | None:
+    if challenger["average_precision"] < p.min_average_precision:
+        return (
+            f"challenger AP {challenger['average_precision']:.4f} "
+            f"is below the floor {p.min_average_precision}"
+        )
+    if challenger["roc_auc"] < p.min_roc_auc:
+        return f"challenger ROC-AUC {challenger['roc_auc']:.4f} is below the floor {p.min_roc_auc}"
+    return None
+
+
+def compare_incomparable(
+    challenger: dict[str, float], problem: str, p: PromotionParams
+) -> tuple[bool, str]:
+    """The rule when the champion cannot be compared: keep it, unless
+    ``replace_incomparable_champion`` allows replacement on the floors alone."""
+    below = _floors(challenger, p)
+    if below is not None:
+        return False, f"champion not comparable ({problem}) and {below}"
+    if p.replace_incomparable_champion:
+        return (
+            True,
+            f"champion not comparable ({problem}); replaced on the floors alone "
+            "(replace_incomparable_champion is set)",
+        )
+    return (
+        False,
+        f"champion not comparable ({problem}); champion kept: compare by hand, or set "
+        "params:promotion.replace_incomparable_champion to replace it on the floors alone",
+    )
+
+
 def compare(
     challenger: dict[str, float], champion: dict[str, float] | None, p: PromotionParams
 ) -> tuple[bool, str]:
     """The promotion rule: floors first, then the margin over the champion."""
-    if challenger["average_precision"] < p.min_average_precision:
-        return (
-            False,
-            f"challenger AP {challenger['average_precision']:.4f} "
-            f"is below the floor {p.min_average_precision}",
-        )
-    if challenger["roc_auc"] < p.min_roc_auc:
-        return (
-            False,
-            f"challenger ROC-AUC {challenger['roc_auc']:.4f} is below the floor {p.min_roc_auc}",
-        )
+    below = _floors(challenger, p)
+    if below is not None:
+        return False, below
     if champion is None:
         return True, "no champion yet and the challenger clears the floors"
     gain = challenger[p.metric] - champion[p.metric]
@@ -73,36 +131,54 @@ def compare(
     )
 
 
+def _champion_metrics(
+    current_champion: dict[str, Any], test_set: pd.DataFrame, plan: dict[str, Any]
+) -> tuple[dict[str, float] | None, str | None]:
+    """The champion's test metrics, or why it cannot be compared."""
+    problem = training_window_problem(current_champion.get("training_window"), plan)
+    if problem is not None:
+        return None, problem
+    try:
+        return _score(current_champion["model"], test_set), None
+    except NotComparableError as exc:
+        return None, str(exc)
+    except (ValueError, KeyError) as exc:
+        # E.g. its inputs were renamed: it cannot score today's features.
+        return None, f"it cannot score the test rows: {type(exc).__name__}: {exc}"
+
+
 def decide_promotion(
     fraud_model: Any,
     current_champion: dict[str, Any] | None,
     test_set: pd.DataFrame,
+    split_plan: dict[str, Any],
     params: dict[str, Any],
 ) -> dict[str, Any]:
     """Scores challenger and champion, both as loaded from MLflow, on the same test
     rows and decides.
 
     Returns:
-        The decision: ``promote``, ``reason``, both models' metrics and identities.
+        The decision: ``promote``, ``reason``, ``comparable`` (false when a champion
+        exists but cannot be compared, with ``not_comparable_reason``), both models'
+        metrics and identities, and the test window.
     """
     p = PromotionParams.from_dict(params)
     challenger = _score(fraud_model, test_set)
-    champion = None
+    champion, problem = None, None
     if current_champion is not None:
-        try:
-            champion = _score(current_champion["model"], test_set)
-        except (ValueError, KeyError) as exc:
-            # A champion that cannot score today's features (e.g. its inputs were
-            # renamed) cannot be compared; it is replaced only if the floors hold.
-            logger.warning(
-                "Champion version %s cannot score the test set: %s",
-                current_champion["version"],
-                exc,
-            )
-    promote, reason = compare(challenger, champion, p)
+        champion, problem = _champion_metrics(current_champion, test_set, split_plan)
+    if problem is not None:
+        logger.warning(
+            "Champion version %s is not comparable: %s", current_champion["version"], problem
+        )
+        promote, reason = compare_incomparable(challenger, problem, p)
+    else:
+        promote, reason = compare(challenger, champion, p)
     decision = {
         "promote": promote,
         "reason": reason,
+        "comparable": problem is None,
+        "not_comparable_reason": problem,
         "rule": p.model_dump(),
         "challenger": {"metrics": challenger, "run_id": fraud_model.metadata.run_id},
         "champion": None
@@ -111,8 +187,10 @@ def decide_promotion(
             "version": current_champion["version"],
             "run_id": current_champion["run_id"],
             "metrics": champion,
+            "training_window": current_champion.get("training_window"),
         },
         "challenger_run_id": fraud_model.metadata.run_id,
+        "test_window": {"start": split_plan["test_start"], "end": split_plan["test_end"]},
         "test_rows": len(test_set),
     }
     logger.info("Promotion decision: %s (%s)", "promote" if promote else "reject", reason)

@@ -10,7 +10,13 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 decide_promotion,
-                inputs=["fraud_model", "current_champion", "test_set", "params:promotion"],
+                inputs=[
+                    "fraud_model",
+                    "current_champion",
+                    "test_set",
+                    "split_plan",
+                    "params:promotion",
+                ],
                 outputs="promotion_report",
                 name="decide_promotion_node",
             ),

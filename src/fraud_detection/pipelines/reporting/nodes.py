@@ -400,6 +400,12 @@ def explain_threshold(
             "on the out-of-fold scores of the prequential validation folds, "
             f"where F{beta:g} reached {value:.3f}."
         )
+    elif chosen.get("objective") == "alert_budget":
+        rule = (
+            f"It is the lowest threshold that raises at most {config.get('max_alerts_per_day')} "
+            "alerts on every day of the out-of-fold validation scores, which catches the "
+            f"most fraud amount within that budget: {float(value):,.2f} a day there."
+        )
     else:
         rule = (
             "It minimises the expected cost per transaction on the out-of-fold validation "
@@ -420,8 +426,22 @@ def explain_threshold(
             f"transactions: {cm['tp']:,} of {frauds:,} frauds caught, {cm['fn']:,} missed, "
             f"and {cm['fp']:,} genuine transactions flagged "
             f"({cm['fp'] / max(cm['fp'] + cm['tn'], 1):.2%} of genuine ones)."
+            + _alerts_in_words(evaluation_report.get("alerts"))
         ),
+        "alerts": evaluation_report.get("alerts"),
+        "validation_alerts": chosen.get("validation"),
     }
+
+
+def _alerts_in_words(alerts: dict[str, Any] | None) -> str:
+    if not alerts:
+        return ""
+    return (
+        f" That is {alerts['alerts_per_day']:.1f} alerts a day on average (at most "
+        f"{alerts['max_alerts_per_day']:.0f}), catching {alerts['fraud_amount_caught']:,.2f} "
+        f"of {alerts['fraud_amount_total']:,.2f} in fraudulent amounts "
+        f"({alerts['fraud_amount_caught_per_day']:,.2f} a day)."
+    )
 
 
 def _model_rows(
@@ -471,12 +491,45 @@ def _promotion(promotion_report: dict[str, Any]) -> dict[str, Any]:
     return {
         "promoted": bool(promotion_report.get("promote")),
         "reason": promotion_report.get("reason", ""),
+        "comparable": promotion_report.get("comparable", True) is not False,
+        "not_comparable_reason": promotion_report.get("not_comparable_reason"),
         "rule": promotion_report.get("rule") or {},
         "champion_version": champion_entry.get("version"),
         "champion_run_id": champion_entry.get("run_id"),
         "challenger_run_id": promotion_report.get("challenger_run_id"),
         "test_rows": promotion_report.get("test_rows"),
         "metrics": metrics,
+    }
+
+
+def _backtest(results: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The backtest table for the report: per model mean, std and intervals of AP,
+    CP@k and ROC-AUC, best first, and the windows."""
+    if results is None:
+        return None
+    cp = f"card_precision_at_{results['card_precision_k']}"
+    rows = [
+        {
+            "name": name,
+            "average_precision": m["mean"]["average_precision"],
+            "average_precision_std": m["std"]["average_precision"],
+            "average_precision_ci": m["intervals"]["average_precision"],
+            "card_precision": m["mean"][cp],
+            "card_precision_std": m["std"][cp],
+            "card_precision_ci": m["intervals"][cp],
+            "roc_auc": m["mean"]["roc_auc"],
+            "per_window_ap": m["per_window"]["average_precision"],
+            "per_window_cp": m["per_window"][cp],
+        }
+        for name, m in results["models"].items()
+    ]
+    return {
+        "k": results["card_precision_k"],
+        "n_windows": results["n_windows"],
+        "bootstrap": results["bootstrap"],
+        "best": results.get("best_by_mean_average_precision"),
+        "windows": results["windows"],
+        "models": sorted(rows, key=lambda r: -r["average_precision"]),
     }
 
 
@@ -536,14 +589,15 @@ def render_model_report(  # noqa: PLR0917
     feature_effects: dict[str, Any],
     promotion_report: dict[str, Any],
     monitoring_verdict: dict[str, Any] | None,
+    backtest_results: dict[str, Any] | None,
     params: dict[str, Any],
 ) -> str:
     """The model report as one HTML document with every figure embedded.
 
     Sections: summary, data, models (every candidate and the baseline), threshold,
     curves, confusion matrix, feature importance and effects, promotion against the
-    champion, and drift (when a monitoring verdict exists; ``None`` says monitoring
-    has not run).
+    champion, the rolling backtest (when it has run; ``None`` says it has not) and
+    drift (when a monitoring verdict exists; ``None`` says monitoring has not run).
     """
     p = ReportingParams.from_dict(params)
     selected = evaluation_report["selected"]
@@ -576,6 +630,7 @@ def render_model_report(  # noqa: PLR0917
         effect_grid=feature_effects.get("grid", list(p.effect_grid)),
         promotion=_promotion(promotion_report),
         drift=_drift(monitoring_verdict),
+        backtest=_backtest(backtest_results),
         figures=figures,
     )
     logger.info("Model report rendered: %d KB, %d figures", len(html) // 1024, len(figures))

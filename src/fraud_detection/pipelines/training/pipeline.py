@@ -70,7 +70,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "trained_candidates",
                     "model_selection",
                     "development_set",
-                    "params:training",
+                    "split_plan",
                 ],
                 outputs="fraud_model",
                 name="package_model_node",

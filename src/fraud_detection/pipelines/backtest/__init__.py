@@ -1,0 +1,5 @@
+"""Backtest: every family retrained and scored on K consecutive test windows."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]
