@@ -147,10 +147,11 @@ def test_packaged_spark_candidate_loads_in_mlflow_and_the_scorer(features, train
     from fraud_detection.pipelines.training.nodes import package_model
     from fraud_detection.scoring.champion import LoadedModel
 
-    _, out = trained
+    plan, out = trained
     name = TRAINING["spark"]["name"]
     selection = {"selected": name, "threshold": 0.5}
-    model = package_model(out["trained_candidates"], selection, features, TRAINING)
+    model = package_model(out["trained_candidates"], selection, features, plan)
+    assert model.training_window == {"start": plan["train_start"], "end": plan["train_end"]}
     mlflow.pyfunc.save_model(
         str(tmp_path / "model"), python_model=model, input_example=model.input_example
     )
