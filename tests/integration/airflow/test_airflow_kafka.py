@@ -1,7 +1,8 @@
-"""The DAG in real Airflow 3 with the kafka environment: transactions produced to a
-real broker (scripts/kafka.sh) are ingested by the DAG's first node task, the offsets
-are committed once the batch is persisted, and the model trained on them is promoted
-in the DAG run's single MLflow run."""
+"""The DAG in real Airflow 3 with the kafka environment: transactions (without labels)
+and their labels (on their own topic, as chargebacks arrive) produced to a real broker
+(scripts/kafka.sh) are ingested by the DAG's first node task, the offsets of both are
+committed once the batch is persisted, and the model trained on them is promoted in the
+DAG run's single MLflow run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from fraud_detection.streaming.labels import parse_delay, schedule_labels, strip_labels
 from tests.e2e.test_default_run import SMALL_RUN, make_project, run
 from tests.integration.airflow.conftest import DAG_ID, DAG_PARAMS, start_airflow
 from tests.integration.kafka.conftest import kafka_broker  # noqa: F401 (the broker fixture)
@@ -18,11 +20,13 @@ from tests.integration.kafka.conftest import kafka_broker  # noqa: F401 (the bro
 pytestmark = [pytest.mark.integration, pytest.mark.airflow, pytest.mark.slow]
 
 TOPIC = "transactions-airflow"
+LABELS_TOPIC = "transactions-airflow-labels"
 
 
 @pytest.fixture(scope="module")
 def produced(kafka_broker, tmp_path_factory):
-    """A project copy and its simulated transactions, sent to a 3-partition topic."""
+    """A project copy and its simulated transactions, sent to a 3-partition topic
+    without labels; the labels go to their own topic."""
     project = make_project(tmp_path_factory.mktemp("airflow-kafka"))
     mp = pytest.MonkeyPatch()
     mp.chdir(project)
@@ -32,7 +36,10 @@ def produced(kafka_broker, tmp_path_factory):
     frame = pd.read_parquet(project / "data/01_raw/transactions.parquet")
     (project / "data/01_raw/transactions.parquet").unlink()  # the DAG must read Kafka
     kafka_broker.create_topic(TOPIC, partitions=3)
-    assert kafka_broker.produce(TOPIC, frame).ok
+    assert kafka_broker.produce(TOPIC, strip_labels(frame)).ok
+    delay = parse_delay({"distribution": "uniform", "min": "1D", "max": "60D"})
+    kafka_broker.create_topic(LABELS_TOPIC, partitions=3)
+    assert kafka_broker.produce(LABELS_TOPIC, schedule_labels(frame, delay, 7)).ok
     return project, frame
 
 
@@ -49,6 +56,7 @@ def test_dag_trains_and_promotes_from_kafka(
         extra_env={
             "KAFKA_BOOTSTRAP_SERVERS": kafka_broker.bootstrap,
             "KAFKA_TRANSACTIONS_TOPIC": TOPIC,
+            "KAFKA_LABELS_TOPIC": LABELS_TOPIC,
             "KAFKA_CONSUMER_GROUP": group,
         },
     )
@@ -64,6 +72,7 @@ def test_dag_trains_and_promotes_from_kafka(
     quality = json.loads((project / "data/08_reporting/data_quality_report.json").read_text())
     assert quality["rows_in"] == len(frame)
     assert kafka_broker.committed(group, TOPIC) == kafka_broker.end_offsets(TOPIC)
+    assert kafka_broker.committed(group, LABELS_TOPIC) == kafka_broker.end_offsets(LABELS_TOPIC)
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("airflow-dag").experiment_id])
     assert len(runs) == 1 and runs[0].data.tags["kedro.env"] == "kafka"

@@ -80,7 +80,7 @@ def backfill(services: Services, tmp_path_factory):  # noqa: F811
 
     project = make_project(tmp_path_factory.mktemp("batch-scoring"))
     mp.chdir(project)
-    transactions.to_parquet(project / "data/02_intermediate/validated_transactions.parquet")
+    transactions.to_parquet(project / "data/02_intermediate/labelled_transactions.parquet")
     bootstrap_project(project)
     runtime = {"batch_scoring": {"start": str(start), "end": None}}
     with KedroSession.create(project_path=project, runtime_params=runtime) as session:
