@@ -95,6 +95,7 @@ def spark():
     pytest.importorskip("pyspark", reason="pyspark comes with the spark extra")
     from fraud_detection.spark.session import spark_session
 
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     session = spark_session(
         {
             "spark.master": "local[2]",

@@ -14,6 +14,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+def _spark_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def spark_session(settings: Mapping[str, Any], app_name: str = "fraud_detection") -> SparkSession:
     """Returns the process' SparkSession, created with ``settings`` (Spark keys such as
     ``spark.master``) if none runs yet.
@@ -32,7 +36,9 @@ def spark_session(settings: Mapping[str, Any], app_name: str = "fraud_detection"
         raise ImportError(
             "The spark environment needs pyspark: pip install 'fraud_detection[spark]'"
         ) from exc
-    conf = {str(k): str(v) for k, v in settings.items()}
+    # YAML booleans become Spark's 'true'/'false' (str(True) is 'True', which PySpark's
+    # own checks, e.g. of Arrow, do not read as enabled).
+    conf = {str(k): _spark_value(v) for k, v in settings.items()}
     if "spark.pyspark.python" in conf:
         os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
     # PySpark picks its workers' Python from this variable, not from the config.

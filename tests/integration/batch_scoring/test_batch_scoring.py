@@ -31,7 +31,6 @@ from fraud_detection.simulator import simulate_transactions
 from tests.conftest import base_parameters
 from tests.e2e.test_default_run import make_project
 from tests.integration.object_store.conftest import Services, services  # noqa: F401 (the servers fixture)
-from tests.pipelines.batch_scoring.conftest import spark  # noqa: F401 (the Spark session fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -145,7 +144,7 @@ def test_backfill_scores_equal_the_real_time_scorers(backfill):
     assert_scores_like_the_scorer(backfill["predictions"], backfill)
 
 
-def test_spark_backfill_scores_equal_the_real_time_scorers(backfill, spark):  # noqa: F811
+def test_spark_backfill_scores_equal_the_real_time_scorers(backfill, spark):
     """spark_udf downloads the champion's version from the server (proxied artifacts)."""
     features = build_features_to_score(
         spark.createDataFrame(backfill["transactions"]),

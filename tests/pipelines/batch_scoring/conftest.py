@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 
 import mlflow
@@ -73,28 +71,6 @@ def champion(saved_model) -> dict:
         "run_id": None,
         "model": mlflow.pyfunc.load_model(str(saved_model)),
     }
-
-
-@pytest.fixture(scope="session")
-def spark():
-    """One local Spark session for the test session (about 16 s to start).
-
-    The Python workers run this interpreter (``PYSPARK_PYTHON``), which has the
-    project and the model's packages, as the executors of a cluster must.
-    """
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    from pyspark.sql import SparkSession
-
-    return (
-        SparkSession.builder.master("local[2]")
-        .appName("fraud-detection-tests")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .getOrCreate()
-    )
 
 
 @pytest.fixture(scope="module")
