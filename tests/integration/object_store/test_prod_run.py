@@ -244,10 +244,14 @@ def test_object_store_stopped_mid_run_fails_clearly_and_keeps_previous_versions(
     assert set(before) <= after
     assert all(fs.cat(path) == content for path, content in before.items())
     added = after - set(before)
+    # (merge_candidates_node saves the search results and the validation predictions
+    # before the candidates, in the order of its outputs.)
     assert {p.split("/")[2] for p in added} == {
         "development_set.parquet",
         "test_set.parquet",
         "split_plan.json",
+        "search_results.json",
+        "validation_predictions.parquet",
     }, sorted(added)
     # The latest candidates and reports are still the good run's, and load as usual.
     candidates, report = load(project, "trained_candidates", "evaluation_report")
