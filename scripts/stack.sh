@@ -450,6 +450,13 @@ wait_airflow() {
             [[ -z $restarted ]] ||
                 die "Airflow exited during start-up twice (log: $STACK_DIR/airflow/airflow.log)"
             log "Airflow exited during start-up; starting it once more"
+            # Its database may be half created by the exited start (a retry then fails
+            # with 'table ... already exists'): the retry starts from a new one, the old
+            # one is kept beside it.
+            if [[ -f $STACK_DIR/airflow/airflow.db ]]; then
+                mv -f "$STACK_DIR/airflow/airflow.db" "$STACK_DIR/airflow/airflow.db.failed-start"
+                log "Airflow's database moved to $STACK_DIR/airflow/airflow.db.failed-start"
+            fi
             restarted=1
             launch_airflow
             pid=$(own_pid airflow) || die "Airflow exited at once (log: $STACK_DIR/airflow/airflow.log)"
