@@ -188,16 +188,9 @@ def validate_transactions(
     quarantine[QUARANTINE_REASON] = reason_text.to_numpy()
 
     n_bad = int(invalid.sum())
-    share = n_bad / n_in if n_in else 0.0
     by_reason = {k: int(v) for k, v in reason_frame.sum().items() if v}
-    report = {
-        "rows_in": n_in,
-        "rows_valid": n_in - n_bad,
-        "rows_quarantined": n_bad,
-        "invalid_share": share,
-        "max_invalid_share": p.max_invalid_share,
-        "quarantined_by_reason": by_reason,
-    }
+    report = quality_report(n_in, n_bad, p.max_invalid_share, by_reason)
+    share = report["invalid_share"]
     logger.info(
         "Ingestion: %d rows in = %d valid + %d quarantined (%.3f%%); reasons %s",
         n_in,
@@ -262,3 +255,17 @@ def _join_reasons(flags: pd.DataFrame) -> pd.Series:
     matrix = flags.to_numpy(bool)
     text = [";".join(names[row]) for row in matrix]
     return pd.Series(text, index=flags.index, dtype="string")
+
+
+def quality_report(
+    n_in: int, n_bad: int, max_invalid_share: float, by_reason: dict[str, int]
+) -> dict[str, Any]:
+    """The data-quality report of one batch (the same for the pandas and Spark checks)."""
+    return {
+        "rows_in": n_in,
+        "rows_valid": n_in - n_bad,
+        "rows_quarantined": n_bad,
+        "invalid_share": n_bad / n_in if n_in else 0.0,
+        "max_invalid_share": max_invalid_share,
+        "quarantined_by_reason": by_reason,
+    }

@@ -170,15 +170,8 @@ def validate_transactions_spark(
         *[F.col(f"_orig_{c}").alias(c) for c in transactions.columns if c != ARRIVAL],
         reason.alias(QUARANTINE_REASON),
     )
-    share = n_bad / n_in if n_in else 0.0
-    report = {
-        "rows_in": n_in,
-        "rows_valid": n_in - n_bad,
-        "rows_quarantined": n_bad,
-        "invalid_share": share,
-        "max_invalid_share": p.max_invalid_share,
-        "quarantined_by_reason": by_reason,
-    }
+    report = quality.quality_report(n_in, n_bad, p.max_invalid_share, by_reason)
+    share = report["invalid_share"]
     logger.info(
         "Ingestion (Spark): %d rows in = %d valid + %d quarantined (%.3f%%); reasons %s",
         n_in,
