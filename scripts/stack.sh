@@ -159,11 +159,35 @@ with_client_env() {
 
 # ------------------------------------------------------------------ processes --
 
-# true if pid $1 runs and belongs to this stack
+# The start time of pid $1 (clock ticks since boot, /proc/PID/stat field 22).
+start_time() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) } # the command name may hold spaces: fields from the state on
+    read -ra fields <<<"$stat"
+    echo "${fields[19]}"
+}
+
+# The state of pid $1 (R, S, Z, ...).
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    echo "${stat%% *}"
+}
+
+# true if pid $1 runs and belongs to this stack: a process launched by `launch`
+# (its pid and start time are recorded) or one carrying the stack's mark.
 ours() {
     local pid=$1
     [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
-    [[ -r /proc/$pid/environ ]] || return 0 # no /proc: trust the pid file
+    [[ -r /proc/$pid/stat ]] || return 0 # no /proc: trust the pid file
+    [[ $(proc_state "$pid") != Z ]] || return 1
+    # Not the environment alone: setproctitle (Airflow's components use it) overwrites
+    # what /proc shows as a process's environment, so a running Airflow would look gone.
+    local started
+    started="$pid $(start_time "$pid")"
+    grep -qxF "$started" "$STACK_DIR"/*/*.started 2>/dev/null && return 0
     tr '\0' '\n' 2>/dev/null <"/proc/$pid/environ" | grep -qxF "$MARK"
 }
 
@@ -212,6 +236,9 @@ launch() {
         ((SECONDS < deadline)) || die "$name did not start (log: $log_file)"
         sleep 0.1
     done
+    local pid
+    pid=$(<"$pid_path")
+    echo "$pid $(start_time "$pid" || echo unknown)" >"$STACK_DIR/$name/$name.started"
 }
 
 # The log of service $1 since its last start.
@@ -450,12 +477,20 @@ wait_airflow() {
             [[ -z $restarted ]] ||
                 die "Airflow exited during start-up twice (log: $STACK_DIR/airflow/airflow.log)"
             log "Airflow exited during start-up; starting it once more"
-            # Its database may be half created by the exited start (a retry then fails
-            # with 'table ... already exists'): the retry starts from a new one, the old
-            # one is kept beside it.
-            if [[ -f $STACK_DIR/airflow/airflow.db ]]; then
-                mv -f "$STACK_DIR/airflow/airflow.db" "$STACK_DIR/airflow/airflow.db.failed-start"
-                log "Airflow's database moved to $STACK_DIR/airflow/airflow.db.failed-start"
+            # Its components may outlive it: stop its process group before touching the
+            # database. That database may be half created by the exited start (a retry
+            # then fails with 'table ... already exists'): the retry starts from a new
+            # one, the old one (with its -wal and -shm files) is kept beside it.
+            kill -TERM -- "-$pid" 2>/dev/null || true
+            local wait_until=$((SECONDS + 30))
+            while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < wait_until)); do sleep 0.5; done
+            kill -KILL -- "-$pid" 2>/dev/null || true
+            local db=$STACK_DIR/airflow/airflow.db suffix
+            if [[ -f $db ]]; then
+                for suffix in "" -wal -shm -journal; do
+                    [[ -f $db$suffix ]] && mv -f "$db$suffix" "$db.failed-start$suffix"
+                done
+                log "Airflow's database moved to $db.failed-start"
             fi
             restarted=1
             launch_airflow

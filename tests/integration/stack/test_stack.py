@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import s3fs
 from mlflow.tracking import MlflowClient
 
 from fraud_detection import schema
@@ -135,6 +136,10 @@ class Stack:
         return (self.root / name / f"{name}.log").read_text(errors="replace")
 
 
+def champion_run_experiment(client: MlflowClient, run_id: str) -> str:
+    return client.get_run(run_id).info.experiment_id
+
+
 def failure(result: subprocess.CompletedProcess, what: str) -> str:
     return (
         f"{what} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n"
@@ -219,6 +224,24 @@ def test_one_dag_run_promotes_a_champion_that_scores_the_stream(stack, tmp_path)
     tags = client.get_run(champion.run_id).data.tags
     assert tags["airflow.dag_id"] == DAG_ID and tags["kedro.env"] == "prod"
     assert tags["promotion.decision"] == "promoted"
+    # One MLflow run holds the whole DAG run (each task is its own Kedro session), and
+    # the run's datasets and artifacts are in the bucket, not on local disk.
+    dag_runs = client.search_runs(
+        [champion_run_experiment(client, champion.run_id)],
+        filter_string=f"tags.`airflow.run_id` = '{tags['airflow.run_id']}'",
+    )
+    assert [r.info.run_id for r in dag_runs] == [champion.run_id]
+    assert {"pr_curve.png", "promotion_report.json"} <= {
+        a.path for a in client.list_artifacts(champion.run_id)
+    }
+    bucket = s3fs.S3FileSystem(
+        key=stack.env["AWS_ACCESS_KEY_ID"],
+        secret=stack.env["AWS_SECRET_ACCESS_KEY"],
+        endpoint_url=f"http://127.0.0.1:{stack.port('S3_PORT')}",
+        skip_instance_cache=True,
+    )
+    assert bucket.ls("fraud-detection/08_reporting/promotion_report.json")
+    assert bucket.ls("fraud-detection/06_models")
 
     deadline = time.monotonic() + 120  # the scorer checks for a champion every 10 s
     while "Scoring from offsets" not in stack.log("scorer"):
