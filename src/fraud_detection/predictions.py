@@ -247,6 +247,8 @@ def spark_features_to_score(
     """
     from pyspark.sql import functions as F
 
+    from fraud_detection.features.spark_engine import create_features_spark
+
     p = BatchScoringParams.from_dict(params)
     horizon = feature_horizon(FeatureParams.from_dict(feature_params))
     transactions = _with_timestamps(transactions)
@@ -259,19 +261,9 @@ def spark_features_to_score(
             "(params:batch_scoring.start/end), or the table is empty"
         )
     history = (ts >= F.lit(pd.Timestamp(first) - horizon)) & (ts < F.lit(first))
-    features = _create_features_spark(transactions.where(in_window | history), feature_params)
+    # The spec's Spark engine: the window and its history never reach the driver.
+    features = create_features_spark(transactions.where(in_window | history), feature_params)
     return features.where(_spark_window(F.col(schema.TIMESTAMP), p))
-
-
-def _create_features_spark(
-    transactions: SparkDataFrame, feature_params: dict[str, Any]
-) -> SparkDataFrame:
-    """``create_features`` for a Spark DataFrame: computed with pandas on the driver, so
-    the window and its history must fit in the driver's memory (the scoring itself is
-    distributed). A Spark feature engine replaces this body with one call."""
-    spark = transactions.sparkSession
-    features = create_features(transactions.toPandas(), feature_params)
-    return spark.createDataFrame(features)
 
 
 def _with_timestamps(frame: SparkDataFrame) -> SparkDataFrame:

@@ -181,34 +181,63 @@ def _counts(df: DataFrame, agg: Aggregation) -> DataFrame:
 
 def _delayed(df: DataFrame, agg: Aggregation) -> DataFrame:
     """A ``fraud`` aggregation: labelled and fraudulent counts over
-    ``(t - delay - w, t - delay]``; labels still unknown (null) count in neither."""
+    ``(t - delay - w, t - delay]``; labels still unknown (null) count in neither.
+
+    Both counts depend on the key and the time only, so they are computed on one narrow
+    row per key and millisecond (the labelled and fraudulent rows at that time) and
+    joined back: the window partitions of a key with millions of rows (a merchant
+    category) then buffer a few columns, not the whole feature row.
+    """
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     assert agg.delay is not None
-    ax = _Axis(list(agg.keys), agg.name)
-    n, d = agg.name, agg.delay.ms
+    keys, n, d = list(agg.keys), agg.name, agg.delay.ms
     labelled = F.col(schema.LABEL).isNotNull().cast("long")
     fraud = F.coalesce(F.col(schema.LABEL).cast("long"), F.lit(0))
-    df = df.withColumns(
+    per_ms = df.groupBy(*keys, _MS).agg(
+        F.sum(labelled).alias(f"_{n}_l"), F.sum(fraud).alias(f"_{n}_f")
+    )
+    by_time = Window.partitionBy(*keys).orderBy(_MS)
+    running = by_time.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    per_ms = per_ms.withColumns(
         {
-            f"_{n}_labelled": F.sum(labelled).over(ax.running()),
-            f"_{n}_frauds": F.sum(fraud).over(ax.running()),
+            f"_{n}_labelled": F.sum(f"_{n}_l").over(running),
+            f"_{n}_frauds": F.sum(f"_{n}_f").over(running),
         }
     )
-    # Running counts never decrease: the last row of a frame holds its maximum.
+
+    def until(offset_ms: int) -> Any:
+        return by_time.rangeBetween(Window.unboundedPreceding, -offset_ms)
+
+    # Running counts never decrease: the last time of a frame holds its maximum.
     out = {}
-    hi_l = F.coalesce(F.max(f"_{n}_labelled").over(ax.until(d)), F.lit(0))
-    hi_f = F.coalesce(F.max(f"_{n}_frauds").over(ax.until(d)), F.lit(0))
+    hi_l = F.coalesce(F.max(f"_{n}_labelled").over(until(d)), F.lit(0))
+    hi_f = F.coalesce(F.max(f"_{n}_frauds").over(until(d)), F.lit(0))
     for w in agg.windows:
-        lo = ax.until(d + w.ms)
+        lo = until(d + w.ms)
         lo_l = F.coalesce(F.max(f"_{n}_labelled").over(lo), F.lit(0))
         lo_f = F.coalesce(F.max(f"_{n}_frauds").over(lo), F.lit(0))
         out[agg.count_column(w)] = (hi_l - lo_l).cast("double")
         out[f"_{n}_nf_{w.suffix}"] = (hi_f - lo_f).cast("double")
-    return df.withColumns(out)
+    counts = per_ms.withColumns(out).select(*keys, _MS, *out)
+    # Keys are never null: categoricals are filled by cleanse_spark, ids required by
+    # the quality checks (a null key would match no row of the join).
+    return df.join(counts, on=[*keys, _MS], how="left")
 
 
 _SUMS = {Measure.AMOUNT: _amount_sums, Measure.COUNT: _counts, Measure.FRAUD: _delayed}
+
+
+def _widest_partitions_first(spec: FeatureSpec) -> list[Aggregation]:
+    """The aggregations in the order their windows run: those not keyed by the customer
+    (merchant category, terminal: few keys, so window partitions of millions of rows,
+    each buffered whole by Spark) first, while the rows are narrowest, the one with the
+    fewest key columns and the last in the spec first; then the customer's. The output
+    does not depend on the order."""
+    customer = [a for a in spec.aggregations if schema.CUSTOMER_ID in a.keys]
+    others = [a for a in reversed(spec.aggregations) if schema.CUSTOMER_ID not in a.keys]
+    return others + customer
 
 
 def _formulas(spec: FeatureSpec, names: list[str]):
@@ -283,7 +312,7 @@ def create_features_spark(transactions: DataFrame, params: dict[str, Any]) -> Da
     _check_utc(transactions)
     names = feature_names(spec)
     df = _with_epoch(cleanse_spark(transactions))
-    for agg in spec.aggregations:
+    for agg in _widest_partitions_first(spec):
         df = _SUMS[agg.measure](df, agg)
 
     computed = set(computed_feature_names(spec))
