@@ -135,6 +135,9 @@ def test_engine_is_validated_and_pandas_adds_nothing(features):
     assert train_spark_candidates(features, {}, {**TRAINING, "engine": "pandas"}, FEATURES) == {}
     with pytest.raises(ValueError, match="kedro run --env spark"):
         train_spark_candidates(features, {}, TRAINING, FEATURES)
+    # Outside the spark environment the table is absent (the catalog loads None).
+    with pytest.raises(ValueError, match="kedro run --env spark"):
+        train_spark_candidates(None, {}, TRAINING, FEATURES)
     with pytest.raises(ValueError, match="num_workers"):
         train_spark_candidates(
             features, {}, {**TRAINING, "spark": {**TRAINING["spark"], "num_workers": 0}}, FEATURES

@@ -55,15 +55,18 @@ def train_spark_candidates(
     """With ``params:training.engine: spark``, trains XGBoost in Spark on the feature
     table (``fraud_detection.spark.xgboost_training``); nothing with ``pandas``.
 
+    Args:
+        features: ``spark_feature_table``: the Spark feature table in the spark
+            environment, ``None`` elsewhere (``AbsentDataset``: nothing is read).
+
     Raises:
-        ValueError: With the spark engine on a pandas feature table (not the spark
-            environment).
+        ValueError: With the spark engine outside the spark environment.
     """
     p = TrainingParams.from_dict(params)
     spark_params = xgboost_training.SparkXGBoostParams.from_dict(p.spark)
     if p.engine == "pandas":
         return {}
-    if isinstance(features, pd.DataFrame):
+    if features is None or isinstance(features, pd.DataFrame):
         raise ValueError(
             "params:training.engine: spark trains on the Spark feature table: "
             "run in the spark environment (kedro run --env spark)"

@@ -37,7 +37,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             # feature table (docs/spark.md); with pandas it adds nothing.
             node(
                 train_spark_candidates,
-                inputs=["transaction_features", "split_plan", "params:training", "params:features"],
+                inputs=["spark_feature_table", "split_plan", "params:training", "params:features"],
                 outputs="spark_candidates",
                 name="train_spark_candidates_node",
             ),
