@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import kedro_env
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 HANDBOOK_MAPPING = {
@@ -44,16 +46,6 @@ HANDBOOK_MAPPING = {
     "amount": "TX_AMOUNT",
     "is_fraud": "TX_FRAUD",
 }
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        KEDRO_DISABLE_TELEMETRY="true",
-        DO_NOT_TRACK="1",
-        KEDRO_LOGGING_MODULE_ALLOWLIST="pythonjsonlogger",
-    )
-    return env
 
 
 def features_step(source: str) -> dict:
@@ -106,7 +98,7 @@ def _child(step: str, source: str) -> dict:
         [sys.executable, __file__, "--child", step, source],
         capture_output=True,
         text=True,
-        env=_env(),
+        env=kedro_env(),
         check=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -128,7 +120,7 @@ def _project_copy(where: Path) -> Path:
 
 
 def _kedro_run(project: Path, *args: str) -> float:
-    env = _env()
+    env = kedro_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
     kedro = Path(sys.executable).with_name("kedro")
     start = time.perf_counter()
