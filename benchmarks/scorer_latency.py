@@ -18,9 +18,15 @@ Run with ``make bench-scorer`` (never as a timed test). Steps:
 5. drain: with the scorer stopped, ``--drain`` transactions are queued; the time the
    restarted scorer needs to score them all gives its throughput ceiling.
 
+Transactions go out without label, and each label on the label topic once the replay
+passes its time (``params:labels.delay``), as ``fraud-detection-produce`` sends them.
+``--soak-seconds`` replaces the steps by one long step whose cards are renewed every
+``--generation-days`` of event time (bounded state: the scorer's RSS must stay flat).
+
 Usage::
 
-    python benchmarks/scorer_latency.py [--rates 500 1000 5000] [--seconds 30]
+    python benchmarks/scorer_latency.py [--rates 500 1000 2000] [--seconds 180]
+    python benchmarks/scorer_latency.py --soak-seconds 1800 --soak-rate 1000
 
 Prints a table; writes benchmarks/results/scorer_latency.json (kept local).
 """
@@ -142,22 +148,59 @@ def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) 
 
 
 def _paced_producer(  # noqa: PLR0917
-    bootstrap: str, topic: str, values: list[bytes], keys: list[bytes], rate: float, ready: mp.Event
+    bootstrap: str, messages: list[tuple[str, bytes, bytes, int]], rate: float, ready: mp.Event
 ) -> None:
-    """Child process: sends pre-encoded messages at ``rate`` per second (acks=all)."""
+    """Child process: sends pre-encoded ``(topic, value, key, slot)`` messages, each at
+    ``slot / rate`` seconds from the start (acks=all): the transactions one slot apart,
+    each label at the slot of the transaction it follows."""
     producer = KafkaProducer(
         bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_block_ms=30_000
     )
     ready.set()
     started = time.monotonic()
     interval = 1.0 / rate
-    for i, (value, key) in enumerate(zip(values, keys, strict=True)):
-        delay = started + i * interval - time.monotonic()
+    for topic, value, key, slot in messages:
+        delay = started + slot * interval - time.monotonic()
         if delay > 0.0005:
             time.sleep(delay)
         producer.send(topic, value=value, key=key)
     producer.flush(timeout=120)
     producer.close()
+
+
+def _rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` (VmRSS), 0 once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+class RssSampler:
+    """Samples a process's resident memory every ``every_s`` seconds in a thread."""
+
+    def __init__(self, pid: int, every_s: float = 5.0):
+        import threading
+
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._pid, self._every = pid, every_s
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._started = time.monotonic()
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.monotonic() - self._started, _rss_bytes(self._pid)))
+            self._stop.wait(self._every)
+
+    def stop(self) -> list[tuple[float, int]]:
+        self._stop.set()
+        self._thread.join()
+        return self.samples
 
 
 def _end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
@@ -292,19 +335,130 @@ def _summary(
         ),
         "e2e_ms_p50": round(float(np.percentile(delivered, 50)), 2) if ids else None,
         "e2e_ms_p99": round(float(np.percentile(delivered, 99)), 2) if ids else None,
+        "e2e_ms_p99_9": round(float(np.percentile(delivered, 99.9)), 2) if ids else None,
         "e2e_ms_max": round(float(delivered.max()), 2) if ids else None,
         "scored_ms_p50": round(float(np.percentile(scored, 50)), 2) if ids else None,
         "scored_ms_p99": round(float(np.percentile(scored, 99)), 2) if ids else None,
+        "scored_ms_p99_9": round(float(np.percentile(scored, 99.9)), 2) if ids else None,
         "processing_ms_p50": round(float(np.percentile(processing, 50)), 2) if ids else None,
         "processing_ms_p99": round(float(np.percentile(processing, 99)), 2) if ids else None,
     }
 
 
+def soak_transactions(base: pd.DataFrame, rows: int, generation_days: int) -> pd.DataFrame:
+    """``rows`` transactions from ``base`` repeated in time (each pass starts where the
+    previous one ended). With ``generation_days``, the cards are replaced by new ones
+    every that many days of event time: customers keep arriving and the old ones fall
+    past the horizon, the way cards are issued and expire, so the scorer's state must
+    evict to stay flat. With 0, the same customers go on."""
+    from fraud_detection import schema
+
+    base = base.sort_values(schema.TIMESTAMP, kind="stable").reset_index(drop=True)
+    start = base[schema.TIMESTAMP].min().normalize()
+    span = base[schema.TIMESTAMP].max().normalize() + pd.Timedelta(days=1) - start
+    if generation_days:
+        generation = (base[schema.TIMESTAMP] - start) // pd.Timedelta(days=generation_days)
+        generation = generation.astype(int)
+        generations_per_pass = int(generation.max()) + 1
+    passes, total = [], 0
+    while total < rows:
+        k = len(passes)
+        part = base.copy()
+        part[schema.TIMESTAMP] = part[schema.TIMESTAMP] + k * span
+        if generation_days:
+            gen = (generation + k * generations_per_pass).astype(str)
+            part[schema.CUSTOMER_ID] = "g" + gen + "-" + part[schema.CUSTOMER_ID].astype(str)
+        part[schema.TRANSACTION_ID] = f"p{k}-" + part[schema.TRANSACTION_ID].astype(str)
+        passes.append(part)
+        total += len(part)
+    return pd.concat(passes, ignore_index=True).head(rows)
+
+
+def _label_plan(transactions: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """The label messages of ``transactions`` (the project's ``params:labels.delay``,
+    as ``fraud-detection-produce`` sends them) and, for each, how many transactions go
+    out before it."""
+    from fraud_detection import schema
+    from fraud_detection.streaming.labels import LabelParams, schedule_labels, send_positions
+
+    config = yaml.safe_load((ROOT / "conf/base/parameters_labels.yml").read_text())["labels"]
+    label_params = LabelParams.from_dict(config)
+    labels = schedule_labels(transactions, label_params.delay, label_params.seed)
+    positions = send_positions(transactions[schema.TIMESTAMP], labels[schema.LABEL_TIMESTAMP])
+    return labels, positions
+
+
+def _messages(
+    chunk: pd.DataFrame, first: int, labels: pd.DataFrame, positions: np.ndarray
+) -> list[tuple[str, bytes, bytes, int]]:
+    """The transactions ``first .. first + len(chunk)`` of the stream (without labels)
+    and the labels due among them, in send order, with their slots."""
+    from fraud_detection import schema
+    from fraud_detection.streaming.labels import strip_labels
+    from fraud_detection.streaming.messages import encode_labels, encode_transactions
+
+    tx_values = encode_transactions(strip_labels(chunk))
+    tx_keys = [c.encode() for c in chunk[schema.CUSTOMER_ID]]
+    due = (positions > first) & (positions <= first + len(chunk))
+    chosen = labels.loc[due]
+    label_values = encode_labels(chosen) if len(chosen) else []
+    label_keys = [c.encode() for c in chosen[schema.CUSTOMER_ID]] if len(chosen) else []
+    label_slots = positions[due] - first  # after the transaction at slot - 1
+    out: list[tuple[str, bytes, bytes, int]] = []
+    j = 0
+    for i, (value, key) in enumerate(zip(tx_values, tx_keys, strict=True)):
+        out.append((TOPICS["tx"], value, key, i))
+        while j < len(label_values) and label_slots[j] <= i + 1:
+            out.append((TOPICS["labels"], label_values[j], label_keys[j], i))
+            j += 1
+    return out
+
+
+def _step(  # noqa: PLR0913
+    bootstrap: str,
+    scorer: ScorerProcess,
+    chunk: pd.DataFrame,
+    *,
+    first: int,
+    labels: pd.DataFrame,
+    positions: np.ndarray,
+    rate: float,
+    seconds: float,
+) -> dict:
+    """Sends ``chunk`` (and its labels) at ``rate`` and summarises its predictions."""
+    from fraud_detection import schema
+
+    messages = _messages(chunk, first, labels, positions)
+    reader = PredictionReader(bootstrap)
+    before = _end_offsets(bootstrap, TOPICS["tx"])
+    spawn = mp.get_context("spawn")
+    ready = spawn.Event()
+    child = spawn.Process(target=_paced_producer, args=(bootstrap, messages, rate, ready))
+    rss = RssSampler(scorer.process.pid)
+    child.start()
+    ready.wait(60)
+    started = time.monotonic()
+    received = reader.collect(set(chunk[schema.TRANSACTION_ID]), timeout_s=seconds * 4 + 60)
+    child.join()
+    reader.close()
+    samples = rss.stop()
+    sent = _send_times(bootstrap, TOPICS["tx"], before)
+    step = _summary(rate, sent, received, time.monotonic() - started)
+    step["labels_sent"] = sum(1 for m in messages if m[0] == TOPICS["labels"])
+    step["scorer_rss_mb"] = [round(b / 2**20, 1) for _, b in samples]
+    step["scorer_rss_every_s"] = 5.0
+    return step
+
+
 def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     from fraud_detection import schema
     from fraud_detection.simulator import simulate_transactions
-    from fraud_detection.streaming.messages import encode_transactions
-    from fraud_detection.streaming.publish import PRODUCER_DEFAULTS, produce_frame
+    from fraud_detection.streaming.labels import strip_labels
+    from fraud_detection.streaming.publish import (
+        PRODUCER_DEFAULTS,
+        produce_frame,
+        produce_with_labels,
+    )
 
     params = {
         name: yaml.safe_load((ROOT / f"conf/base/parameters_{name}.yml").read_text())
@@ -317,11 +471,21 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     }
     transactions = simulate_transactions({**params["simulation"], "n_days": args.days})
     start = transactions[schema.TIMESTAMP].min().normalize()
-    history = transactions[
-        transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)
-    ]
-    live = transactions.iloc[len(history) :]
-    say(f"{len(transactions)} simulated transactions; {len(history)} as history")
+    history_mask = transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)
+    history = transactions[history_mask]
+    if args.soak_seconds:
+        live_rows = int(args.soak_rate * args.soak_seconds)
+        generation_days = args.generation_days
+    else:
+        live_rows = int(sum(args.rates) * args.seconds) + args.drain
+        generation_days = 0
+    stream = soak_transactions(transactions, len(history) + live_rows, generation_days)
+    live = stream.iloc[len(history) :]
+    say(
+        f"{len(stream)} transactions ({stream[schema.CUSTOMER_ID].nunique()} customers); "
+        f"{len(history)} as history"
+    )
+    labels, positions = _label_plan(stream)
 
     tracking_uri = (
         os.environ.get("MLFLOW_TRACKING_URI")
@@ -334,56 +498,57 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     admin.create_topics(
         {
             TOPICS["tx"]: {"num_partitions": args.partitions, "replication_factor": 1},
-            TOPICS["labels"]: {"num_partitions": 1, "replication_factor": 1},
+            TOPICS["labels"]: {"num_partitions": args.partitions, "replication_factor": 1},
             TOPICS["predictions"]: {"num_partitions": args.partitions, "replication_factor": 1},
         }
     )
     admin.close()
+    # The history and the labels due within it, as the producer CLI sends them.
+    history_labels = labels.loc[positions <= len(history)]
     producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
-    report = produce_frame(producer, TOPICS["tx"], history)
+    reports = produce_with_labels(
+        producer, TOPICS["tx"], strip_labels(history), TOPICS["labels"], history_labels
+    )
     producer.close()
-    assert report.ok, report.summary()
+    assert all(r.ok for r in reports), [r.summary() for r in reports]
 
     log = workdir / "scorer.log"
     scorer = ScorerProcess(bootstrap, tracking_uri, model_uri, log, "--start-from", "latest")
-    results: dict = {"steps": []}
+    results: dict = {"steps": [], "load_avg_before": os.getloadavg()}
     position = 0
-    for rate in args.rates:
-        n = int(rate * args.seconds)
+    plan = (
+        [(args.soak_rate, args.soak_seconds)]
+        if args.soak_seconds
+        else [(rate, args.seconds) for rate in args.rates]
+    )
+    for rate, seconds in plan:
+        n = int(rate * seconds)
         chunk = live.iloc[position : position + n]
-        position += n
         if len(chunk) < n:
-            raise SystemExit(
-                f"Not enough simulated transactions for {rate}/s x {args.seconds}s: raise --days"
-            )
-        values = encode_transactions(chunk)
-        keys = [c.encode() for c in chunk[schema.CUSTOMER_ID]]
-        reader = PredictionReader(bootstrap)
-        before = _end_offsets(bootstrap, TOPICS["tx"])
-        spawn = mp.get_context("spawn")
-        ready = spawn.Event()
-        child = spawn.Process(
-            target=_paced_producer, args=(bootstrap, TOPICS["tx"], values, keys, rate, ready)
+            raise SystemExit(f"Not enough simulated transactions for {rate}/s x {seconds}s")
+        step = _step(
+            bootstrap,
+            scorer,
+            chunk,
+            first=len(history) + position,
+            labels=labels,
+            positions=positions,
+            rate=rate,
+            seconds=seconds,
         )
-        child.start()
-        ready.wait(60)
-        started = time.monotonic()
-        received = reader.collect(
-            set(chunk[schema.TRANSACTION_ID]), timeout_s=args.seconds * 4 + 60
-        )
-        child.join()
-        reader.close()
-        sent = _send_times(bootstrap, TOPICS["tx"], before)
-        step = _summary(rate, sent, received, time.monotonic() - started)
+        position += n
+        step["customers"] = int(chunk[schema.CUSTOMER_ID].nunique())
         results["steps"].append(step)
-        say(json.dumps(step))
+        say(json.dumps({k: v for k, v in step.items() if k != "scorer_rss_mb"}))
         time.sleep(2)
     scorer.stop()
+    if args.soak_seconds or not args.drain:
+        return results
 
     # Drain: the scorer's ceiling on a backlog.
     chunk = live.iloc[position : position + args.drain]
     producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
-    produce_frame(producer, TOPICS["tx"], chunk)
+    produce_frame(producer, TOPICS["tx"], strip_labels(chunk))
     producer.close()
     reader = PredictionReader(bootstrap)
     started = time.monotonic()
@@ -414,9 +579,9 @@ def main() -> None:
         "--model-uri",
         help="serve this registered model (with MLFLOW_TRACKING_URI) instead of a fresh one",
     )
-    parser.add_argument("--rates", type=float, nargs="+", default=[500, 1000, 5000])
+    parser.add_argument("--rates", type=float, nargs="+", default=[500, 1000, 2000])
     parser.add_argument(
-        "--seconds", type=float, default=30.0, help="duration of each fixed-rate step"
+        "--seconds", type=float, default=180.0, help="duration of each fixed-rate step"
     )
     parser.add_argument("--days", type=int, default=90, help="simulated days")
     parser.add_argument(
@@ -424,6 +589,15 @@ def main() -> None:
     )
     parser.add_argument("--drain", type=int, default=30_000, help="backlog size of the drain step")
     parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        default=0.0,
+        help="instead of the steps: one long step at --soak-rate, new cards every "
+        "--generation-days, the scorer's RSS sampled every 5 s",
+    )
+    parser.add_argument("--soak-rate", type=float, default=1000.0)
+    parser.add_argument("--generation-days", type=int, default=2)
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -447,22 +621,29 @@ def main() -> None:
     results["command"] = " ".join(["python", *sys.argv])
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scorer_latency.json").write_text(json.dumps(results, indent=2))
+    load = results["load_avg_before"]
+    say(f"\nload average before the first step: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     say(
-        "\n| offered tx/s | throughput tx/s | e2e p50 ms | e2e p99 ms | scored p99 ms "
-        "| predicted/sent |"
+        "| offered tx/s | s | throughput tx/s | e2e p50 ms | e2e p99 ms | e2e p99.9 ms "
+        "| e2e max ms | scored p99 ms | processing p99 ms | predicted/sent | scorer RSS MB "
+        "first/last/max |"
     )
-    say("|---|---|---|---|---|---|")
+    say("|---|---|---|---|---|---|---|---|---|---|---|")
     for s in results["steps"]:
+        rss = s["scorer_rss_mb"] or [0]
         say(
-            f"| {s['offered_tx_per_s']:,.0f} | {s['throughput_tx_per_s']:,.0f} "
-            f"| {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | "
-            f"{s['scored_ms_p99']} | {s['predicted']}/{s['sent']} |"
+            f"| {s['offered_tx_per_s']:,.0f} | {s['window_s']:.0f} "
+            f"| {s['throughput_tx_per_s']:,.0f} "
+            f"| {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | {s['e2e_ms_p99_9']} "
+            f"| {s['e2e_ms_max']} | {s['scored_ms_p99']} | {s['processing_ms_p99']} "
+            f"| {s['predicted']}/{s['sent']} | {rss[0]:.0f}/{rss[-1]:.0f}/{max(rss):.0f} |"
         )
-    drain = results["drain"]
-    say(
-        f"\ndrain: {drain['messages']} queued transactions scored in {drain['seconds']} s "
-        f"({drain['tx_per_s']:,.0f} tx/s)"
-    )
+    drain = results.get("drain")
+    if drain:
+        say(
+            f"\ndrain: {drain['messages']} queued transactions scored in {drain['seconds']} s "
+            f"({drain['tx_per_s']:,.0f} tx/s)"
+        )
     if all(s["lost"] == 0 for s in results["steps"]):
         shutil.rmtree(workdir, ignore_errors=True)
 

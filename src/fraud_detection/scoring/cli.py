@@ -185,6 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bounds=_bounds(config["parameters"].get("ingestion")),
             max_pending_labels=pending.max_labels,
             max_pending_label_age_s=pd.Timedelta(pending.max_age).total_seconds(),
+            freeze_after_replay=True,
         ),
         features,
         watcher,
@@ -210,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         watcher.stop()
-    logger.info("Scorer stopped: %s", counters.summary())
+    logger.info("Scorer stopped: %s; gc pauses %s", counters.summary(), scorer.gc_pauses.summary())
     return 0
 
 

@@ -65,6 +65,7 @@ from fraud_detection.scoring.features import (
     OnlineFeatures,
     TransactionRecords,
 )
+from fraud_detection.scoring.gc_pauses import GcPauses, freeze_state
 from fraud_detection.scoring.messages import decode_records
 from fraud_detection.streaming.clients import connect, servers_text
 from fraud_detection.streaming.labels import Label, LabelBuffer
@@ -107,6 +108,9 @@ class ScorerConfig:
         max_pending_labels: Most labels waiting for their transaction at once.
         max_pending_label_age_s: Longest wait of a label for its transaction, in event
             time on the transactions' clock (``params:labels.pending.max_age``).
+        freeze_after_replay: ``gc.freeze`` the rebuilt state before scoring (the
+            process is the scorer's alone: the CLI sets it; an embedding process may not
+            want its own objects frozen).
     """
 
     bootstrap_servers: str
@@ -126,6 +130,7 @@ class ScorerConfig:
     recent_ids: int = 1_000_000
     max_pending_labels: int = 100_000
     max_pending_label_age_s: float = 86_400.0
+    freeze_after_replay: bool = False
 
     def __post_init__(self) -> None:
         if self.start_from not in START_FROM:
@@ -267,6 +272,7 @@ class RealTimeScorer:
         self.label_buffer = LabelBuffer(
             config.max_pending_labels, int(config.max_pending_label_age_s * 1000)
         )
+        self.gc_pauses = GcPauses()
 
     # -------------------------------------------------------------- lifecycle --
 
@@ -285,8 +291,12 @@ class RealTimeScorer:
         self._producer = self._producer_factory(
             client_id="fraud-detection-scorer", **self.PRODUCER_DEFAULTS
         )
+        self.gc_pauses.install()
         try:
             self._restore()
+            if cfg.freeze_after_replay:
+                # The replayed state is long-lived: out of the collector's walks from now on.
+                freeze_state()
             logger.info(
                 "Scoring '%s' into '%s' with %s version %s (group %s, labels from %s, "
                 "dead letters to %s)",
@@ -313,6 +323,7 @@ class RealTimeScorer:
             self._log_status()
         finally:
             self._close()
+            self.gc_pauses.remove()
         return self.counters
 
     def _close(self) -> None:
@@ -325,7 +336,7 @@ class RealTimeScorer:
         stats = self.features.stats
         logger.info(
             "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, "
-            "%d labels waiting for their transaction (%s)",
+            "%d labels waiting for their transaction (%s); gc pauses %s",
             self.counters.summary(),
             self.model.name,
             self.model.current.version,
@@ -334,6 +345,7 @@ class RealTimeScorer:
             stats.terminals,
             len(self.label_buffer),
             self.label_buffer.counters,
+            self.gc_pauses.summary(),
         )
 
     # ---------------------------------------------------------------- restore --
