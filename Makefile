@@ -14,7 +14,9 @@ $(BIN)/activate:
 	$(BIN)/pip install --upgrade --quiet "pip>=24"
 
 # uv (PyPI) installs the dependencies: the same resolution as pip, several times faster
-# from its cache (~/.cache/uv), which keeps a clean-checkout `make test` short.
+# from its cache (~/.cache/uv), which keeps a clean-checkout `make test` short. It
+# compiles the bytecode at install time, as pip does: where PYTHONDONTWRITEBYTECODE is
+# set, every process would otherwise compile each module it imports, every time.
 UV_VERSION := 0.13.9
 UV := $(BIN)/uv
 $(UV): | $(BIN)/activate
@@ -22,11 +24,11 @@ $(UV): | $(BIN)/activate
 
 # The stamp files re-install when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -e .
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -e .
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -e ".[dev,notebook]"
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[dev,notebook]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -98,7 +100,7 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 
 viz: install
-	$(UV) pip install --quiet --python $(BIN)/python -e ".[viz]"
+	$(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[viz]"
 	$(BIN)/kedro viz run
 
 bench: install-dev
@@ -167,8 +169,8 @@ $(AIRFLOW_VENV)/bin/activate:
 # uses its own folder, so test sessions running side by side do not race.
 $(AIRFLOW_VENV)/.installed: pyproject.toml $(wildcard infra/airflow/constraints-*.txt) | $(AIRFLOW_VENV)/bin/activate $(UV)
 	wheels=$$(mktemp -d) && $(BIN)/pip wheel --quiet --no-deps -w $$wheels . \
-	  && $(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python --no-deps --reinstall $$wheels/fraud_detection-*.whl \
-	  && $(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python \
+	  && $(UV) pip install --quiet --compile-bytecode --python $(AIRFLOW_VENV)/bin/python --no-deps --reinstall $$wheels/fraud_detection-*.whl \
+	  && $(UV) pip install --quiet --compile-bytecode --python $(AIRFLOW_VENV)/bin/python \
 	     $(if $(wildcard $(AIRFLOW_CONSTRAINTS)),-c $(AIRFLOW_CONSTRAINTS)) \
 	     "apache-airflow[$(AIRFLOW_EXTRAS)]==$(AIRFLOW_VERSION)" $$wheels/fraud_detection-*.whl \
 	  && rm -rf $$wheels
@@ -177,7 +179,7 @@ $(AIRFLOW_VENV)/.installed: pyproject.toml $(wildcard infra/airflow/constraints-
 
 airflow-venv: install $(AIRFLOW_VENV)/.installed
 	wheels=$$(mktemp -d) && $(BIN)/pip wheel --quiet --no-deps -w $$wheels . \
-	  && $(UV) pip install --quiet --python $(AIRFLOW_VENV)/bin/python --no-deps --reinstall $$wheels/fraud_detection-*.whl \
+	  && $(UV) pip install --quiet --compile-bytecode --python $(AIRFLOW_VENV)/bin/python --no-deps --reinstall $$wheels/fraud_detection-*.whl \
 	  && rm -rf $$wheels
 
 # Airflow on this checkout (SQLite metadata in airflow_home/, UI on http://127.0.0.1:8080).

@@ -47,7 +47,7 @@ UPSTREAM: dict[str, list[str]] = {
     "feature_engineering": ["ingestion"],
     "data_split": ["feature_engineering"],
     "reporting": ["data_split", "evaluation", "ingestion", "promotion", "training"],
-    "training": ["data_split", "feature_engineering"],
+    "training": ["data_split"],
     "evaluation": ["data_split", "training"],
     "promotion": ["data_split", "training"],
 }

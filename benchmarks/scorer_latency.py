@@ -471,16 +471,18 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     }
     transactions = simulate_transactions({**params["simulation"], "n_days": args.days})
     start = transactions[schema.TIMESTAMP].min().normalize()
-    history_mask = transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)
-    history = transactions[history_mask]
+    n_history = int(
+        (transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)).sum()
+    )
     if args.soak_seconds:
         live_rows = int(args.soak_rate * args.soak_seconds)
         generation_days = args.generation_days
     else:
         live_rows = int(sum(args.rates) * args.seconds) + args.drain
         generation_days = 0
-    stream = soak_transactions(transactions, len(history) + live_rows, generation_days)
-    live = stream.iloc[len(history) :]
+    # In time order: the first history_days are the history, the rest the live stream.
+    stream = soak_transactions(transactions, n_history + live_rows, generation_days)
+    history, live = stream.iloc[:n_history], stream.iloc[n_history:]
     say(
         f"{len(stream)} transactions ({stream[schema.CUSTOMER_ID].nunique()} customers); "
         f"{len(history)} as history"

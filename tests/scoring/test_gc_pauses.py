@@ -29,7 +29,7 @@ def test_freeze_moves_the_live_objects_out_of_the_collector():
     state = [{"customer": i, "window": [float(i)] * 3} for i in range(10_000)]
     try:
         frozen = freeze_state()
-        assert frozen >= len(state) and gc.get_freeze_count() == frozen
+        assert frozen >= len(state) and gc.get_freeze_count() >= len(state)
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0

@@ -12,6 +12,7 @@ import yaml
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
+from fraud_detection.datasets.absent_dataset import AbsentDataset
 from fraud_detection.datasets.optional_dataset import OptionalDataset
 from fraud_detection.pipeline_registry import register_pipelines
 from fraud_detection.streaming.messages import empty_labels
@@ -106,6 +107,7 @@ def report_run(tmp_path_factory):
             "raw_transactions": MemoryDataset(fraud_by_amount()),
             "raw_labels": MemoryDataset(empty_labels()),  # labels in the rows
             "promotion_report": MemoryDataset(PROMOTION_REPORT),
+            "spark_feature_table": AbsentDataset(reason="not the spark environment"),
             "monitoring_verdict": OptionalDataset(
                 dataset={
                     "type": "json.JSONDataset",
