@@ -198,8 +198,8 @@ def _delayed(df: DataFrame, agg: Aggregation) -> DataFrame:
     per_ms = df.groupBy(*keys, _MS).agg(
         F.sum(labelled).alias(f"_{n}_l"), F.sum(fraud).alias(f"_{n}_f")
     )
-    by_time = Window.partitionBy(*keys).orderBy(_MS)
-    running = by_time.rowsBetween(Window.unboundedPreceding, Window.currentRow)
+    ax = _Axis(keys, n)
+    running = ax.by_time.rowsBetween(Window.unboundedPreceding, Window.currentRow)
     per_ms = per_ms.withColumns(
         {
             f"_{n}_labelled": F.sum(f"_{n}_l").over(running),
@@ -207,15 +207,12 @@ def _delayed(df: DataFrame, agg: Aggregation) -> DataFrame:
         }
     )
 
-    def until(offset_ms: int) -> Any:
-        return by_time.rangeBetween(Window.unboundedPreceding, -offset_ms)
-
     # Running counts never decrease: the last time of a frame holds its maximum.
     out = {}
-    hi_l = F.coalesce(F.max(f"_{n}_labelled").over(until(d)), F.lit(0))
-    hi_f = F.coalesce(F.max(f"_{n}_frauds").over(until(d)), F.lit(0))
+    hi_l = F.coalesce(F.max(f"_{n}_labelled").over(ax.until(d)), F.lit(0))
+    hi_f = F.coalesce(F.max(f"_{n}_frauds").over(ax.until(d)), F.lit(0))
     for w in agg.windows:
-        lo = until(d + w.ms)
+        lo = ax.until(d + w.ms)
         lo_l = F.coalesce(F.max(f"_{n}_labelled").over(lo), F.lit(0))
         lo_f = F.coalesce(F.max(f"_{n}_frauds").over(lo), F.lit(0))
         out[agg.count_column(w)] = (hi_l - lo_l).cast("double")
