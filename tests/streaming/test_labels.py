@@ -179,6 +179,48 @@ def test_label_messages_round_trip_and_bad_ones_get_a_reason():
     assert decoded.rejected[n + 5] == "bad_type_transaction_id"
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        "2018-04-01T00:00:31",
+        "2018-04-01 00:00:31.5",
+        "2018-04-01T00:00:31.123Z",
+        "2018-04-01T02:00:31.123456+02:00",
+        "2018-04-01T00:00:31.123456789",  # nanoseconds: read by pandas, not rounded
+        "2018-04-01",
+        "April 1, 2018 00:00:31",  # only pandas reads it
+    ],
+)
+def test_label_times_are_read_as_pandas_reads_them(written):
+    message = {
+        schema.TRANSACTION_ID: "T1",
+        schema.CUSTOMER_ID: "C1",
+        schema.TERMINAL_ID: "M1",
+        schema.LABEL: 1,
+        schema.TIMESTAMP: written,
+        schema.LABEL_TIMESTAMP: written,
+    }
+    decoded = decode_labels([orjson.dumps(message)])
+    expected = pd.Timestamp(written)
+    expected = expected.tz_convert("UTC").tz_localize(None) if expected.tzinfo else expected
+    assert decoded.frame[schema.TIMESTAMP].iloc[0] == expected
+    assert decoded.frame[schema.LABEL_TIMESTAMP].iloc[0] == expected
+
+
+def test_label_times_outside_the_nanosecond_range_are_rejected():
+    message = {
+        schema.TRANSACTION_ID: "T1",
+        schema.CUSTOMER_ID: "C1",
+        schema.TERMINAL_ID: "M1",
+        schema.LABEL: 0,
+        schema.TIMESTAMP: "0001-01-01T00:00:00",
+        schema.LABEL_TIMESTAMP: "9999-12-31T00:00:00",
+    }
+    decoded = decode_labels([orjson.dumps(message)])
+    assert decoded.frame.empty
+    assert decoded.rejected[0] == "bad_type_timestamp;bad_type_label_timestamp"
+
+
 # ---------------------------------------------------------------------- join --
 
 

@@ -25,6 +25,7 @@ import hashlib
 import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -429,27 +430,69 @@ def encode_labels(frame: pd.DataFrame) -> list[bytes]:
     return encode_transactions(frame[list(schema.LABEL_COLUMNS)])
 
 
-def _label_time(value: object) -> pd.Timestamp | None:
+_EPOCH = datetime(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_NS_LOW = pd.Timestamp.min.value
+_NS_HIGH = pd.Timestamp.max.value
+
+
+def _fraction_digits(value: str) -> int:
+    dot = value.find(".")
+    if dot < 0:
+        return 0
+    end = dot + 1
+    while end < len(value) and value[end].isdigit():
+        end += 1
+    return end - dot - 1
+
+
+def _label_time_ns(value: object) -> int | None:
+    """An ISO-8601 time as naive-UTC nanoseconds since the epoch, or None.
+
+    ``datetime.fromisoformat`` (C, microseconds) reads the usual forms; a time with
+    more than six fraction digits, or a form only pandas reads, goes to ``pd.Timestamp``
+    so nothing is rounded. Outside pandas' nanosecond range is None, as with pandas.
+    """
     if not isinstance(value, str):
         return None
+    if _fraction_digits(value) <= 6:  # noqa: PLR2004 - microseconds
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            delta = parsed - (_EPOCH_UTC if parsed.tzinfo else _EPOCH)
+            ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+            return ns if _NS_LOW <= ns <= _NS_HIGH else None
     try:
-        parsed = pd.Timestamp(value)
+        stamp = pd.Timestamp(value)
     except (ValueError, OverflowError):
         return None
-    if parsed is pd.NaT:
+    if stamp is pd.NaT:
         return None
-    return parsed.tz_convert("UTC").tz_localize(None) if parsed.tzinfo else parsed
+    return (stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp).value
 
 
-def decode_labels(values: Sequence[bytes | None]) -> DecodedMessages:
-    """Decodes label messages: ids as non-blank strings, ``is_fraud`` 0 or 1 (or a JSON
-    boolean), ISO-8601 times for the transaction and the label.
+@dataclass(frozen=True, slots=True)
+class LabelRow:
+    """One accepted label message; times as naive-UTC nanoseconds since the epoch."""
 
-    Returns:
-        The accepted rows (``schema.LABEL_COLUMNS``; ``is_fraud`` as ``int8``, times as
-        naive UTC ``datetime64[ns]``) and the reason for every rejected message.
+    transaction_id: str
+    customer_id: str
+    terminal_id: str
+    timestamp_ns: int
+    is_fraud: int
+    label_timestamp_ns: int
+
+
+def decode_label_rows(
+    values: Sequence[bytes | None],
+) -> tuple[list[LabelRow], list[int], dict[int, str]]:
+    """Label messages -> (accepted rows, their positions, {position: reason} of the others).
+
+    The checks of :func:`decode_labels` without pandas: what the real-time scorer reads.
     """
-    rows: dict[str, list] = {name: [] for name in schema.LABEL_COLUMNS}
+    rows: list[LabelRow] = []
     positions: list[int] = []
     rejected: dict[int, str] = {}
     ids = (schema.TRANSACTION_ID, schema.CUSTOMER_ID, schema.TERMINAL_ID)
@@ -481,28 +524,44 @@ def decode_labels(values: Sequence[bytes | None]) -> DecodedMessages:
             reasons.append(f"missing_{schema.LABEL}")
         elif not isinstance(label, int | float) or label not in (0, 1):
             reasons.append(BAD_LABEL)
+        parsed = []
         for name in times:
-            parsed = _label_time(message.get(name))
-            if parsed is None:
+            ns = _label_time_ns(message.get(name))
+            if ns is None:
                 reasons.append(
                     f"missing_{name}" if message.get(name) is None else f"bad_type_{name}"
                 )
-            message[name] = parsed
+            parsed.append(ns)
         if reasons:
             rejected[position] = ";".join(reasons)
             continue
         positions.append(position)
-        for name in ids:
-            rows[name].append(message[name])
-        for name in times:
-            rows[name].append(message[name])
-        rows[schema.LABEL].append(int(label))
+        rows.append(LabelRow(*(message[name] for name in ids), parsed[0], int(label), parsed[1]))
+    return rows, positions, rejected
+
+
+def decode_labels(values: Sequence[bytes | None]) -> DecodedMessages:
+    """Decodes label messages: ids as non-blank strings, ``is_fraud`` 0 or 1 (or a JSON
+    boolean), ISO-8601 times for the transaction and the label.
+
+    Returns:
+        The accepted rows (``schema.LABEL_COLUMNS``; ``is_fraud`` as ``int8``, times as
+        naive UTC ``datetime64[ns]``) and the reason for every rejected message.
+    """
+    rows, positions, rejected = decode_label_rows(values)
+
+    def times(attr: str) -> np.ndarray:
+        return np.array([getattr(r, attr) for r in rows], dtype=np.int64).view("datetime64[ns]")
+
     frame = pd.DataFrame(
         {
-            **{name: pd.Series(rows[name], dtype="str") for name in ids},
-            schema.TIMESTAMP: pd.Series(rows[schema.TIMESTAMP], dtype="datetime64[ns]"),
-            schema.LABEL: pd.Series(rows[schema.LABEL], dtype="int8"),
-            schema.LABEL_TIMESTAMP: pd.Series(rows[schema.LABEL_TIMESTAMP], dtype="datetime64[ns]"),
+            **{
+                name: pd.Series([getattr(r, name) for r in rows], dtype="str")
+                for name in (schema.TRANSACTION_ID, schema.CUSTOMER_ID, schema.TERMINAL_ID)
+            },
+            schema.TIMESTAMP: pd.Series(times("timestamp_ns"), dtype="datetime64[ns]"),
+            schema.LABEL: pd.Series([r.is_fraud for r in rows], dtype="int8"),
+            schema.LABEL_TIMESTAMP: pd.Series(times("label_timestamp_ns"), dtype="datetime64[ns]"),
         }
     )[list(schema.LABEL_COLUMNS)]
     return DecodedMessages(
