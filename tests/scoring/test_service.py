@@ -15,7 +15,8 @@ from kafka.consumer.fetcher import ConsumerRecord
 
 from fraud_detection.scoring.champion import LoadedModel
 from fraud_detection.scoring.features import OnlineFeatures
-from fraud_detection.scoring.service import RealTimeScorer, ScorerConfig
+from fraud_detection.scoring.messages import decode_records
+from fraud_detection.scoring.service import WARM_UP_ROWS, RealTimeScorer, ScorerConfig
 from fraud_detection.streaming.messages import MessageBounds, encode_transactions
 from tests.conftest import make_transactions
 from tests.features.test_online import PARAMS
@@ -204,3 +205,25 @@ def test_repeated_transaction_ids_are_scored_once_even_after_the_state_forgot_th
         "duplicate_transaction_id: other content than an earlier message"
     ]
     assert scorer.counters.duplicates == 1
+
+
+def test_a_newly_served_model_is_warmed_on_replayed_rows_before_live_ones(model):
+    frame, values = _valid(400)
+    scorer = _scorer(LoadedModel(model.name, "2", None, model.pyfunc))
+    # What _replay keeps: the features of the last rows before the live offsets.
+    replayed = decode_records(values[:300], BOUNDS)[0]
+    scorer._warm_batch = scorer.features.update_records(replayed, build=True)
+    first = scorer.model.current
+    _feed(scorer, values[300:])
+    # The warm-up scored WARM_UP_ROWS replayed rows (past VERIFY_ROWS): live rows went
+    # straight to the compiled path; no replayed row was sent as a prediction.
+    assert first.verified_rows >= min(WARM_UP_ROWS, LoadedModel.VERIFY_ROWS)
+    assert set(_predictions(scorer)) == set(frame["transaction_id"].iloc[300:])
+    # A model switch warms the new one once, before its first live batch.
+    scorer.model.current = switched = LoadedModel(model.name, "3", None, model.pyfunc)
+    later = frame.tail(5).copy()
+    later["transaction_id"] = [f"W{i}" for i in range(len(later))]
+    _feed(scorer, encode_transactions(later))
+    assert switched.verified_rows >= min(WARM_UP_ROWS, LoadedModel.VERIFY_ROWS)
+    assert scorer._warmed is switched
+    assert {f"W{i}" for i in range(5)} <= set(_predictions(scorer))

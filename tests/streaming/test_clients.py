@@ -61,3 +61,40 @@ def test_startup_check_refuses_bad_sections():
         "not an entry of credentials.yml"
         in check_kafka({"bootstrap_servers": "h:1", "credentials": "kafka"})[0]
     )
+
+
+def test_kafka_python_settings_map_to_librdkafka_properties():
+    from fraud_detection.streaming.rdkafka import rdkafka_settings  # noqa: PLC0415
+
+    settings = {
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "PLAIN",
+        "sasl_plain_username": "scorer",
+        "sasl_plain_password": "s3cret",
+        "ssl_cafile": "/etc/ca.pem",
+        "linger_ms": 2,
+        "max_block_ms": 5000,
+    }
+    assert rdkafka_settings(settings) == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "scorer",
+        "sasl.password": "s3cret",
+        "ssl.ca.location": "/etc/ca.pem",
+        "linger.ms": 2,
+    }
+
+
+def test_a_setting_librdkafka_lacks_fails_naming_it_and_the_way_out():
+    from fraud_detection.streaming.rdkafka import rdkafka_settings  # noqa: PLC0415
+
+    expected = r"\['sasl_kerberos_service_name'\].*kafka-python"
+    with pytest.raises(KafkaConnectionError, match=expected):
+        rdkafka_settings({"sasl_kerberos_service_name": "kafka", "acks": "all"})
+
+
+def test_no_broker_fails_fast_with_what_to_do():
+    from fraud_detection.streaming.rdkafka import RdKafkaProducer  # noqa: PLC0415
+
+    with pytest.raises(KafkaConnectionError, match="scripts/kafka.sh start"):
+        RdKafkaProducer("127.0.0.1:1", bootstrap_timeout_ms=1500)

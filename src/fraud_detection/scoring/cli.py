@@ -30,6 +30,7 @@ from fraud_detection.config import EXTRA_PATTERNS, config_section, load_project_
 from fraud_detection.scoring.champion import ChampionWatcher, ModelUnavailableError
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import (
+    PRODUCER_CLIENTS,
     START_FROM,
     RealTimeScorer,
     ScorerConfig,
@@ -113,6 +114,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--project-path", type=Path, default=Path.cwd(), help="Kedro project root (default: cwd)"
     )
+    parser.add_argument(
+        "--producer-client",
+        choices=PRODUCER_CLIENTS,
+        default=_env("SCORER_PRODUCER_CLIENT", "kafka-python"),
+        help="Kafka client sending predictions and dead letters (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -186,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_pending_labels=pending.max_labels,
             max_pending_label_age_s=pd.Timedelta(pending.max_age).total_seconds(),
             freeze_after_replay=True,
+            producer_client=args.producer_client,
         ),
         features,
         watcher,

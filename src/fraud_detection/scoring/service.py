@@ -69,12 +69,13 @@ from fraud_detection.scoring.gc_pauses import GcPauses, freeze_state
 from fraud_detection.scoring.messages import decode_records
 from fraud_detection.streaming.clients import connect, servers_text
 from fraud_detection.streaming.labels import Label, LabelBuffer
-from fraud_detection.streaming.messages import MessageBounds, dead_letter
-from fraud_detection.streaming.messages import decode_labels as decode_label_messages
+from fraud_detection.streaming.messages import MessageBounds, dead_letter, decode_label_rows
 
 logger = logging.getLogger(__name__)
 
 START_FROM = ("earliest", "latest")
+PRODUCER_CLIENTS = ("kafka-python", "confluent-kafka")
+WARM_UP_ROWS = 256  # replayed rows a newly served model is scored on before live ones
 SCORING_FAILED = "scoring_failed"
 DUPLICATE_TRANSACTION_ID = "duplicate_transaction_id"
 
@@ -111,6 +112,8 @@ class ScorerConfig:
         freeze_after_replay: ``gc.freeze`` the rebuilt state before scoring (the
             process is the scorer's alone: the CLI sets it; an embedding process may not
             want its own objects frozen).
+        producer_client: ``kafka-python`` or ``confluent-kafka`` (librdkafka, see
+            ``fraud_detection.streaming.rdkafka``) for predictions and dead letters.
     """
 
     bootstrap_servers: str
@@ -131,8 +134,13 @@ class ScorerConfig:
     max_pending_labels: int = 100_000
     max_pending_label_age_s: float = 86_400.0
     freeze_after_replay: bool = False
+    producer_client: str = "kafka-python"
 
     def __post_init__(self) -> None:
+        if self.producer_client not in PRODUCER_CLIENTS:
+            raise ValueError(
+                f"producer_client must be one of {PRODUCER_CLIENTS}, got {self.producer_client!r}"
+            )
         if self.start_from not in START_FROM:
             raise ValueError(f"start_from must be one of {START_FROM}, got {self.start_from!r}")
         if self.max_batch < 1:
@@ -188,24 +196,28 @@ class _Pending:
 
 
 def decode_labels(values: list[bytes | None]) -> tuple[list[Label], dict[int, str]]:
-    """Label messages -> (labels, {position: reason} of the rejected)."""
-    decoded = decode_label_messages(values)
-    frame = decoded.frame
-    tx_ms = frame[schema.TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64) // 1_000_000
-    label_ms = (
-        frame[schema.LABEL_TIMESTAMP].to_numpy("datetime64[ns]").astype(np.int64) // 1_000_000
-    )
+    """Label messages -> (labels, {position: reason} of the rejected), without pandas."""
+    rows, _, rejected = decode_label_rows(values)
     labels = [
-        Label(tid, int(label), int(t), int(lt))
-        for tid, label, t, lt in zip(
-            frame[schema.TRANSACTION_ID].tolist(),
-            frame[schema.LABEL].tolist(),
-            tx_ms.tolist(),
-            label_ms.tolist(),
-            strict=True,
+        Label(
+            r.transaction_id,
+            r.is_fraud,
+            r.timestamp_ns // 1_000_000,
+            r.label_timestamp_ns // 1_000_000,
         )
+        for r in rows
     ]
-    return labels, decoded.rejected
+    return labels, rejected
+
+
+def _producer_factory(config: ScorerConfig) -> Callable[..., Any]:
+    if config.producer_client == "confluent-kafka":
+        from fraud_detection.streaming.rdkafka import connect_rdkafka_producer  # noqa: PLC0415
+
+        return lambda **kw: connect_rdkafka_producer(
+            config.bootstrap_servers, config.credentials, **kw
+        )
+    return lambda **kw: connect(KafkaProducer, config.bootstrap_servers, config.credentials, **kw)
 
 
 def _iso_now() -> str:
@@ -254,9 +266,7 @@ class RealTimeScorer:
         self._consumer_factory = consumer_factory or (
             lambda **kw: connect(KafkaConsumer, config.bootstrap_servers, config.credentials, **kw)
         )
-        self._producer_factory = producer_factory or (
-            lambda **kw: connect(KafkaProducer, config.bootstrap_servers, config.credentials, **kw)
-        )
+        self._producer_factory = producer_factory or _producer_factory(config)
         self._consumer: Any = None
         self._producer: Any = None
         self._pending: deque[_Pending] = deque()
@@ -273,6 +283,8 @@ class RealTimeScorer:
             config.max_pending_labels, int(config.max_pending_label_age_s * 1000)
         )
         self.gc_pauses = GcPauses()
+        self._warm_batch: FeatureBatch | None = None
+        self._warmed: Any = None
 
     # -------------------------------------------------------------- lifecycle --
 
@@ -294,6 +306,7 @@ class RealTimeScorer:
         self.gc_pauses.install()
         try:
             self._restore()
+            self._warm_up()
             if cfg.freeze_after_replay:
                 # The replayed state is long-lived: out of the collector's walks from now on.
                 freeze_state()
@@ -390,7 +403,6 @@ class RealTimeScorer:
         self._replay(replay_from, live_from)
         for tp in tps:
             consumer.seek(tp, live_from[tp])
-        consumer.resume(*tps)
         # Everything before these offsets is in the state now: a group without offsets
         # (first start) gets them, so a restart replays rather than re-reads it live.
         self._acked = dict(live_from)
@@ -431,9 +443,12 @@ class RealTimeScorer:
         consumer.assign(list(replay_from))
         if not todo:
             return
-        for tp in todo:
-            consumer.seek(tp, replay_from[tp])
-        consumer.pause(*[tp for tp in replay_from if tp not in todo])
+        # No pause/resume: a partition paused with a fetch in flight was, once in a
+        # drain benchmark, never fetched again after the resume (kafka-python 3.0.12).
+        # A partition done replaying may fetch live records meanwhile: they are dropped
+        # here and read again after the final seek.
+        for tp, offset in replay_from.items():
+            consumer.seek(tp, offset)
         total = sum(live_from[tp] - replay_from[tp] for tp in todo)
         logger.info(
             "Rebuilding the feature state from %d messages before the committed offsets", total
@@ -453,14 +468,18 @@ class RealTimeScorer:
                     decoded = self._without_labels(
                         decode_records([r.value for r in records], self.config.bounds)[0]
                     )
-                    self.features.update_records(decoded, build=False)
+                    # The rows just before the live offsets also get their features
+                    # built: the model is warmed up on them (see _warm_up).
+                    near_live = records[-1].offset >= live_from[tp] - WARM_UP_ROWS
+                    built = self.features.update_records(decoded, build=near_live)
+                    if built is not None and len(built):
+                        self._warm_batch = built
                     self._remember(decoded, range(len(decoded)))
                     self._apply_waiting(decoded)
                 self.counters.replayed += len(records)
             for tp in list(todo):
                 if consumer.position(tp) >= live_from[tp]:
                     todo.discard(tp)
-                    consumer.pause(tp)
             if todo and time.monotonic() - stalled_since > 60:
                 raise ScorerError(
                     f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: "
@@ -593,6 +612,7 @@ class RealTimeScorer:
         self._apply_waiting(records)
         if not len(batch):
             return []
+        self._warm_up()
         model = self.model.current
         scores, decisions, failed = _predict(model, batch)
         if failed:
@@ -638,6 +658,38 @@ class RealTimeScorer:
         self.counters.scored += len(batch)
         self.counters.processing_ms.extend([latency_ms] * len(batch))
         return futures
+
+    def _warm_up(self) -> None:
+        """Scores the last replayed rows once with a newly served model, off the stream.
+
+        A model's first predictions pay for its lazy set-up and for checking the compiled
+        path against the pipeline (``LoadedModel.VERIFY_ROWS``): on live rows that cost
+        the first seconds of a start or a model switch hundreds of milliseconds each.
+        """
+        model = self.model.current
+        if model is self._warmed or self._warm_batch is None:
+            return
+        self._warmed = model
+        rows = list(range(min(len(self._warm_batch), WARM_UP_ROWS)))
+        started = time.monotonic()
+        try:
+            model.predict_batch(_slice(self._warm_batch, rows))
+        except Exception as exc:  # noqa: BLE001 - warming is an optimisation only
+            logger.warning(
+                "Warming %s v%s up on %d replayed rows failed (%r): live rows verify it",
+                model.name,
+                model.version,
+                len(rows),
+                exc,
+            )
+            return
+        logger.info(
+            "Warmed %s v%s up on %d replayed rows in %.0f ms",
+            model.name,
+            model.version,
+            len(rows),
+            (time.monotonic() - started) * 1000,
+        )
 
     def _send_features(self, batch: FeatureBatch) -> list[Any]:
         frame = batch.frame()
@@ -707,7 +759,7 @@ class RealTimeScorer:
         if block and self._pending:
             try:
                 self._producer.flush(timeout=60)
-            except KafkaError as exc:
+            except Exception as exc:  # noqa: BLE001 - either client's error: futures tell
                 logger.error("Not every prediction was acknowledged before stopping: %r", exc)
         while self._pending and all(f.is_done for f in self._pending[0].futures):
             batch = self._pending[0]

@@ -2,7 +2,7 @@
 ``fraud-detection-score`` gets the features of ``create_features`` and the scores of
 the batch model, at least once across a crash, with malformed messages dead-lettered,
 labels only from the label topic (sent apart and late, as the producer sends them), and
-the model reloaded when the alias moves."""
+the model reloaded when the alias moves; predictions sent with either Kafka client."""
 
 from __future__ import annotations
 
@@ -198,7 +198,9 @@ def scored(kafka_broker, tmp_path_factory):
     kafka_broker.produce(TOPICS["tx"], strip_labels(second.iloc[:100]))
     kafka_broker.produce_raw(TOPICS["tx"], [POISON])
     kafka_broker.produce(TOPICS["tx"], strip_labels(second.iloc[100:]))
-    scorer = Scorer(kafka_broker, tracking_uri, log)
+    # The restart sends with librdkafka (--producer-client): what follows (the rest of the
+    # day, the dead letter, the alias move, the commits at SIGTERM) runs on that client.
+    scorer = Scorer(kafka_broker, tracking_uri, log, "--producer-client", "confluent-kafka")
     predictions = records_by_id(
         kafka_broker, TOPICS["predictions"], set(day[schema.TRANSACTION_ID])
     )
