@@ -47,6 +47,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import confluent_kafka
 import numpy as np
 import orjson
 import pandas as pd
@@ -153,8 +154,15 @@ def _paced_producer(  # noqa: PLR0917
     """Child process: sends pre-encoded ``(topic, value, key, slot)`` messages, each at
     ``slot / rate`` seconds from the start (acks=all): the transactions one slot apart,
     each label at the slot of the transaction it follows."""
-    producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=0, max_block_ms=30_000
+    # librdkafka: the load generator must not take the CPU the scorer is measured on
+    # (kafka-python spent about half a core at 1,000 tx/s here).
+    producer = confluent_kafka.Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": "all",
+            "linger.ms": 0,
+            "socket.nagle.disable": True,
+        }
     )
     ready.set()
     started = time.monotonic()
@@ -163,9 +171,15 @@ def _paced_producer(  # noqa: PLR0917
         delay = started + slot * interval - time.monotonic()
         if delay > 0.0005:
             time.sleep(delay)
-        producer.send(topic, value=value, key=key)
-    producer.flush(timeout=120)
-    producer.close()
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    if producer.flush(120):
+        raise SystemExit("the paced producer could not deliver every message in 120 s")
 
 
 def _rss_bytes(pid: int) -> int:
@@ -231,37 +245,50 @@ def _send_times(bootstrap: str, topic: str, start: dict[TopicPartition, int]) ->
 
 
 class PredictionReader:
-    """Reads predictions from the current end of the topic, noting when each arrives."""
+    """Reads predictions from the current end of the topic, noting when each arrives.
+
+    librdkafka's consumer waits in C (no polling loop taking the scorer's CPU)."""
 
     def __init__(self, bootstrap: str):
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=bootstrap, fetch_max_wait_ms=5, max_poll_records=10_000
+        partitions = _end_offsets(bootstrap, TOPICS["predictions"])
+        self.consumer = confluent_kafka.Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"bench-{RUN}-reader",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+                "socket.nagle.disable": True,
+            }
         )
-        tps = [
-            TopicPartition(TOPICS["predictions"], p)
-            for p in self.consumer.partitions_for_topic(TOPICS["predictions"])
-        ]
-        self.consumer.assign(tps)
-        self.consumer.seek_to_end()
-        for tp in tps:
-            self.consumer.position(tp)
+        self.consumer.assign(
+            [
+                confluent_kafka.TopicPartition(tp.topic, tp.partition, offset)
+                for tp, offset in partitions.items()
+            ]
+        )
 
     def collect(self, expected: set[str], timeout_s: float) -> dict[str, dict]:
         received: dict[str, dict] = {}
         deadline = time.monotonic() + timeout_s
         while not expected <= received.keys() and time.monotonic() < deadline:
-            for records in self.consumer.poll(timeout_ms=5).values():
+            # poll returns as soon as one message is there; consume(timeout=0) then takes
+            # what else is queued (consume with a timeout waits for all num_messages).
+            first = self.consumer.poll(0.1)
+            if first is None:
+                continue
+            for r in [first, *self.consumer.consume(num_messages=10_000, timeout=0)]:
+                if r.error():
+                    raise SystemExit(f"reading predictions failed: {r.error()}")
                 now = time.time() * 1000.0
-                for r in records:
-                    message = orjson.loads(r.value)
-                    received.setdefault(
-                        message["transaction_id"],
-                        {
-                            "received_ms": now,
-                            "scored_ms": float(r.timestamp),
-                            "processing_ms": message["processing_latency_ms"],
-                        },
-                    )
+                message = orjson.loads(r.value())
+                received.setdefault(
+                    message["transaction_id"],
+                    {
+                        "received_ms": now,
+                        "scored_ms": float(r.timestamp()[1]),
+                        "processing_ms": message["processing_latency_ms"],
+                    },
+                )
         return received
 
     def close(self) -> None:
@@ -342,7 +369,24 @@ def _summary(
         "scored_ms_p99_9": round(float(np.percentile(scored, 99.9)), 2) if ids else None,
         "processing_ms_p50": round(float(np.percentile(processing, 50)), 2) if ids else None,
         "processing_ms_p99": round(float(np.percentile(processing, 99)), 2) if ids else None,
+        "worst_seconds": _worst_seconds(ids, sent, delivered, first_sent),
     }
+
+
+def _worst_seconds(
+    ids: list[str], sent: dict[str, float], delivered: np.ndarray, first_sent: float
+) -> list[dict]:
+    """The five seconds of sending with the highest end-to-end latency: one stall (a
+    pause somewhere) shows as a few adjacent seconds, queueing as many spread ones."""
+    if not ids:
+        return []
+    second = ((np.array([sent[t] for t in ids]) - first_sent) // 1000).astype(int)
+    frame = pd.DataFrame({"second": second, "ms": delivered})
+    worst = frame.groupby("second")["ms"].agg(["max", "median", "size"]).nlargest(5, "max")
+    return [
+        {"second": int(i), "max_ms": round(r["max"], 1), "median_ms": round(r["median"], 1)}
+        for i, r in worst.iterrows()
+    ]
 
 
 def soak_transactions(base: pd.DataFrame, rows: int, generation_days: int) -> pd.DataFrame:
@@ -515,7 +559,10 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     assert all(r.ok for r in reports), [r.summary() for r in reports]
 
     log = workdir / "scorer.log"
-    scorer = ScorerProcess(bootstrap, tracking_uri, model_uri, log, "--start-from", "latest")
+    client = ("--producer-client", args.producer_client)
+    scorer = ScorerProcess(
+        bootstrap, tracking_uri, model_uri, log, "--start-from", "latest", *client
+    )
     results: dict = {"steps": [], "load_avg_before": os.getloadavg()}
     position = 0
     plan = (
@@ -554,7 +601,7 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     producer.close()
     reader = PredictionReader(bootstrap)
     started = time.monotonic()
-    scorer = ScorerProcess(bootstrap, tracking_uri, model_uri, log)
+    scorer = ScorerProcess(bootstrap, tracking_uri, model_uri, log, *client)
     ready_s = time.monotonic() - started
     t0 = time.monotonic()
     received = reader.collect(set(chunk[schema.TRANSACTION_ID]), timeout_s=600)
@@ -600,6 +647,12 @@ def main() -> None:
     )
     parser.add_argument("--soak-rate", type=float, default=1000.0)
     parser.add_argument("--generation-days", type=int, default=2)
+    parser.add_argument(
+        "--producer-client",
+        choices=("kafka-python", "confluent-kafka"),
+        default="kafka-python",
+        help="the scorer's client for predictions (its --producer-client)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
