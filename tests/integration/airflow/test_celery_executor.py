@@ -319,31 +319,27 @@ def flower_workers(flower_url: str) -> dict:
     return json.loads(body) if status == 200 else {}
 
 
-@pytest.fixture(scope="module")
-def dag_run(celery_airflow) -> dict[str, dict[str, str]]:
-    """The triggered DAG run, run to its end: task id -> state, queue, hostname."""
+def trigger_and_wait(celery_airflow: CeleryAirflow, run_id: str) -> dict[str, dict[str, str]]:
+    """Triggers a DAG run and waits for its end: task id -> state, queue, hostname."""
     airflow, postgres = celery_airflow.airflow, celery_airflow.postgres
-    for args in (
-        ("dags", "unpause", DAG_ID),
-        (
-            "dags",
-            "trigger",
-            DAG_ID,
-            "--run-id",
-            RUN_ID,
-            "--conf",
-            json.dumps({"kedro_params": DAG_PARAMS}),
-        ),
-    ):
-        result = airflow(*args, timeout=300)
-        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    result = airflow(
+        "dags",
+        "trigger",
+        DAG_ID,
+        "--run-id",
+        run_id,
+        "--conf",
+        json.dumps({"kedro_params": DAG_PARAMS}),
+        timeout=300,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     state = wait_for(
-        "the DAG run to finish",
+        f"the DAG run {run_id} to finish",
         lambda: next(
             (
                 row[0]
                 for row in postgres.query(
-                    f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}' AND run_id = '{RUN_ID}'"
+                    f"SELECT state FROM dag_run WHERE dag_id = '{DAG_ID}' AND run_id = '{run_id}'"
                 )
                 if row[0] in {"success", "failed"}
             ),
@@ -355,13 +351,35 @@ def dag_run(celery_airflow) -> dict[str, dict[str, str]]:
     )
     rows = postgres.query(
         "SELECT task_id, state, queue, coalesce(hostname, '') FROM task_instance"
-        f" WHERE dag_id = '{DAG_ID}' AND run_id = '{RUN_ID}'"
+        f" WHERE dag_id = '{DAG_ID}' AND run_id = '{run_id}'"
     )
     tasks = {task: {"state": s, "queue": q, "hostname": h} for task, s, q, h in rows}
     failed = sorted(t for t, ti in tasks.items() if ti["state"] not in {"success", "skipped"})
     logs = "\n\n".join(f"--- {n}\n{celery_airflow.processes.tail(n, 40)}" for n in WORKERS.values())
     assert state == "success", f"DAG run {state}; tasks not successful: {failed}\n{logs}"
     return tasks
+
+
+@pytest.fixture(scope="module")
+def dag_run(celery_airflow) -> dict[str, dict[str, str]]:
+    """The first triggered DAG run, run to its end."""
+    result = celery_airflow.airflow("dags", "unpause", DAG_ID, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return trigger_and_wait(celery_airflow, RUN_ID)
+
+
+def dag_runs_in_mlflow(project: Path) -> tuple[MlflowClient, list]:
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("airflow-dag")
+    return client, client.search_runs(
+        [experiment.experiment_id], order_by=["attributes.start_time ASC"]
+    )
+
+
+def test_the_dag_imports_without_errors(celery_airflow):
+    airflow = celery_airflow.airflow
+    assert airflow.json("dags", "list-import-errors") == []
+    assert DAG_ID in {d["dag_id"] for d in airflow.json("dags", "list")}
 
 
 def test_dag_run_succeeds_with_tasks_on_both_celery_workers(dag_run):
@@ -380,14 +398,14 @@ def test_dag_run_succeeds_with_tasks_on_both_celery_workers(dag_run):
 
 
 def test_dag_run_promotes_its_model_in_one_mlflow_run(dag_run, project):
-    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("airflow-dag")
-    runs = client.search_runs([experiment.experiment_id])
+    client, runs = dag_runs_in_mlflow(project)
     assert len(runs) == 1, [r.info.run_id for r in runs]
     mlflow_run = runs[0]
     assert mlflow_run.data.tags["airflow.run_id"] == RUN_ID
     assert mlflow_run.data.tags["promotion.decision"] == "promoted"
-    assert {"pr_curve.png", "promotion_report.json"} <= {
+    assert {"test_average_precision", "test_roc_auc"} <= set(mlflow_run.data.metrics)
+    assert mlflow_run.data.params["split.n_folds"] == "2"  # the DAG run's kedro_params
+    assert {"pr_curve.png", "evaluation_report.json", "promotion_report.json"} <= {
         a.path for a in client.list_artifacts(mlflow_run.info.run_id)
     }
     champion = client.get_model_version_by_alias("fraud-detection", "champion")
@@ -442,3 +460,17 @@ def test_the_compose_worker_healthcheck_pings_a_live_worker_only(celery_airflow)
     live = ping(f"{WORKERS[KEDRO_QUEUE]}@{socket.gethostname()}")
     assert live.returncode == 0 and "pong" in live.stdout, live.stdout + live.stderr
     assert ping("celery@no-such-worker").returncode != 0
+
+
+def test_a_second_run_with_an_equal_model_keeps_the_champion(celery_airflow, dag_run, project):
+    """Same data, same parameters: the challenger is not better, the branch says so and
+    the alias stays where the first run put it."""
+    client, _ = dag_runs_in_mlflow(project)
+    champion = client.get_model_version_by_alias("fraud-detection", "champion").version
+    second = trigger_and_wait(celery_airflow, f"{RUN_ID}-2")
+    assert second["champion_promoted"]["state"] == "skipped"
+    assert second["challenger_rejected"]["state"] == "success"
+    client, runs = dag_runs_in_mlflow(project)
+    assert len(runs) == 2 and runs[1].data.tags["airflow.run_id"] == f"{RUN_ID}-2"
+    assert runs[1].data.tags["promotion.decision"] == "rejected"
+    assert client.get_model_version_by_alias("fraud-detection", "champion").version == champion
