@@ -17,6 +17,7 @@ from kedro.io import DatasetError
 from fraud_detection import schema
 from fraud_detection.datasets import kafka_dataset
 from fraud_detection.datasets.kafka_dataset import KafkaDataset
+from fraud_detection.streaming import clients as clients_module
 from fraud_detection.streaming.messages import encode_transactions
 from tests.conftest import make_transactions
 
@@ -412,3 +413,19 @@ def test_a_failed_load_leaves_nothing_to_commit(clients):
     with pytest.raises(DatasetError, match="does not exist"):
         ds.load()
     assert ds.pending_offsets == {}
+
+
+def test_a_broker_gone_between_load_and_commit_fails_saying_nothing_was_committed(
+    clients, monkeypatch
+):
+    ds = _dataset()
+    clients(
+        StubConsumer({0: encode_transactions(make_transactions(n=3))}, end={0: 3}, committed={})
+    )
+    ds.load()
+    ds._bootstrap_servers = f"127.0.0.1:{_closed_port()}"  # the broker stops after the load
+    ds._load_args["bootstrap_timeout_ms"] = 1000
+    monkeypatch.setattr(kafka_dataset, "connect", clients_module.connect)  # a real client
+    with pytest.raises(DatasetError, match=r"Committing offsets \{0: 3\}.*Nothing was committed"):
+        ds.commit()
+    assert ds.pending_offsets  # kept: a later commit may still succeed

@@ -599,22 +599,29 @@ class KafkaDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         offsets = {
             tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._pending_offsets.items()
         }
-        consumer = self._connect(
-            KafkaConsumer,
-            group_id=self._group_id,
-            enable_auto_commit=False,
-            client_id=f"fraud-detection-{self._group_id}",
-            request_timeout_ms=self._load_args["request_timeout_ms"],
-            bootstrap_timeout_ms=self._load_args["bootstrap_timeout_ms"],
+        not_committed = (
+            f"Committing offsets {self._describe_offsets()} of group '{self._group_id}' on "
+            f"{self.servers} failed"
         )
+        then = (
+            "Nothing was committed: the batch is persisted, the next run reads it again "
+            "and stores none of its ids twice."
+        )
+        try:
+            consumer = self._connect(
+                KafkaConsumer,
+                group_id=self._group_id,
+                enable_auto_commit=False,
+                client_id=f"fraud-detection-{self._group_id}",
+                request_timeout_ms=self._load_args["request_timeout_ms"],
+                bootstrap_timeout_ms=self._load_args["bootstrap_timeout_ms"],
+            )
+        except DatasetError as exc:  # the broker went away after the load
+            raise DatasetError(f"{not_committed}: {exc} {then}") from exc
         try:
             consumer.commit(offsets, timeout_ms=self._load_args["request_timeout_ms"])
         except KafkaError as exc:
-            raise DatasetError(
-                f"Committing offsets {self._describe_offsets()} of group '{self._group_id}' on "
-                f"{self.servers} failed: {exc!r}. The batch is persisted; the next run reads "
-                "it again."
-            ) from exc
+            raise DatasetError(f"{not_committed}: {exc!r}. {then}") from exc
         finally:
             consumer.close(autocommit=False)
         logger.info(
