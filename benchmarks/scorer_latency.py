@@ -491,7 +491,18 @@ def _step(  # noqa: PLR0913
     step["labels_sent"] = sum(1 for m in messages if m[0] == TOPICS["labels"])
     step["scorer_rss_mb"] = [round(b / 2**20, 1) for _, b in samples]
     step["scorer_rss_every_s"] = 5.0
+    step["scorer_rss_after_warm_up"] = _rss_spread(step["scorer_rss_mb"])
     return step
+
+
+def _rss_spread(rss_mb: list[float]) -> dict | None:
+    """The scorer's RSS over the last two thirds of a step (the first third fills the
+    state's horizon): min, max and the spread (max / min - 1) in percent."""
+    tail = rss_mb[len(rss_mb) // 3 :]
+    if not tail:
+        return None
+    low, high = min(tail), max(tail)
+    return {"min_mb": low, "max_mb": high, "spread_pct": round((high / low - 1) * 100, 1)}
 
 
 def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
@@ -693,6 +704,14 @@ def main() -> None:
             f"| {s['e2e_ms_max']} | {s['scored_ms_p99']} | {s['processing_ms_p99']} "
             f"| {s['predicted']}/{s['sent']} | {rss[0]:.0f}/{rss[-1]:.0f}/{max(rss):.0f} |"
         )
+    for s in results["steps"]:
+        spread = s.get("scorer_rss_after_warm_up")
+        if args.soak_seconds and spread:
+            say(
+                f"\nscorer RSS over the last two thirds of the soak: {spread['min_mb']:.0f} to "
+                f"{spread['max_mb']:.0f} MB ({spread['spread_pct']}% spread); "
+                f"{s['customers']:,} distinct customers"
+            )
     drain = results.get("drain")
     if drain:
         say(

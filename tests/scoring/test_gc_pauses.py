@@ -4,8 +4,9 @@ generation while installed, and nothing after it is removed."""
 from __future__ import annotations
 
 import gc
+import weakref
 
-from fraud_detection.scoring.gc_pauses import GcPauses, freeze_state
+from fraud_detection.scoring.gc_pauses import GcPauses, Refreezer, freeze_state
 
 
 def test_each_collection_is_timed_by_generation_while_installed():
@@ -33,3 +34,34 @@ def test_freeze_moves_the_live_objects_out_of_the_collector():
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0
+
+
+class _Node:
+    def __init__(self):
+        self.me = self  # a reference cycle: only the collector frees it
+
+
+def test_refreezing_moves_what_grew_since_the_freeze_and_collects_young_cycles_first():
+    pauses = GcPauses().install()
+    refreezer = Refreezer(every_s=5.0)
+    try:
+        freeze_state()
+        first = gc.get_freeze_count()
+        grown = [{"customer": i, "window": [float(i)] * 3} for i in range(10_000)]
+        garbage = _Node()
+        freed = weakref.ref(garbage)
+        del garbage  # unreachable now, alive until a collection
+        assert freed() is not None
+        assert not refreezer.maybe_freeze(now=refreezer._next - 1)  # not yet
+        assert refreezer.maybe_freeze(now=refreezer._next)
+        assert gc.get_freeze_count() >= first + len(grown)
+        assert freed() is None  # collected before the freeze, not frozen with the rest
+        assert pauses.summary()["frozen"] == gc.get_freeze_count()
+        assert refreezer.count == 1
+    finally:
+        pauses.remove()
+        gc.unfreeze()
+
+
+def test_refreezing_every_zero_seconds_is_off():
+    assert not Refreezer(every_s=0).maybe_freeze(now=1e12)

@@ -65,7 +65,7 @@ from fraud_detection.scoring.features import (
     OnlineFeatures,
     TransactionRecords,
 )
-from fraud_detection.scoring.gc_pauses import GcPauses, freeze_state
+from fraud_detection.scoring.gc_pauses import GcPauses, Refreezer, freeze_state
 from fraud_detection.scoring.messages import decode_records
 from fraud_detection.streaming.clients import connect, servers_text
 from fraud_detection.streaming.labels import Label, LabelBuffer
@@ -111,7 +111,9 @@ class ScorerConfig:
             time on the transactions' clock (``params:labels.pending.max_age``).
         freeze_after_replay: ``gc.freeze`` the rebuilt state before scoring (the
             process is the scorer's alone: the CLI sets it; an embedding process may not
-            want its own objects frozen).
+            want its own objects frozen). Survivors of the young collections are then
+            frozen every ``refreeze_every_s`` seconds (0: only once), so that no full
+            collection walks the growing state while scoring.
         producer_client: ``kafka-python`` or ``confluent-kafka`` (librdkafka, see
             ``fraud_detection.streaming.rdkafka``) for predictions and dead letters.
     """
@@ -134,6 +136,7 @@ class ScorerConfig:
     max_pending_labels: int = 100_000
     max_pending_label_age_s: float = 86_400.0
     freeze_after_replay: bool = False
+    refreeze_every_s: float = 5.0
     producer_client: str = "kafka-python"
 
     def __post_init__(self) -> None:
@@ -322,6 +325,7 @@ class RealTimeScorer:
                 cfg.dead_letter_topic,
             )
             next_status = time.monotonic() + cfg.status_every_s
+            refreezer = Refreezer(cfg.refreeze_every_s if cfg.freeze_after_replay else 0)
             while not self._stop.is_set():
                 polled = self._consumer.poll(
                     timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch
@@ -329,6 +333,7 @@ class RealTimeScorer:
                 if polled:
                     self._process(polled, time.time())
                 self._settle(block=False)
+                refreezer.maybe_freeze()
                 if time.monotonic() >= next_status:
                     self._log_status()
                     next_status = time.monotonic() + cfg.status_every_s
