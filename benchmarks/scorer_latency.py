@@ -165,9 +165,12 @@ def _paced_producer(  # noqa: PLR0917
         }
     )
     ready.set()
+    parent = os.getppid()
     started = time.monotonic()
     interval = 1.0 / rate
-    for topic, value, key, slot in messages:
+    for n, (topic, value, key, slot) in enumerate(messages):
+        if n % 1000 == 0 and os.getppid() != parent:
+            raise SystemExit("the benchmark stopped: so does its load generator")
         delay = started + slot * interval - time.monotonic()
         if delay > 0.0005:
             time.sleep(delay)

@@ -7,7 +7,7 @@ so the status line shows whether the latency tail is the collector, and
 (``gc.freeze``), as long-running Python services do after warm-up. The state keeps
 growing after that (every live row is a few long-lived objects): :class:`Refreezer`
 moves the survivors to the permanent generation every few seconds, so no full
-collection ever walks the state (at 1,000 tx/s one did every ~25 s, 130-160 ms each).
+collection ever walks the state (at 1,000 tx/s one did every ~25 s, ~160 ms each).
 """
 
 from __future__ import annotations
