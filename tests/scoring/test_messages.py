@@ -55,3 +55,14 @@ def test_a_malformed_message_sends_the_batch_through_the_ingestion_decoder():
     records, positions, rejected = decode_records(values)
     assert set(rejected) == {3, 8} and "bad_type_amount" in rejected[3].split(";")
     assert len(records) == 20 and positions == [i for i in range(22) if i not in (3, 8)]
+
+
+def test_nanosecond_timestamps_keep_their_nanoseconds_as_in_the_ingestion_decoder():
+    values = encode_transactions(make_transactions(n=5))
+    message = orjson.loads(values[2])
+    message["timestamp"] = "2025-01-03T10:00:00.123456789"
+    values[2] = orjson.dumps(message)
+    fast, _, rejected = decode_records(values)
+    assert rejected == {}
+    _same(fast, TransactionRecords.from_frame(decode_transactions(values).frame))
+    assert fast.timestamp_ns[2] == pd.Timestamp("2025-01-03T10:00:00.123456789").value

@@ -15,16 +15,14 @@ range or the bounds, an amount that is not finite or outside the bounds.
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
 
 import orjson
 import pandas as pd
 
 from fraud_detection import schema
 from fraud_detection.scoring.features import TransactionRecords
-from fraud_detection.streaming.messages import MessageBounds, decode_transactions
+from fraud_detection.streaming.messages import MessageBounds, decode_transactions, iso_time_ns
 
-_EPOCH = datetime(1970, 1, 1)
 _DEFAULTS = {
     c.name: c.default for c in schema.TRANSACTION_SCHEMA if not c.required and c.default is not None
 }
@@ -37,16 +35,10 @@ class _NotOrdinary(Exception):
 
 
 def _timestamp_ns(text: object) -> int:
-    if not isinstance(text, str):
+    ns = iso_time_ns(text) if isinstance(text, str) else None
+    if ns is None:
         raise _NotOrdinary
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise _NotOrdinary from None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return ns
 
 
 def _fast(values: list[bytes | None], bounds: MessageBounds | None) -> TransactionRecords:

@@ -446,24 +446,31 @@ def _fraction_digits(value: str) -> int:
     return end - dot - 1
 
 
+def iso_time_ns(value: str) -> int | None:
+    """An ISO-8601 time read by ``datetime.fromisoformat`` (C), as naive-UTC nanoseconds
+    since the epoch; None for what it cannot read exactly: other forms, and more than
+    six fraction digits (it would cut them; pandas keeps nanoseconds). No range check."""
+    if _fraction_digits(value) > 6:  # noqa: PLR2004 - microseconds
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    delta = parsed - (_EPOCH_UTC if parsed.tzinfo else _EPOCH)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+
+
 def _label_time_ns(value: object) -> int | None:
     """An ISO-8601 time as naive-UTC nanoseconds since the epoch, or None.
 
-    ``datetime.fromisoformat`` (C, microseconds) reads the usual forms; a time with
-    more than six fraction digits, or a form only pandas reads, goes to ``pd.Timestamp``
-    so nothing is rounded. Outside pandas' nanosecond range is None, as with pandas.
+    :func:`iso_time_ns` reads the usual forms; the others go to ``pd.Timestamp`` so
+    nothing is rounded. Outside pandas' nanosecond range is None, as with pandas.
     """
     if not isinstance(value, str):
         return None
-    if _fraction_digits(value) <= 6:  # noqa: PLR2004 - microseconds
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None:
-            delta = parsed - (_EPOCH_UTC if parsed.tzinfo else _EPOCH)
-            ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-            return ns if _NS_LOW <= ns <= _NS_HIGH else None
+    ns = iso_time_ns(value)
+    if ns is not None:
+        return ns if _NS_LOW <= ns <= _NS_HIGH else None
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, OverflowError):
