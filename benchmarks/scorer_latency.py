@@ -663,9 +663,11 @@ def main() -> None:
     )
     parser.add_argument("--soak-rate", type=float, default=1000.0)
     parser.add_argument("--generation-days", type=int, default=2)
+    from fraud_detection.scoring.service import PRODUCER_CLIENTS
+
     parser.add_argument(
         "--producer-client",
-        choices=("kafka-python", "confluent-kafka"),
+        choices=PRODUCER_CLIENTS,
         default="kafka-python",
         help="the scorer's client for predictions (its --producer-client)",
     )
