@@ -62,6 +62,7 @@ TOPICS = {
     "tx": f"bench-{RUN}-transactions",
     "labels": f"bench-{RUN}-labels",
     "predictions": f"bench-{RUN}-predictions",
+    "warm_up": f"bench-{RUN}-warm-up",  # the load generator's first message, unread
 }
 
 
@@ -149,7 +150,11 @@ def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) 
 
 
 def _paced_producer(  # noqa: PLR0917
-    bootstrap: str, messages: list[tuple[str, bytes, bytes, int]], rate: float, ready: mp.Event
+    bootstrap: str,
+    messages: list[tuple[str, bytes, bytes, int]],
+    rate: float,
+    ready: mp.Event,
+    warm_up_topic: str,
 ) -> None:
     """Child process: sends pre-encoded ``(topic, value, key, slot)`` messages, each at
     ``slot / rate`` seconds from the start (acks=all): the transactions one slot apart,
@@ -164,6 +169,14 @@ def _paced_producer(  # noqa: PLR0917
             "socket.nagle.disable": True,
         }
     )
+    # Connected to the broker, with the partitions' leaders known, before the clock
+    # starts: else the first second's messages wait for librdkafka's lazy connection and
+    # metadata (up to a second of end-to-end latency in the first second of a step).
+    for topic in {m[0] for m in messages}:
+        producer.list_topics(topic, timeout=30)
+    producer.produce(warm_up_topic, value=b"{}")  # TOPICS differ in this spawned process
+    if producer.flush(30):
+        raise SystemExit("the paced producer could not reach the broker in 30 s")
     ready.set()
     parent = os.getppid()
     started = time.monotonic()
@@ -325,6 +338,8 @@ class ScorerProcess:
             str(ROOT),
             "--status-every",
             "10",
+            "--slow-loop-ms",  # the log says where each stall of the tail went
+            "30",
             *extra,
         ]
         with log.open("a") as out:
@@ -335,7 +350,8 @@ class ScorerProcess:
                 env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
             )
         deadline = time.monotonic() + 600
-        while "Scoring from offsets" not in log.read_text()[self.offset :]:
+        # The line after the warm-up and the freeze: sending earlier would time them.
+        while f"Scoring '{TOPICS['tx']}' into" not in log.read_text()[self.offset :]:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"The scorer did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
@@ -480,7 +496,9 @@ def _step(  # noqa: PLR0913
     before = _end_offsets(bootstrap, TOPICS["tx"])
     spawn = mp.get_context("spawn")
     ready = spawn.Event()
-    child = spawn.Process(target=_paced_producer, args=(bootstrap, messages, rate, ready))
+    child = spawn.Process(
+        target=_paced_producer, args=(bootstrap, messages, rate, ready, TOPICS["warm_up"])
+    )
     # Built before the first send: for a soak (1.8M ids) building it delays the reader.
     expected = set(chunk[schema.TRANSACTION_ID])
     rss = RssSampler(scorer.process.pid)
@@ -534,11 +552,13 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     n_history = int(
         (transactions[schema.TIMESTAMP] < start + pd.Timedelta(days=args.history_days)).sum()
     )
+    first_rate = args.soak_rate if args.soak_seconds else args.rates[0]
+    warm_up_rows = int(first_rate * args.warm_up_seconds)
     if args.soak_seconds:
-        live_rows = int(args.soak_rate * args.soak_seconds)
+        live_rows = int(args.soak_rate * args.soak_seconds) + warm_up_rows
         generation_days = args.generation_days
     else:
-        live_rows = int(sum(args.rates) * args.seconds) + args.drain
+        live_rows = int(sum(args.rates) * args.seconds) + args.drain + warm_up_rows
         generation_days = 0
     # In time order: the first history_days are the history, the rest the live stream.
     stream = soak_transactions(transactions, n_history + live_rows, generation_days)
@@ -562,6 +582,7 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
             TOPICS["tx"]: {"num_partitions": args.partitions, "replication_factor": 1},
             TOPICS["labels"]: {"num_partitions": args.partitions, "replication_factor": 1},
             TOPICS["predictions"]: {"num_partitions": args.partitions, "replication_factor": 1},
+            TOPICS["warm_up"]: {"num_partitions": 1, "replication_factor": 1},
         }
     )
     admin.close()
@@ -586,7 +607,9 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
         if args.soak_seconds
         else [(rate, args.seconds) for rate in args.rates]
     )
-    for rate, seconds in plan:
+    if warm_up_rows:
+        plan.insert(0, (first_rate, args.warm_up_seconds))
+    for k, (rate, seconds) in enumerate(plan):
         n = int(rate * seconds)
         chunk = live.iloc[position : position + n]
         if len(chunk) < n:
@@ -603,8 +626,15 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
         )
         position += n
         step["customers"] = int(chunk[schema.CUSTOMER_ID].nunique())
-        results["steps"].append(step)
-        say(json.dumps({k: v for k, v in step.items() if k != "scorer_rss_mb"}))
+        if warm_up_rows and k == 0:
+            results["warm_up"] = step
+            say(
+                "warm-up (not counted):",
+                json.dumps({"p99": step["e2e_ms_p99"], "max": step["e2e_ms_max"]}),
+            )
+        else:
+            results["steps"].append(step)
+            say(json.dumps({key: v for key, v in step.items() if key != "scorer_rss_mb"}))
         time.sleep(2)
     scorer.stop()
     if args.soak_seconds or not args.drain:
@@ -662,6 +692,13 @@ def main() -> None:
         "--generation-days, the scorer's RSS sampled every 5 s",
     )
     parser.add_argument("--soak-rate", type=float, default=1000.0)
+    parser.add_argument(
+        "--warm-up-seconds",
+        type=float,
+        default=10.0,
+        help="traffic at the first rate before the first step, not counted: the first "
+        "seconds after the scorer's start (connections, first fetches) (default: %(default)s)",
+    )
     parser.add_argument("--generation-days", type=int, default=2)
     from fraud_detection.scoring.service import PRODUCER_CLIENTS
 

@@ -299,3 +299,25 @@ def test_state_stays_bounded_with_ever_new_customers_and_features_equal_batch():
     # Flat: once the horizon is filled, the state stays within the traffic's noise.
     steady = keys[online.horizon.days + 3 :]
     assert max(steady) < 1.1 * min(steady)
+
+
+def test_rows_past_the_horizon_are_evicted_whatever_order_the_partitions_arrive_in(simulated):
+    """One partition replayed after another: the second's old rows arrive after the
+    first's recent ones. Every row at or before the cutoff is still dropped as soon as
+    the cutoff passes it (held in arrival order, they waited behind the first
+    partition's newest rows and went in one burst)."""
+    first = simulated[schema.TIMESTAMP].min()
+    history = simulated[simulated[schema.TIMESTAMP] < first + pd.Timedelta(days=40)]
+    live = simulated.iloc[len(history) :]
+    in_a = pd.util.hash_pandas_object(history[schema.CUSTOMER_ID], index=False) % 2 == 0
+    online = OnlineFeatures(PARAMS)
+    for part in (history[in_a], history[~in_a]):  # partition A's 40 days, then B's
+        for start in range(0, len(part), 250):
+            online.update(part.iloc[start : start + 250], build=False)
+    for start in range(0, len(live), 50):
+        batch = live.iloc[start : start + 50]
+        online.update(batch, build=False)
+        newest = simulated[schema.TIMESTAMP].iloc[: len(history) + start + len(batch)].max()
+        seen = simulated.iloc[: len(history) + start + len(batch)]
+        held = int((seen[schema.TIMESTAMP] > newest - online.horizon).sum())
+        assert online.stats.rows == held, newest

@@ -40,6 +40,7 @@ import math
 from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
+from heapq import heappop, heappush
 from typing import Any
 
 import numpy as np
@@ -451,7 +452,11 @@ class OnlineFeatures:
         self._customers = self._table_of((schema.CUSTOMER_ID,))
         self._terminals = self._table_of((schema.TERMINAL_ID,))
         self._rows: dict[str, _Row] = {}
-        self._arrivals: deque[tuple[int, str]] = deque()
+        # A heap of (time, id): eviction follows event time, not arrival order. In
+        # arrival order, one partition replayed after another put rows of the first
+        # partition's last days ahead of the others' old rows, which were then held past
+        # the horizon and evicted in one burst (30,000 rows in 284 ms while scoring).
+        self._arrivals: list[tuple[int, str]] = []
         self._pending: dict[str, bool] = {}
         self._pending_order: deque[str] = deque()
         self._max_pending = max_pending_labels
@@ -620,7 +625,7 @@ class OnlineFeatures:
                 self._alone(i, amount, sums)
                 seen[tid] = _Row(t, keys, labelled=True)
                 self._pending.pop(tid, None)
-                self._arrivals.append((t, tid))
+                heappush(self._arrivals, (t, tid))
                 stats.rows_beyond_horizon += 1
                 continue
             for key, (is_amount, is_count, windows, delay, table, n, s, ss, f, first, gap) in zip(
@@ -655,7 +660,7 @@ class OnlineFeatures:
                 pending = self._pending.pop(tid, None)
                 if pending is not None:
                     self._label(row, pending)
-            self._arrivals.append((t, tid))
+            heappush(self._arrivals, (t, tid))
             self._evict()
         stats.rows = len(seen)
         stats.customers = len(self._customers)
@@ -747,7 +752,7 @@ class OnlineFeatures:
         arrivals = self._arrivals
         tables = self._tables
         while arrivals and arrivals[0][0] <= cutoff:
-            _, tid = arrivals.popleft()
+            _, tid = heappop(arrivals)
             row = self._rows.pop(tid, None)
             if row is None:
                 continue

@@ -120,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env("SCORER_PRODUCER_CLIENT", "kafka-python"),
         help="Kafka client sending predictions and dead letters (default: %(default)s)",
     )
+    parser.add_argument(
+        "--slow-loop-ms",
+        type=float,
+        default=100.0,
+        help="log a scoring iteration slower than this with its phases (0: never; "
+        "default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -194,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_pending_label_age_s=pd.Timedelta(pending.max_age).total_seconds(),
             freeze_after_replay=True,
             producer_client=args.producer_client,
+            slow_loop_ms=args.slow_loop_ms,
         ),
         features,
         watcher,
@@ -219,7 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         watcher.stop()
-    logger.info("Scorer stopped: %s; gc pauses %s", counters.summary(), scorer.gc_pauses.summary())
+    logger.info(
+        "Scorer stopped: %s; gc pauses %s",
+        counters.summary(),
+        scorer.gc_pauses.summary(frozen=True),
+    )
     return 0
 
 

@@ -67,6 +67,7 @@ from fraud_detection.scoring.features import (
 )
 from fraud_detection.scoring.gc_pauses import GcPauses, Refreezer, freeze_state
 from fraud_detection.scoring.messages import decode_records
+from fraud_detection.scoring.slow_loops import SlowLoops
 from fraud_detection.streaming.clients import connect, servers_text
 from fraud_detection.streaming.labels import Label, LabelBuffer
 from fraud_detection.streaming.messages import MessageBounds, dead_letter, decode_label_rows
@@ -116,6 +117,8 @@ class ScorerConfig:
             collection walks the growing state while scoring.
         producer_client: ``kafka-python`` or ``confluent-kafka`` (librdkafka, see
             ``fraud_detection.streaming.rdkafka``) for predictions and dead letters.
+        slow_loop_ms: An iteration of the scoring loop slower than this is logged with
+            the time of each of its phases (0: never).
     """
 
     bootstrap_servers: str
@@ -138,6 +141,7 @@ class ScorerConfig:
     freeze_after_replay: bool = False
     refreeze_every_s: float = 5.0
     producer_client: str = "kafka-python"
+    slow_loop_ms: float = 100.0
 
     def __post_init__(self) -> None:
         if self.producer_client not in PRODUCER_CLIENTS:
@@ -286,6 +290,7 @@ class RealTimeScorer:
             config.max_pending_labels, int(config.max_pending_label_age_s * 1000)
         )
         self.gc_pauses = GcPauses()
+        self.slow_loops = SlowLoops(self.config.slow_loop_ms, self.gc_pauses)
         self._warm_batch: FeatureBatch | None = None
         self._warmed: Any = None
 
@@ -326,17 +331,27 @@ class RealTimeScorer:
             )
             next_status = time.monotonic() + cfg.status_every_s
             refreezer = Refreezer(cfg.refreeze_every_s if cfg.freeze_after_replay else 0)
+            loops = self.slow_loops
             while not self._stop.is_set():
+                loops.start()
                 polled = self._consumer.poll(
                     timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch
                 )
                 if polled:
+                    loops.lap("poll", sum(len(r) for r in polled.values()))
                     self._process(polled, time.time())
+                else:
+                    loops.lap("poll")
+                    loops.idle("poll")
                 self._settle(block=False)
-                refreezer.maybe_freeze()
+                loops.lap("settle")
+                if refreezer.maybe_freeze():
+                    loops.lap("freeze")
                 if time.monotonic() >= next_status:
                     self._log_status()
                     next_status = time.monotonic() + cfg.status_every_s
+                    loops.lap("status")
+                loops.end()
             self._settle(block=True)
             self._log_status()
         finally:
@@ -354,7 +369,7 @@ class RealTimeScorer:
         stats = self.features.stats
         logger.info(
             "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, "
-            "%d labels waiting for their transaction (%s); gc pauses %s",
+            "%d labels waiting for their transaction (%s); gc pauses %s; slow iterations %s",
             self.counters.summary(),
             self.model.name,
             self.model.current.version,
@@ -364,6 +379,7 @@ class RealTimeScorer:
             len(self.label_buffer),
             self.label_buffer.counters,
             self.gc_pauses.summary(),
+            self.slow_loops.summary(),
         )
 
     # ---------------------------------------------------------------- restore --
@@ -460,6 +476,7 @@ class RealTimeScorer:
         )
         started = time.monotonic()
         stalled_since = time.monotonic()
+        merge = TimeMerge(tp for tp in todo if tp not in self._labels_tps)
         while todo:
             polled = consumer.poll(timeout_ms=500, max_records=20_000)
             for tp, batch in polled.items():
@@ -475,16 +492,14 @@ class RealTimeScorer:
                     )
                     # The rows just before the live offsets also get their features
                     # built: the model is warmed up on them (see _warm_up).
-                    near_live = records[-1].offset >= live_from[tp] - WARM_UP_ROWS
-                    built = self.features.update_records(decoded, build=near_live)
-                    if built is not None and len(built):
-                        self._warm_batch = built
-                    self._remember(decoded, range(len(decoded)))
-                    self._apply_waiting(decoded)
+                    merge.add(tp, decoded, records[-1].offset >= live_from[tp] - WARM_UP_ROWS)
                 self.counters.replayed += len(records)
             for tp in list(todo):
                 if consumer.position(tp) >= live_from[tp]:
                     todo.discard(tp)
+                    merge.done(tp)
+            while (released := merge.release()) is not None:
+                self._replay_rows(*released)
             if todo and time.monotonic() - stalled_since > 60:
                 raise ScorerError(
                     f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: "
@@ -498,6 +513,13 @@ class RealTimeScorer:
             self.features.stats.customers,
         )
 
+    def _replay_rows(self, records: TransactionRecords, build: bool) -> None:
+        built = self.features.update_records(records, build=build)
+        if built is not None and len(built):
+            self._warm_batch = built
+        self._remember(records, range(len(records)))
+        self._apply_waiting(records)
+
     # ---------------------------------------------------------------- scoring --
 
     def _process(self, polled: dict[TopicPartition, list[ConsumerRecord]], received: float) -> None:
@@ -507,9 +529,11 @@ class RealTimeScorer:
         for tp, records in polled.items():
             if tp in self._labels_tps:
                 labels, rejected = decode_labels([r.value for r in records])
+                self.slow_loops.lap("decode labels", len(records))
                 self._join_labels(labels)
                 self.counters.labels += len(labels)
                 futures += self._dead_letter(records, rejected)
+                self.slow_loops.lap("join labels", len(labels))
             else:
                 tx_records.extend(records)
         self.counters.consumed += sum(len(r) for r in polled.values())
@@ -518,9 +542,11 @@ class RealTimeScorer:
             records, positions, rejected = decode_records(values, self.config.bounds)
             records = self._without_labels(records)
             records, positions = self._unscored(records, positions, rejected)
+            self.slow_loops.lap("decode transactions", len(values))
             if len(records):
                 futures += self._score(records, positions, received, rejected)
             futures += self._dead_letter(tx_records, dict(sorted(rejected.items())))
+            self.slow_loops.lap("dead letters", len(rejected))
         self.counters.batches += 1
         self._pending.append(_Pending(offsets, futures))
 
@@ -613,13 +639,16 @@ class RealTimeScorer:
         before = self.features.stats.duplicates
         batch = self.features.update_records(records)
         self.counters.duplicates += self.features.stats.duplicates - before
+        self.slow_loops.lap("features", len(records))
         self._remember(records, range(len(records)))
         self._apply_waiting(records)
+        self.slow_loops.lap("remember ids")
         if not len(batch):
             return []
         self._warm_up()
         model = self.model.current
         scores, decisions, failed = _predict(model, batch)
+        self.slow_loops.lap("predict", len(batch))
         if failed:
             position_of = dict(zip(records.transaction_id, positions, strict=True))
             for row, reason in failed.items():
@@ -658,8 +687,10 @@ class RealTimeScorer:
             futures.append(
                 send(cfg.predictions_topic, value=orjson.dumps(message), key=customer.encode())
             )
+        self.slow_loops.lap("send", len(futures))
         if cfg.features_topic:
             futures += self._send_features(batch)
+            self.slow_loops.lap("send features")
         self.counters.scored += len(batch)
         self.counters.processing_ms.extend([latency_ms] * len(batch))
         return futures
@@ -819,6 +850,78 @@ def _content(records: TransactionRecords, i: int) -> tuple:
         records.customer_id[i],
         records.terminal_id[i],
         records.amount[i],
+    )
+
+
+class TimeMerge:
+    """Replayed transactions of several partitions, released in event-time order.
+
+    kafka-python hands the replay up to 20,000 records of one partition at a time: days
+    of event time. Fed as they come, a partition's old rows reach the state after
+    another's newer ones: late for every key they share with it (terminals, categories),
+    past the horizon if the gap is longer than it (then they are left out of the state),
+    and held behind the newer rows for eviction. Here each partition's rows wait until
+    every partition still replaying has rows as new: what is released is every
+    buffered row up to the oldest of the open partitions' newest times; a partition
+    done replaying holds nothing back.
+    """
+
+    def __init__(self, partitions: Any) -> None:
+        self._open = set(partitions)
+        self._buffered: dict[Any, list[TransactionRecords]] = {tp: [] for tp in self._open}
+        self._newest: dict[Any, int] = {}
+        self._build = False
+
+    def add(self, tp: Any, records: TransactionRecords, build: bool = False) -> None:
+        """Buffers a partition's decoded rows; ``build``: release them with features."""
+        if len(records):
+            self._buffered.setdefault(tp, []).append(records)
+            self._newest[tp] = max(
+                self._newest.get(tp, records.timestamp_ns[0]), *records.timestamp_ns
+            )
+            self._build |= build
+
+    def done(self, tp: Any) -> None:
+        """The partition has no more rows to replay."""
+        self._open.discard(tp)
+
+    def release(self) -> tuple[TransactionRecords, bool] | None:
+        """The buffered rows that no open partition can precede any more (and whether
+        to build their features), or ``None``."""
+        if any(tp not in self._newest for tp in self._open):
+            if self._open:
+                return None  # an open partition has given nothing yet: it may be older
+        bound = min((self._newest[tp] for tp in self._open), default=None)
+        out: list[TransactionRecords] = []
+        for tp, parts in self._buffered.items():
+            keep: list[TransactionRecords] = []
+            for part in parts:
+                times = part.timestamp_ns
+                rows = [i for i, t in enumerate(times) if bound is None or t <= bound]
+                if len(rows) == len(times):
+                    out.append(part)
+                elif rows:
+                    out.append(_take(part, rows))
+                    keep.append(_take(part, [i for i, t in enumerate(times) if t > bound]))
+                else:
+                    keep.append(part)
+            self._buffered[tp] = keep
+            if not keep and tp in self._open:
+                self._newest.pop(tp, None)  # wait for its next rows before releasing more
+        if not out:
+            return None
+        build, self._build = self._build, False
+        return _concat(out), build
+
+
+def _concat(parts: list[TransactionRecords]) -> TransactionRecords:
+    if len(parts) == 1:
+        return parts[0]
+    return TransactionRecords(
+        **{
+            f.name: [v for p in parts for v in getattr(p, f.name)]
+            for f in fields(TransactionRecords)
+        }
     )
 
 
