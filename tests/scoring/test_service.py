@@ -227,3 +227,34 @@ def test_a_newly_served_model_is_warmed_on_replayed_rows_before_live_ones(model)
     assert switched.verified_rows >= min(WARM_UP_ROWS, LoadedModel.VERIFY_ROWS)
     assert scorer._warmed is switched
     assert {f"W{i}" for i in range(5)} <= set(_predictions(scorer))
+
+
+@pytest.mark.parametrize("mode", ["all", "alerts", "off"])
+def test_predictions_carry_the_reason_codes_the_mode_asks_for(model, mode):
+    config = ScorerConfig(
+        bootstrap_servers="unused:9092", labels_topic=None, bounds=BOUNDS, reason_codes=mode
+    )
+    scorer = RealTimeScorer(config, OnlineFeatures(PARAMS), _Watcher(model))
+    scorer._producer, scorer._consumer = _Producer(), _Consumer()
+    _, values = _valid(300)
+    _feed(scorer, values)
+    messages = [orjson.loads(v) for v, _ in scorer._producer.by_topic("fraud_predictions")]
+    assert len(messages) == 300
+    explained = [m for m in messages if m["reasons"] is not None]
+    if mode == "off":
+        assert not explained
+        return
+    expected = messages if mode == "all" else [m for m in messages if m["decision"] == 1]
+    assert [m["transaction_id"] for m in explained] == [m["transaction_id"] for m in expected]
+    assert any(m["reasons"] for m in explained)
+    for m in explained:
+        assert len(m["reasons"]) <= 3
+        contributions = [r["contribution"] for r in m["reasons"]]
+        assert contributions == sorted(contributions, reverse=True)
+        assert all(c > 0 for c in contributions)
+        assert all(r["feature"] in model.input_columns for r in m["reasons"])
+
+
+def test_an_unknown_reason_code_mode_is_refused():
+    with pytest.raises(ValueError, match="reason_codes must be one of"):
+        ScorerConfig(bootstrap_servers="unused:9092", reason_codes="sometimes")

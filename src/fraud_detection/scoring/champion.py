@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from fraud_detection.explain import Explainer
 from fraud_detection.redaction import redact
 from fraud_detection.scoring.features import FeatureBatch
 
@@ -98,6 +99,10 @@ class CompiledPipeline:
     def scores(self, batch: FeatureBatch) -> np.ndarray:
         if not len(batch):
             return np.empty(0, dtype=np.float64)
+        return self.classifier.predict_proba(self.matrix(batch))[:, 1]
+
+    def matrix(self, batch: FeatureBatch) -> np.ndarray:
+        """The model matrix the ColumnTransformer would build for ``batch``."""
         x = np.column_stack([batch.column(c) for c in self.numeric]).astype(np.float64)
         if self.mean is not None:
             x -= self.mean
@@ -111,7 +116,7 @@ class CompiledPipeline:
             )
             self._encoded.update(zip(missing, np.asarray(encoded, dtype=np.float64), strict=True))
         onehot = np.vstack([self._encoded[combo] for combo in combos])
-        return self.classifier.predict_proba(np.hstack([x, onehot]))[:, 1]
+        return np.hstack([x, onehot])
 
 
 @dataclass
@@ -123,6 +128,7 @@ class LoadedModel:
     run_id: str | None
     pyfunc: Any
     compiled: CompiledPipeline | None = None
+    explainer: Explainer | None = None
     verified_rows: int = 0
     VERIFY_ROWS = 200  # rows scored both ways before the compiled path is trusted
 
@@ -130,6 +136,8 @@ class LoadedModel:
         python_model = self._python_model
         _single_threaded(getattr(python_model, "pipeline", None))
         self.compiled = CompiledPipeline.build(python_model) if python_model is not None else None
+        pipeline = getattr(python_model, "pipeline", None)
+        self.explainer = Explainer.of(pipeline) if pipeline is not None else None
 
     @property
     def _python_model(self) -> Any:
@@ -184,6 +192,25 @@ class LoadedModel:
             else:
                 self.verified_rows += len(scores)
         return scores, (scores >= self.threshold).astype(np.int64)
+
+    def explain_batch(self, batch: FeatureBatch) -> list[list[dict[str, Any]]] | None:
+        """The top reason codes of every row (``fraud_detection.explain``), or ``None``
+        when the model has no explainer."""
+        if self.explainer is None:
+            return None
+        if self.compiled is not None:
+            matrix = self.compiled.matrix(batch)
+        else:
+            columns = self.input_columns or []
+            matrix = self.explainer.matrix(self._python_model.pipeline, batch.frame()[columns])
+        categorical = batch.categorical
+
+        def value_of(i: int, name: str) -> Any:
+            if name in categorical:
+                return categorical[name][i]
+            return float(batch.column(name)[i])
+
+        return self.explainer.reasons(matrix, value_of)
 
 
 def _single_threaded(pipeline: Any) -> None:

@@ -31,6 +31,7 @@ from fraud_detection.scoring.champion import ChampionWatcher, ModelUnavailableEr
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import (
     PRODUCER_CLIENTS,
+    REASON_CODES,
     START_FROM,
     RealTimeScorer,
     ScorerConfig,
@@ -127,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="log a scoring iteration slower than this with its phases (0: never; "
         "default: %(default)s)",
     )
+    parser.add_argument(
+        "--reason-codes",
+        choices=REASON_CODES,
+        default=_env("SCORER_REASON_CODES", "alerts"),
+        help="top three reasons on alerts (decision 1), on every prediction (all), or off "
+        "(default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -202,6 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             freeze_after_replay=True,
             producer_client=args.producer_client,
             slow_loop_ms=args.slow_loop_ms,
+            reason_codes=args.reason_codes,
         ),
         features,
         watcher,

@@ -257,6 +257,13 @@ def test_every_transaction_of_the_day_is_scored_at_least_once_across_a_crash(sco
     }
     assert message["model_version"] == scored["version"] and message["model_name"] == MODEL
     assert message["processing_latency_ms"] >= 0
+    # Reason codes on alerts only (the default), through the real broker.
+    messages = [m for ms in scored["predictions"].values() for m in ms]
+    alerts = [m for m in messages if m["decision"] == 1]
+    assert all(m["reasons"] is None for m in messages if m["decision"] == 0)
+    assert all(m["reasons"] is not None and len(m["reasons"]) <= 3 for m in alerts), (
+        "an alert without its reason codes"
+    )
 
 
 def test_streamed_features_equal_create_features_on_the_same_rows(scored, kafka_broker):

@@ -26,6 +26,7 @@ SECTIONS = [
     "curves",
     "confusion-matrix",
     "feature-importance",
+    "reason-codes",
     "promotion",
     "backtest",
     "drift",
@@ -333,3 +334,23 @@ def test_optional_dataset_loads_none_until_written(tmp_path):
     assert dataset.load() is None and not dataset.exists()
     dataset.save(VERDICT)
     assert dataset.load() == VERDICT and dataset.exists()
+
+
+def test_the_highest_scored_test_transactions_are_shown_with_their_reason_codes(report_run):
+    effects = report_run.load("feature_effects")
+    top = effects["top_scored"]
+    selected = effects["selected"]
+    assert top is not None, selected
+    scores = [t["score"] for t in top["transactions"]]
+    assert len(scores) == params()["reporting"]["top_scored"] and scores == sorted(scores)[::-1]
+    test_scores = report_run.load("test_predictions")
+    assert scores[0] == pytest.approx(float(test_scores[f"score_{selected}"].max()))
+    # Amount drives fraud in this data: the amount is a reason of the top transactions.
+    features = [r["feature"] for t in top["transactions"] for r in t["reasons"]]
+    assert "amount" in features or "amount_log" in features
+    assert all(
+        r["contribution"] > 0 and r["text"] for t in top["transactions"] for r in t["reasons"]
+    )
+    html = render(report_run)
+    assert top["transactions"][0]["transaction_id"] in html
+    assert top["transactions"][0]["reasons"][0]["text"].split(" ")[0] in html

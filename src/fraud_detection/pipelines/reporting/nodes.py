@@ -22,6 +22,7 @@ from pydantic import Field, field_validator
 
 from fraud_detection import schema
 from fraud_detection.drift.verdict import drifted_features
+from fraud_detection.explain import Explainer
 from fraud_detection.model import feature_importance, positive_scores
 from fraud_detection.params import StrictParams
 from fraud_detection.plotting import (
@@ -56,6 +57,7 @@ class ReportingParams(StrictParams):
     effect_sample_size: int = Field(ge=1)
     effect_grid: tuple[float, ...]
     random_state: int
+    top_scored: int = Field(default=10, ge=0)
 
     @field_validator("effect_grid")
     @classmethod
@@ -285,7 +287,46 @@ def explain_models(
             "features": feature_effects_of(pipeline, sample, top, p.effect_grid),
         }
         logger.info("Explained %s on %d test rows (%d features)", name, len(sample), len(top))
-    return {"selected": model_selection["selected"], "grid": list(p.effect_grid), "models": models}
+    selected = model_selection["selected"]
+    return {
+        "selected": selected,
+        "grid": list(p.effect_grid),
+        "models": models,
+        "top_scored": top_scored_reasons(trained_candidates.get(selected), test_set, p.top_scored),
+    }
+
+
+def top_scored_reasons(
+    entry: dict[str, Any] | None, test_set: pd.DataFrame, n: int
+) -> dict[str, Any] | None:
+    """The ``n`` highest-scored test transactions of a model with their reason codes,
+    computed as the real-time scorer computes them (``fraud_detection.explain``)."""
+    pipeline = (entry or {}).get("pipeline")
+    explainer = Explainer.of(pipeline) if pipeline is not None else None
+    if explainer is None or not n or not len(test_set):
+        return None
+    rows = test_set[entry["inputs"]]
+    scores = positive_scores(pipeline, rows)
+    top = np.argsort(-scores, kind="stable")[:n]
+    chosen = rows.iloc[top]
+    reasons = explainer.reasons(
+        explainer.matrix(pipeline, chosen), lambda i, name: chosen[name].iloc[i]
+    )
+    ids = test_set[schema.TRANSACTION_ID].iloc[top] if schema.TRANSACTION_ID in test_set else top
+    labels = test_set[schema.LABEL].iloc[top] if schema.LABEL in test_set else [None] * len(top)
+    return {
+        "classifier": explainer.kind,
+        "scale": explainer.scale,
+        "transactions": [
+            {
+                "transaction_id": str(tid),
+                "score": float(scores[i]),
+                "is_fraud": None if label is None else int(label),
+                "reasons": why,
+            }
+            for tid, i, label, why in zip(ids, top, labels, reasons, strict=True)
+        ],
+    }
 
 
 def figure_to_base64(fig: Figure) -> str:
@@ -628,6 +669,7 @@ def render_model_report(  # noqa: PLR0917
         classification_report=evaluation_report.get("classification_report") or {},
         effects=effects,
         effect_grid=feature_effects.get("grid", list(p.effect_grid)),
+        top_scored=feature_effects.get("top_scored"),
         promotion=_promotion(promotion_report),
         drift=_drift(monitoring_verdict),
         backtest=_backtest(backtest_results),
