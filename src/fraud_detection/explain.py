@@ -142,6 +142,12 @@ def describe(feature: str, value: Any) -> str:
     return f"{feature.replace('_', ' ')} {_number(number)}"
 
 
+def one_hot_input(output: str, inputs: list[str]) -> str | None:
+    """The categorical input a one-hot output column encodes: the longest input name
+    that prefixes it (``channel_pos`` -> ``channel``), or ``None``."""
+    return max((c for c in inputs if output.startswith(f"{c}_")), key=len, default=None)
+
+
 def model_columns(preprocess: Any) -> tuple[list[str], list[str]]:
     """The preprocessing step's output columns and, for each, the model input it comes
     from (a one-hot column -> its categorical input)."""
@@ -153,11 +159,7 @@ def model_columns(preprocess: Any) -> tuple[list[str], list[str]]:
         columns = [str(c) for c in getattr(transformer, "feature_names_in_", [])]
         for output in transformer.get_feature_names_out():
             out = str(output)
-            source = (
-                max((c for c in columns if out.startswith(f"{c}_")), key=len, default=out)
-                if name == "categorical"
-                else out
-            )
+            source = (one_hot_input(out, columns) or out) if name == "categorical" else out
             outputs.append(out)
             inputs.append(source)
     return outputs, inputs

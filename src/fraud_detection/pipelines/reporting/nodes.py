@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 
 from fraud_detection import schema
 from fraud_detection.drift.verdict import drifted_features
-from fraud_detection.explain import Explainer
+from fraud_detection.explain import Explainer, one_hot_input
 from fraud_detection.model import feature_importance, positive_scores
 from fraud_detection.params import StrictParams
 from fraud_detection.plotting import (
@@ -166,10 +166,7 @@ def _input_columns(pipeline: Any) -> tuple[list[str], dict[str, tuple[str, str]]
         inputs = [str(c) for c in getattr(transformer, "feature_names_in_", [])]
         if name == "categorical":
             for out in transformer.get_feature_names_out():
-                # Longest input name that prefixes the output ("channel_pos" -> channel).
-                column = max(
-                    (c for c in inputs if str(out).startswith(f"{c}_")), key=len, default=None
-                )
+                column = one_hot_input(str(out), inputs)
                 if column is not None:
                     one_hot[str(out)] = (column, str(out)[len(column) + 1 :])
         else:
