@@ -7,7 +7,7 @@ export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export KEDRO_LOGGING_MODULE_ALLOWLIST := pythonjsonlogger
 
-.PHONY: install install-dev run test test-unit lint format viz bench bench-kafka bench-scorer bench-scorer-soak bench-reason-codes bench-spark notebook mlflow-ui clean dag airflow-venv airflow-standalone
+.PHONY: install install-dev run test test-unit lint format viz bench bench-kafka bench-scorer bench-scorer-soak bench-reason-codes bench-features-ablation bench-spark notebook mlflow-ui clean dag airflow-venv airflow-standalone
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -120,6 +120,11 @@ bench-scorer bench-scorer-soak: install-dev
 # Reason codes' cost per micro-batch and model family, next to the score's.
 bench-reason-codes: install-dev
 	$(BIN)/python benchmarks/reason_codes.py $(BENCH_REASON_ARGS)
+
+# Optional features on the Handbook data, judged by validation AP only (needs
+# HANDBOOK_DATA_DIR): benchmarks/results/feature_ablation.json.
+bench-features-ablation: install-dev
+	$(BIN)/python benchmarks/feature_ablation.py $(BENCH_ABLATION_ARGS)
 
 # create_features in pandas vs Spark local[2] on 2M, 10M and 30M simulated rows (cached in
 # ~/.cache/fraud-detection/bench), and `kedro run --env spark` on the two smallest

@@ -111,6 +111,39 @@ _TEMPLATES: list[tuple[re.Pattern[str], Any]] = [
         lambda m, v: f"{_number(v)} labelled transactions in the category over {_window(m[1])}",
     ),
     (
+        re.compile(r"^amount_to_terminal_amount_avg_(\w+)$"),
+        lambda m, v: f"amount {v:.1f}x the terminal's {_span(m[1])} average",
+    ),
+    (
+        re.compile(r"^amount_zscore_terminal_amount_(\w+)$"),
+        lambda m, v: (
+            f"amount {abs(v):.1f} standard deviations {'above' if v >= 0 else 'below'} "
+            f"the terminal's {_span(m[1])} mean"
+        ),
+    ),
+    (
+        re.compile(r"^terminal_amount_nb_tx_(\w+)$"),
+        lambda m, v: f"{_number(v)} transactions at the terminal in {_window(m[1])}",
+    ),
+    (
+        re.compile(r"^terminal_amount_(avg|std)_amount_(\w+)$"),
+        lambda m, v: (
+            f"terminal's {'average amount' if m[1] == 'avg' else 'amount spread (std)'} "
+            f"over {_window(m[2])}: {_number(v)}"
+        ),
+    ),
+    (
+        re.compile(r"^customer_terminal_(avg|std)_amount_(\w+)$"),
+        lambda m, v: (
+            f"customer's {'average amount' if m[1] == 'avg' else 'amount spread (std)'} "
+            f"at this terminal over {_window(m[2])}: {_number(v)}"
+        ),
+    ),
+    (
+        re.compile(r"^customer_terminal_seconds_since_prev_tx$"),
+        lambda m, v: f"{_duration(v)} since the customer's previous transaction at this terminal",
+    ),
+    (
         re.compile(r"^customer_(country|channel|terminal)_nb_tx_(\w+)$"),
         lambda m, v: (
             f"first use of this {m[1]} by the customer in {_window(m[2])}"

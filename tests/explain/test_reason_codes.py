@@ -111,6 +111,12 @@ def test_a_classifier_without_an_exact_explanation_gets_none():
             90.0,
             "1.5 minutes since the customer's previous transaction",
         ),
+        ("amount_to_terminal_amount_avg_30d", 3.0, "amount 3.0x the terminal's 30-day average"),
+        (
+            "customer_terminal_seconds_since_prev_tx",
+            7200.0,
+            "2.0 hours since the customer's previous transaction at this terminal",
+        ),
         ("merchant_category", "travel", "merchant category travel"),
         ("some_new_feature", 1.5, "some new feature 1.50"),
     ],

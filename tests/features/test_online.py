@@ -321,3 +321,23 @@ def test_rows_past_the_horizon_are_evicted_whatever_order_the_partitions_arrive_
         seen = simulated.iloc[: len(history) + start + len(batch)]
         held = int((seen[schema.TIMESTAMP] > newest - online.horizon).sum())
         assert online.stats.rows == held, newest
+
+
+EXTRA = {**PARAMS, "terminal_amount_windows": ["7D", "30D"], "customer_terminal_recency": True}
+
+
+def test_optional_terminal_amount_and_recency_features_equal_create_features(simulated):
+    """The optional features (terminal amount statistics, customer-terminal recency)
+    come from the spec alone: the online engine gives the batch's values."""
+    spec = build_spec(EXTRA)
+    assert {
+        "terminal_amount_avg_amount_30d",
+        "amount_to_terminal_amount_avg_30d",
+        "customer_terminal_seconds_since_prev_tx",
+    } <= set(feature_names(spec))
+    streamed = stream(OnlineFeatures(EXTRA), simulated, seed=3)
+    batch = create_features(simulated, EXTRA)
+    assert_frames_match(streamed, batch, spec)
+    # The new columns carry information: repeat visits and a spread of terminal amounts.
+    assert (batch["customer_terminal_seconds_since_prev_tx"] < 30 * 86400).mean() > 0.3
+    assert batch["terminal_amount_std_amount_30d"].gt(0).mean() > 0.5

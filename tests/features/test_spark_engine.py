@@ -102,6 +102,20 @@ def test_spark_equals_pandas_with_ties_late_labels_and_empty_windows(spark, tmp_
     assert (pandas_out["customer_seconds_since_prev_tx"] == 30 * 86400).sum() >= 13
 
 
+def test_spark_equals_pandas_with_the_optional_terminal_amount_and_recency_features(
+    spark, tmp_path
+):
+    tx = _with_ties_and_late_labels(seed=6)
+    params = {
+        **FEATURES,
+        "terminal_amount_windows": ["7D", "30D"],
+        "customer_terminal_recency": True,
+    }
+    assert_same_features(
+        create_features(tx, params), _spark_features(spark, tx, params, tmp_path), params
+    )
+
+
 def test_tied_rows_see_only_the_ones_that_arrived_before(spark, tmp_path):
     rows = pd.DataFrame(
         {

@@ -86,7 +86,13 @@ class FeatureParams(StrictParams):
     terminal_windows: list[Duration] = Field(min_length=1)
     terminal_activity_windows: list[Duration] = Field(min_length=1)
     category_risk_windows: list[Duration] = Field(min_length=1)
+    # Optional: the terminal's amounts (count, mean, std per window; the amount against
+    # the last window's mean and std). Empty: none.
+    terminal_amount_windows: list[Duration] = Field(default_factory=list)
     novelty_window: Duration
+    # Optional: the customer's amounts at this terminal over the novelty window and the
+    # seconds since the customer's previous transaction there (customer-terminal recency).
+    customer_terminal_recency: bool = False
     label_delay: Duration
     night_until_hour: int = Field(ge=0, le=23)
     max_gap_days: float = Field(gt=0)
@@ -305,10 +311,29 @@ def build_spec(params: dict[str, Any] | FeatureParams) -> FeatureSpec:
                 windows(p.category_risk_windows),
                 delay,
             ),
+            *(
+                [
+                    Aggregation(
+                        "terminal_amount",
+                        (terminal,),
+                        Measure.AMOUNT,
+                        windows(p.terminal_amount_windows),
+                        history=Window(p.terminal_amount_windows[-1]),
+                    )
+                ]
+                if p.terminal_amount_windows
+                else []
+            ),
             # Novelty: the customer's past use of this country, channel and terminal.
             Aggregation("customer_country", (customer, schema.COUNTRY), Measure.COUNT, novelty),
             Aggregation("customer_channel", (customer, schema.CHANNEL), Measure.COUNT, novelty),
-            Aggregation("customer_terminal", (customer, terminal), Measure.COUNT, novelty),
+            Aggregation(
+                "customer_terminal",
+                (customer, terminal),
+                Measure.AMOUNT if p.customer_terminal_recency else Measure.COUNT,
+                novelty,
+                since_previous=p.customer_terminal_recency,
+            ),
         ),
         label_delay=delay,
         night_until_hour=p.night_until_hour,
