@@ -219,9 +219,42 @@ class FraudModel(mlflow.pyfunc.PythonModel):
         )
 
 
+class MeanEnsemble:
+    """Fitted model pipelines as one model: the mean of their fraud scores.
+
+    Built from already fitted members (training's ``ensemble`` candidate); each member
+    reads its own columns of the rows it is given (its ``select`` step picks them), so
+    the ensemble takes the union of their inputs.
+    """
+
+    def __init__(self, members: dict[str, Any]):
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two members, got {list(members)}")
+        self.members = dict(members)
+        self.classes_ = np.array([0, 1])
+
+    @property
+    def selected_features_(self) -> list[str]:
+        """The model inputs any member uses, in member order."""
+        names: dict[str, None] = {}
+        for member in self.members.values():
+            names.update(dict.fromkeys(member.named_steps["select"].selected_features_))
+        return list(names)
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        score = np.mean([positive_scores(m, features) for m in self.members.values()], axis=0)
+        return np.column_stack([1.0 - score, score])
+
+
 def feature_importance(pipeline: Any) -> pd.Series:
     """Importance per model input: impurity/gain importances for trees, absolute
-    coefficients (on standardised inputs) for linear models."""
+    coefficients (on standardised inputs) for linear models; for an ensemble, the mean
+    over its members of each member's importances scaled to sum to one."""
+    if isinstance(pipeline, MeanEnsemble):
+        shares = [feature_importance(m) for m in pipeline.members.values()]
+        shares = [s / s.sum() if s.sum() > 0 else s for s in shares]
+        mean = pd.concat(shares, axis=1).fillna(0.0).mean(axis=1)
+        return mean.sort_values(ascending=False)
     classifier = pipeline.named_steps["classifier"]
     names = pipeline.named_steps["preprocess"].get_feature_names_out()
     if hasattr(classifier, "feature_importances_"):

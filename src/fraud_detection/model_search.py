@@ -16,6 +16,8 @@ weigh every row, so they estimate what the full data would give.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from itertools import product
 from typing import Any, ClassVar, Literal
 
@@ -26,7 +28,7 @@ from pydantic import field_validator, model_validator
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
-from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
+from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -36,6 +38,7 @@ from fraud_detection.features.source_columns import source_inputs
 from fraud_detection.metrics import alert_summary
 from fraud_detection.model import (
     FraudModel,
+    MeanEnsemble,
     build_model_pipeline,
     describe_params,
     import_class,
@@ -53,16 +56,48 @@ from fraud_detection.splits import (
 logger = logging.getLogger(__name__)
 
 BASELINE = "baseline"
+ENSEMBLE = "ensemble"
 THRESHOLD_OBJECTIVES = ("f_beta", "expected_cost", "alert_budget")
 
 
+N_ESTIMATORS = "classifier__n_estimators"
+
+
 class CandidateSpec(StrictParams):
-    """One model family of ``params:training.candidates``."""
+    """One model family of ``params:training.candidates``.
+
+    ``staged_trees`` (XGBoost only): numbers of boosting rounds scored from one fit.
+    Every setting is fitted once per fold with the largest number, and its first ``k``
+    rounds are scored for each ``k``; the number of rounds is then chosen on the
+    validation folds like any other parameter (early stopping on the folds, without
+    refitting per ``k``). Random search samples the other parameters ``n_iter`` times.
+    """
 
     classifier: str
     init: dict[str, Any]
     resampling: list[str] = PydanticField(min_length=1)
     search_space: dict[str, list[Any]]
+    staged_trees: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _staged_boosting_only(self) -> CandidateSpec:
+        if self.staged_trees is None:
+            return self
+        if not self.classifier.startswith("xgboost."):
+            raise ValueError(
+                f"staged_trees scores the first k boosting rounds of one fit: it needs an "
+                f"xgboost classifier, not {self.classifier!r}"
+            )
+        if not self.staged_trees or min(self.staged_trees) < 1:
+            raise ValueError(
+                f"staged_trees must be numbers of rounds >= 1 (got {self.staged_trees})"
+            )
+        if N_ESTIMATORS in self.search_space:
+            raise ValueError(
+                f"give the numbers of rounds in staged_trees or in search_space.{N_ESTIMATORS}, "
+                "not both"
+            )
+        return self
 
 
 class TrainingParams(StrictParams):
@@ -78,6 +113,9 @@ class TrainingParams(StrictParams):
     threshold: dict[str, Any]
     baseline_features: list[str] = PydanticField(min_length=1)
     families: list[str] | None
+    # Candidates whose scores are averaged as one more candidate, ``ensemble`` (no extra
+    # fit: its validation scores are the mean of theirs, its model the mean of theirs).
+    ensemble: list[str] | None = None
     # pandas: the searches below on the driver; spark: also XGBoost trained in Spark on
     # the whole development table (fraud_detection.spark.xgboost_training).
     engine: Literal["pandas", "spark"]
@@ -114,12 +152,33 @@ class TrainingParams(StrictParams):
         object.__setattr__(self, "candidates", kept)
         return self
 
+    @model_validator(mode="after")
+    def _ensemble_of_candidates(self) -> TrainingParams:
+        if self.ensemble is None:
+            return self
+        if ENSEMBLE in self.candidates or BASELINE in self.candidates:
+            raise ValueError(f"{ENSEMBLE!r} and {BASELINE!r} are reserved candidate names")
+        missing = sorted(set(self.ensemble) - set(self.candidates))
+        if len(set(self.ensemble)) < 2 or missing:
+            raise ValueError(
+                f"ensemble {self.ensemble} must name at least two of the searched candidates "
+                f"{sorted(self.candidates)}" + (f" (not searched: {missing})" if missing else "")
+            )
+        return self
+
 
 def _search_space(
     spec: CandidateSpec, scale_pos_weight: float, random_state: int
 ) -> list[dict[str, list[Any]]]:
+    """Every setting the family may take (the staged numbers of rounds included, so
+    that a chosen setting can be found again by ``_resolve``)."""
+    staged = {N_ESTIMATORS: sorted(set(spec.staged_trees))} if spec.staged_trees else {}
     return [
-        {**resampling_grid(s, spec.classifier, scale_pos_weight, random_state), **spec.search_space}
+        {
+            **resampling_grid(s, spec.classifier, scale_pos_weight, random_state),
+            **spec.search_space,
+            **staged,
+        }
         for s in spec.resampling
     ]
 
@@ -173,48 +232,30 @@ def tune_candidates(
     scale_pos_weight = _scale_pos_weight(development)
     results: dict[str, Any] = {}
     predictions = []
-    scoring = _average_precision(development)
+    weights = sample_weights(development)
     for name, spec in p.candidates.items():
         pipe, inputs = _candidate_pipeline(spec, development, p)
         space = _search_space(spec, scale_pos_weight, p.random_state)
-        if p.search == "grid" or _space_size(space) <= p.n_iter:
-            search = GridSearchCV(
-                pipe, space, scoring=scoring, cv=folds, refit=False, error_score="raise"
-            )
-        else:
-            search = RandomizedSearchCV(
-                pipe,
-                space,
-                n_iter=p.n_iter,
-                scoring=scoring,
-                cv=folds,
-                refit=False,
-                random_state=p.random_state,
-                error_score="raise",
-            )
-        search.fit(development[inputs], y)
-        best = search.best_params_
-        i = search.best_index_
+        search = _search(pipe, space, spec, p, development[inputs], y, weights, folds)
         results[name] = {
             "classifier": spec.classifier,
-            "best_params": describe_params(best),
-            "validation_average_precision": float(search.best_score_),
-            "validation_average_precision_std": float(search.cv_results_["std_test_score"][i]),
-            "tried": [
-                {"params": describe_params(prm), "mean_ap": float(m)}
-                for prm, m in zip(
-                    search.cv_results_["params"], search.cv_results_["mean_test_score"], strict=True
-                )
-            ],
+            "best_params": describe_params(search.best_params),
+            "validation_average_precision": search.best_mean,
+            "validation_average_precision_std": search.best_std,
+            "tried": [{"params": describe_params(prm), "mean_ap": m} for prm, m in search.tried],
         }
         logger.info(
             "Candidate %s: validation AP %.4f with %s",
             name,
-            search.best_score_,
+            search.best_mean,
             results[name]["best_params"],
         )
-        best_pipe = clone(pipe).set_params(**best)
-        predictions.append(_out_of_fold(name, best_pipe, development, inputs, folds))
+        predictions.append(_fold_frame(name, development, folds, search.best_scores))
+    if p.ensemble:
+        results[ENSEMBLE], ensemble_scores = _ensemble_search(
+            p.ensemble, predictions, y, weights, folds
+        )
+        predictions.append(_fold_frame(ENSEMBLE, development, folds, ensemble_scores))
     baseline = _baseline_pipeline(p)
     predictions.append(_out_of_fold(BASELINE, baseline, development, p.baseline_features, folds))
     base_pred = predictions[-1]
@@ -233,36 +274,125 @@ def tune_candidates(
     return results, pd.concat(predictions, ignore_index=True)
 
 
-def _average_precision(development: pd.DataFrame) -> Any:
-    """The search's score: average precision, weighted by ``sample_weight`` when the
-    development rows carry it (the search passes validation rows with their index,
-    which is their position in ``development``)."""
-    if SAMPLE_WEIGHT not in development.columns:
-        return "average_precision"
-    weights = pd.Series(sample_weights(development), index=development.index)
+@dataclass
+class _SearchResult:
+    """What the search keeps: every setting's mean validation AP, and the best
+    setting's AP (mean, std over folds) and validation scores per fold."""
 
-    def weighted_average_precision(estimator: Any, features: pd.DataFrame, y: np.ndarray):
-        return average_precision_score(
-            y,
-            positive_scores(estimator, features),
-            sample_weight=weights.loc[features.index].to_numpy(),
-        )
+    tried: list[tuple[dict[str, Any], float]] = dataclass_field(default_factory=list)
+    best_params: dict[str, Any] = dataclass_field(default_factory=dict)
+    best_mean: float = -np.inf
+    best_std: float = 0.0
+    best_scores: list[np.ndarray] = dataclass_field(default_factory=list)
 
-    return weighted_average_precision
-
-
-def _baseline_pipeline(p: TrainingParams):
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    def add(self, setting: dict[str, Any], fold_scores: list[np.ndarray], aps: list[float]):
+        mean = float(np.mean(aps))
+        self.tried.append((setting, mean))
+        # The first of equal settings wins, as in scikit-learn's searches.
+        if mean > self.best_mean:
+            self.best_params, self.best_mean = setting, mean
+            self.best_std, self.best_scores = float(np.std(aps)), fold_scores
 
 
-def _out_of_fold(
-    name: str, pipe: Any, development: pd.DataFrame, inputs: list[str], folds: list
+def _ensemble_search(
+    members: list[str],
+    predictions: list[pd.DataFrame],
+    y: np.ndarray,
+    weights: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> tuple[dict[str, Any], list[np.ndarray]]:
+    """The ensemble's validation AP from its members' out-of-fold scores (their mean,
+    row by row: every member was scored on the same validation rows)."""
+    by_name = {frame["candidate"].iloc[0]: frame for frame in predictions}
+    scores, aps = [], []
+    for k, (_, va) in enumerate(folds):
+        member_scores = [
+            by_name[m].loc[by_name[m]["fold"] == k, "score"].to_numpy() for m in members
+        ]
+        scores.append(np.mean(member_scores, axis=0))
+        aps.append(float(average_precision_score(y[va], scores[-1], sample_weight=weights[va])))
+    result = {
+        "classifier": "fraud_detection.model.MeanEnsemble",
+        "members": list(members),
+        "best_params": {"members": list(members)},
+        "validation_average_precision": float(np.mean(aps)),
+        "validation_average_precision_std": float(np.std(aps)),
+        "tried": [{"params": {"members": list(members)}, "mean_ap": float(np.mean(aps))}],
+    }
+    logger.info("Candidate %s of %s: validation AP %.4f", ENSEMBLE, members, np.mean(aps))
+    return result, scores
+
+
+def _settings(space: list[dict[str, list[Any]]], p: TrainingParams) -> list[dict[str, Any]]:
+    """The settings to try: all of them (grid, or a space no larger than ``n_iter``),
+    else ``n_iter`` sampled as scikit-learn's ``RandomizedSearchCV`` samples them."""
+    if p.search == "grid" or _space_size(space) <= p.n_iter:
+        return list(ParameterGrid(space))
+    return list(ParameterSampler(space, n_iter=p.n_iter, random_state=p.random_state))
+
+
+def _search(  # noqa: PLR0913, PLR0917 (one family's search over the prepared folds)
+    pipe: Any,
+    space: list[dict[str, list[Any]]],
+    spec: CandidateSpec,
+    p: TrainingParams,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    weights: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> _SearchResult:
+    """Fits every setting on every fold's training rows and scores its validation rows
+    by average precision (weighted by ``weights``), keeping the best setting's
+    validation scores as the out-of-fold predictions (no refit).
+
+    With ``spec.staged_trees`` the numbers of rounds are not sampled: each setting of
+    the other parameters is fitted with the largest and scored at every number.
+    """
+    result = _SearchResult()
+    rounds = sorted(set(spec.staged_trees)) if spec.staged_trees else None
+    base_space = [{k: v for k, v in g.items() if k != N_ESTIMATORS} for g in space]
+    settings = _settings(base_space if rounds else space, p)
+    for setting in settings:
+        per_round: dict[int | None, list[np.ndarray]] = {}
+        for tr, va in folds:
+            fitted_setting = {**setting, N_ESTIMATORS: rounds[-1]} if rounds else setting
+            # Settings hold estimators (samplers): every fit gets its own copies.
+            model = clone(pipe).set_params(**clone(fitted_setting, safe=False))
+            model.fit(X.iloc[tr], y[tr])
+            for k, scores in _staged_scores(model, X.iloc[va], rounds):
+                per_round.setdefault(k, []).append(scores)
+        for k, fold_scores in per_round.items():
+            aps = [
+                average_precision_score(y[va], s, sample_weight=weights[va])
+                for (_, va), s in zip(folds, fold_scores, strict=True)
+            ]
+            result.add({**setting, N_ESTIMATORS: k} if k else setting, fold_scores, aps)
+    return result
+
+
+def _staged_scores(
+    model: Any, X: pd.DataFrame, rounds: list[int] | None
+) -> list[tuple[int | None, np.ndarray]]:
+    """The fitted pipeline's fraud scores of ``X``: once (``rounds`` None), or for the
+    first ``k`` boosting rounds of its XGBoost classifier, for each ``k`` in ``rounds``."""
+    if rounds is None:
+        return [(None, positive_scores(model, X))]
+    matrix = model[:-1].transform(X)  # samplers are skipped outside fit
+    booster = model[-1]
+    return [(k, booster.predict_proba(matrix, iteration_range=(0, k))[:, 1]) for k in rounds]
+
+
+def _fold_frame(
+    name: str,
+    development: pd.DataFrame,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    fold_scores: list[np.ndarray],
 ) -> pd.DataFrame:
+    """Out-of-fold validation scores of one candidate, with what thresholds need."""
     y = development[schema.LABEL].astype(int).to_numpy()
     weights = sample_weights(development)
     parts = []
-    for k, (tr, va) in enumerate(folds):
-        model = clone(pipe).fit(development.iloc[tr][inputs], y[tr])
+    for k, ((_, va), scores) in enumerate(zip(folds, fold_scores, strict=True)):
         parts.append(
             pd.DataFrame(
                 {
@@ -275,11 +405,29 @@ def _out_of_fold(
                     schema.AMOUNT: development[schema.AMOUNT].to_numpy(float)[va],
                     "label": y[va],
                     "weight": weights[va],
-                    "score": positive_scores(model, development.iloc[va][inputs]),
+                    "score": scores,
                 }
             )
         )
     return pd.concat(parts, ignore_index=True)
+
+
+def _baseline_pipeline(p: TrainingParams):
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+
+
+def _out_of_fold(
+    name: str, pipe: Any, development: pd.DataFrame, inputs: list[str], folds: list
+) -> pd.DataFrame:
+    """Fits ``pipe`` on every fold's training rows and scores its validation rows."""
+    y = development[schema.LABEL].astype(int).to_numpy()
+    scores = [
+        positive_scores(
+            clone(pipe).fit(development.iloc[tr][inputs], y[tr]), development.iloc[va][inputs]
+        )
+        for tr, va in folds
+    ]
+    return _fold_frame(name, development, folds, scores)
 
 
 def fit_candidates(
@@ -304,6 +452,12 @@ def fit_candidates(
         best = _resolve(space, search_results[name]["best_params"])
         fitted[name] = {"pipeline": pipe.set_params(**best).fit(train[inputs], y), "inputs": inputs}
         logger.info("Fitted %s on %d rows (%d frauds)", name, len(train), int(y.sum()))
+    if p.ensemble:
+        inputs = list(dict.fromkeys(c for m in p.ensemble for c in fitted[m]["inputs"]))
+        fitted[ENSEMBLE] = {
+            "pipeline": MeanEnsemble({m: fitted[m]["pipeline"] for m in p.ensemble}),
+            "inputs": inputs,
+        }
     fitted[BASELINE] = {
         "pipeline": _baseline_pipeline(p).fit(train[p.baseline_features], y),
         "inputs": p.baseline_features,
@@ -454,7 +608,8 @@ def select_model(
     }
     selected = max(scores, key=scores.get)
     pipe = trained_candidates[selected]["pipeline"]
-    features = list(pipe.named_steps["select"].selected_features_)
+    # A pipeline's select step, or an ensemble: the inputs its model uses.
+    features = list(getattr(pipe, "named_steps", {}).get("select", pipe).selected_features_)
     selection = {
         "selected": selected,
         "reason": "highest mean average precision on the prequential validation folds",

@@ -263,3 +263,160 @@ def test_weighted_alert_budget_counts_a_row_of_weight_w_as_w_alerts():
     assert chosen["objective_value"] == pytest.approx(expected["objective_value"])
     unweighted = choose_thresholds(day, params)["xgboost"]
     assert unweighted["threshold"] == 0.6
+
+
+def test_search_equals_scikit_learns_randomized_search_and_needs_no_refit(trained):
+    """The search samples the settings RandomizedSearchCV samples, scores them as it
+    does, and its out-of-fold scores are those of the best setting's fold models."""
+    from sklearn.model_selection import RandomizedSearchCV
+
+    from fraud_detection.model_search import _candidate_pipeline, _search_space
+    from fraud_detection.splits import fold_indices
+
+    dev, _, plan, _, _, _ = trained
+    params = {
+        **SMALL,
+        "search": "random",
+        "n_iter": 3,
+        "candidates": {
+            "logistic_regression": {
+                **SMALL["candidates"]["logistic_regression"],
+                "resampling": ["none", "class_weight"],
+                "search_space": {"classifier__C": [0.001, 0.01, 0.1, 1.0]},
+            }
+        },
+    }
+    results, oof = tune_candidates(dev, plan, params)
+    p = TrainingParams.from_dict(params)
+    spec = p.candidates["logistic_regression"]
+    pipe, inputs = _candidate_pipeline(spec, dev, p)
+    folds = fold_indices(dev, plan)
+    reference = RandomizedSearchCV(
+        pipe,
+        _search_space(spec, 1.0, p.random_state),
+        n_iter=3,
+        scoring="average_precision",
+        cv=folds,
+        refit=False,
+        random_state=p.random_state,
+    ).fit(dev[inputs], dev["is_fraud"].astype(int))
+    found = results["logistic_regression"]
+    assert [t["mean_ap"] for t in found["tried"]] == pytest.approx(
+        list(reference.cv_results_["mean_test_score"])
+    )
+    assert found["validation_average_precision"] == pytest.approx(reference.best_score_)
+    assert found["best_params"] == {
+        k: (v if not hasattr(v, "get_params") else type(v).__name__)
+        for k, v in reference.best_params_.items()
+    }
+    # Out-of-fold scores: the best setting refitted per fold gives the same scores.
+    best = clone_with(pipe, reference.best_params_)
+    y = dev["is_fraud"].astype(int).to_numpy()
+    rows = oof[oof["candidate"] == "logistic_regression"]
+    for k, (tr, va) in enumerate(folds):
+        expected = best.fit(dev.iloc[tr][inputs], y[tr]).predict_proba(dev.iloc[va][inputs])[:, 1]
+        assert rows.loc[rows["fold"] == k, "score"].to_numpy() == pytest.approx(expected)
+
+
+def clone_with(pipe, setting):
+    from sklearn.base import clone
+
+    return clone(pipe).set_params(**setting)
+
+
+def test_staged_trees_choose_the_number_of_rounds_on_the_folds_from_one_fit(trained):
+    """Scoring the first k rounds of one fit equals fitting k rounds: the AP of every
+    number of rounds is exact, the best number is a searched parameter, and the final
+    model is fitted with it."""
+    from fraud_detection.model_search import _candidate_pipeline
+    from fraud_detection.splits import fold_indices
+
+    dev, _, plan, _, _, _ = trained
+    xgb = {
+        "classifier": "xgboost.XGBClassifier",
+        "init": {"max_depth": 2, "learning_rate": 0.3, "n_jobs": 1, "random_state": 0},
+        "resampling": ["none"],
+        "search_space": {},
+        "staged_trees": [2, 5, 20],
+    }
+    params = {**SMALL, "candidates": {"xgboost": xgb}}
+    results, oof = tune_candidates(dev, plan, params)
+    tried = {
+        t["params"]["classifier__n_estimators"]: t["mean_ap"] for t in results["xgboost"]["tried"]
+    }
+    assert set(tried) == {2, 5, 20}
+    from sklearn.metrics import average_precision_score
+
+    p = TrainingParams.from_dict(params)
+    pipe, inputs = _candidate_pipeline(p.candidates["xgboost"], dev, p)
+    y = dev["is_fraud"].astype(int).to_numpy()
+    for k, mean_ap in tried.items():
+        fitted_k = [
+            clone_with(pipe, {"classifier__n_estimators": k}).fit(dev.iloc[tr][inputs], y[tr])
+            for tr, _ in fold_indices(dev, plan)
+        ]
+        aps = [
+            average_precision_score(y[va], m.predict_proba(dev.iloc[va][inputs])[:, 1])
+            for m, (_, va) in zip(fitted_k, fold_indices(dev, plan), strict=True)
+        ]
+        assert mean_ap == pytest.approx(np.mean(aps), abs=1e-6)
+    best_k = results["xgboost"]["best_params"]["classifier__n_estimators"]
+    assert tried[best_k] == max(tried.values())
+    fitted = fit_candidates(dev, plan, results, params)
+    assert fitted["xgboost"]["pipeline"].named_steps["classifier"].n_estimators == best_k
+
+
+def test_staged_trees_need_a_boosting_classifier():
+    spec = {**SMALL["candidates"]["logistic_regression"], "staged_trees": [10]}
+    with pytest.raises(ValueError, match="needs an xgboost classifier"):
+        TrainingParams.from_dict({**SMALL, "candidates": {"logistic_regression": spec}})
+    xgb = {
+        **SMALL["candidates"]["xgboost"],
+        "staged_trees": [10],
+        "search_space": {"classifier__n_estimators": [5]},
+    }
+    with pytest.raises(ValueError, match="not both"):
+        TrainingParams.from_dict({**SMALL, "candidates": {"xgboost": xgb}})
+
+
+def test_ensemble_candidate_is_the_mean_of_its_members_without_another_fit(trained):
+    """Its validation scores are the mean of its members' out-of-fold scores, its model
+    the mean of their models; it can be selected and packaged like any candidate."""
+    from sklearn.metrics import average_precision_score
+
+    from fraud_detection.model import feature_importance
+
+    dev, test, plan, _, _, _ = trained
+    params = {**SMALL, "ensemble": ["logistic_regression", "xgboost"]}
+    results, oof = tune_candidates(dev, plan, params)
+    by = {n: g.sort_values(["fold", "transaction_id"]) for n, g in oof.groupby("candidate")}
+    mean = (by["logistic_regression"]["score"].to_numpy() + by["xgboost"]["score"].to_numpy()) / 2
+    assert by["ensemble"]["score"].to_numpy() == pytest.approx(mean)
+    aps = [
+        average_precision_score(g["label"], g["score"]) for _, g in by["ensemble"].groupby("fold")
+    ]
+    assert results["ensemble"]["validation_average_precision"] == pytest.approx(np.mean(aps))
+    fitted = fit_candidates(dev, plan, results, params)
+    ensemble = fitted["ensemble"]
+    members = [
+        fitted[m]["pipeline"].predict_proba(test[fitted[m]["inputs"]])[:, 1]
+        for m in ("logistic_regression", "xgboost")
+    ]
+    got = ensemble["pipeline"].predict_proba(test[ensemble["inputs"]])[:, 1]
+    assert got == pytest.approx(np.mean(members, axis=0))
+    importance = feature_importance(ensemble["pipeline"])
+    assert importance.sum() == pytest.approx(1.0) and importance.index.is_unique
+    # Selected when it has the best validation AP, and served as one artifact.
+    forced = {**results, "ensemble": {**results["ensemble"], "validation_average_precision": 2.0}}
+    selection, features = select_model(forced, fitted, choose_thresholds(oof, params))
+    assert selection["selected"] == "ensemble"
+    assert set(features) <= set(ensemble["inputs"])
+    model = package_model(fitted, selection, dev, plan)
+    assert model.predict(None, test)["score"].to_numpy() == pytest.approx(got)
+
+
+def test_ensemble_must_name_searched_candidates():
+    with pytest.raises(ValueError, match="not searched: \\['random_forest'\\]"):
+        TrainingParams.from_dict({**SMALL, "ensemble": ["xgboost", "random_forest"]})
+    with pytest.raises(ValueError, match="at least two"):
+        TrainingParams.from_dict({**SMALL, "ensemble": ["xgboost"]})
