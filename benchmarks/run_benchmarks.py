@@ -135,6 +135,12 @@ def _kedro_run(project: Path, *args: str) -> float:
     return time.perf_counter() - start
 
 
+def _keep_log(project: Path, name: str) -> None:
+    """The run's own log (node times, validation AP per candidate) next to the results."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(project / "logs" / "fraud_detection.log", RESULTS / f"{name}.log")
+
+
 def training_step() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         project = _project_copy(Path(tmp))
@@ -158,6 +164,7 @@ def handbook_step() -> dict:
             Path(os.environ["HANDBOOK_DATA_DIR"]) / "transactions.parquet"
         )
         seconds = _kedro_run(project, "--env", "handbook", "--pipelines", "train_and_promote")
+        _keep_log(project, "handbook_chapter3")
         report = json.loads((project / "data/08_reporting/evaluation_report.json").read_text())
         search = json.loads((project / "data/06_models/search_results.json").read_text())
     return {
@@ -188,6 +195,7 @@ def handbook_backtest_step() -> dict:
             project, "--env", "handbook", "--pipelines", "ingestion,feature_engineering"
         )
         seconds = _kedro_run(project, "--env", "handbook", "--pipelines", "backtest")
+        _keep_log(project, "handbook_backtest")
         table = json.loads((project / "data/08_reporting/backtest_results.json").read_text())
     cp = f"card_precision_at_{table['card_precision_k']}"
     return {

@@ -78,6 +78,9 @@ class CandidateSpec(StrictParams):
     resampling: list[str] = PydanticField(min_length=1)
     search_space: dict[str, list[Any]]
     staged_trees: list[int] | None = None
+    # Settings sampled for this family in random search (None: ``training.n_iter``):
+    # the budget can go where fits are cheap or pay most.
+    n_iter: int | None = PydanticField(default=None, ge=1)
 
     @model_validator(mode="after")
     def _staged_boosting_only(self) -> CandidateSpec:
@@ -323,12 +326,16 @@ def _ensemble_search(
     return result, scores
 
 
-def _settings(space: list[dict[str, list[Any]]], p: TrainingParams) -> list[dict[str, Any]]:
-    """The settings to try: all of them (grid, or a space no larger than ``n_iter``),
-    else ``n_iter`` sampled as scikit-learn's ``RandomizedSearchCV`` samples them."""
-    if p.search == "grid" or _space_size(space) <= p.n_iter:
+def _settings(
+    space: list[dict[str, list[Any]]], p: TrainingParams, n_iter: int | None = None
+) -> list[dict[str, Any]]:
+    """The settings to try: all of them (grid, or a space no larger than ``n_iter``,
+    default ``p.n_iter``), else ``n_iter`` sampled as scikit-learn's
+    ``RandomizedSearchCV`` samples them."""
+    n = n_iter or p.n_iter
+    if p.search == "grid" or _space_size(space) <= n:
         return list(ParameterGrid(space))
-    return list(ParameterSampler(space, n_iter=p.n_iter, random_state=p.random_state))
+    return list(ParameterSampler(space, n_iter=n, random_state=p.random_state))
 
 
 def _search(  # noqa: PLR0913, PLR0917 (one family's search over the prepared folds)
@@ -351,7 +358,7 @@ def _search(  # noqa: PLR0913, PLR0917 (one family's search over the prepared fo
     result = _SearchResult()
     rounds = sorted(set(spec.staged_trees)) if spec.staged_trees else None
     base_space = [{k: v for k, v in g.items() if k != N_ESTIMATORS} for g in space]
-    settings = _settings(base_space if rounds else space, p)
+    settings = _settings(base_space if rounds else space, p, spec.n_iter)
     for setting in settings:
         per_round: dict[int | None, list[np.ndarray]] = {}
         for tr, va in folds:

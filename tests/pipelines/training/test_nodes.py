@@ -420,3 +420,21 @@ def test_ensemble_must_name_searched_candidates():
         TrainingParams.from_dict({**SMALL, "ensemble": ["xgboost", "random_forest"]})
     with pytest.raises(ValueError, match="at least two"):
         TrainingParams.from_dict({**SMALL, "ensemble": ["xgboost"]})
+
+
+def test_a_family_can_have_its_own_number_of_settings(trained):
+    dev, _, plan, _, _, _ = trained
+    lr = {
+        **SMALL["candidates"]["logistic_regression"],
+        "resampling": ["none"],
+        "search_space": {"classifier__C": [0.001, 0.01, 0.1, 1.0, 10.0]},
+    }
+    params = {
+        **SMALL,
+        "search": "random",
+        "n_iter": 1,
+        "candidates": {"few": lr, "many": {**lr, "n_iter": 3}},
+    }
+    results, _ = tune_candidates(dev, plan, params)
+    assert len(results["few"]["tried"]) == 1
+    assert len(results["many"]["tried"]) == 3

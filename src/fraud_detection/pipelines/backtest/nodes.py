@@ -82,7 +82,11 @@ def _split_params(split: dict[str, Any], p: BacktestParams) -> dict[str, Any]:
 def _training_params(training: dict[str, Any], p: BacktestParams) -> dict[str, Any]:
     out = dict(training)
     if p.n_iter is not None:
+        # The backtest's number of settings replaces every family's own as well.
         out["n_iter"] = p.n_iter
+        out["candidates"] = {
+            name: {**spec, "n_iter": None} for name, spec in training["candidates"].items()
+        }
     if p.families is not None:
         out["families"] = p.families
     return out
