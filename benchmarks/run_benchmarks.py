@@ -124,14 +124,20 @@ def _kedro_run(project: Path, *args: str) -> float:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project / 'mlflow.db'}"
     kedro = Path(sys.executable).with_name("kedro")
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [str(kedro), "run", *args],
         cwd=project,
         env=env,
-        check=True,
+        check=False,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    if done.returncode:
+        _keep_log(project, "failed_run")
+        raise RuntimeError(
+            f"kedro run {' '.join(args)} failed (exit {done.returncode}); its log: "
+            f"{RESULTS / 'failed_run.log'}"
+        )
     return time.perf_counter() - start
 
 

@@ -249,17 +249,24 @@ since_start() {
     return 0
 }
 
+# SIGTERM to the process group led by $1 (or the process alone), SIGKILL if it is
+# still there after $2 seconds; returns 1 when it had to kill.
+terminate_group() {
+    local pid=$1 timeout=$2
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + timeout))
+    while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
+    kill -0 -- "-$pid" 2>/dev/null || return 0
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    return 1
+}
+
 stop_group() {
     local name=$1 timeout=${2:-30} pid
     pid=$(own_pid "$name") || { rm -f "$(pid_file "$name")"; log "$name: not running"; return 0; }
     log "$name: stopping (pid $pid and its process group)"
-    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-    local deadline=$((SECONDS + timeout))
-    while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.5; done
-    if kill -0 -- "-$pid" 2>/dev/null; then
-        log "$name: still running after ${timeout}s, sending SIGKILL"
-        kill -KILL -- "-$pid" 2>/dev/null || true
-    fi
+    terminate_group "$pid" "$timeout" ||
+        log "$name: still running after ${timeout}s, sent SIGKILL"
     rm -f "$(pid_file "$name")"
 }
 
@@ -481,10 +488,7 @@ wait_airflow() {
             # database. That database may be half created by the exited start (a retry
             # then fails with 'table ... already exists'): the retry starts from a new
             # one, the old one (with its -wal and -shm files) is kept beside it.
-            kill -TERM -- "-$pid" 2>/dev/null || true
-            local wait_until=$((SECONDS + 30))
-            while kill -0 -- "-$pid" 2>/dev/null && ((SECONDS < wait_until)); do sleep 0.5; done
-            kill -KILL -- "-$pid" 2>/dev/null || true
+            terminate_group "$pid" 30 || true
             local db=$STACK_DIR/airflow/airflow.db suffix
             if [[ -f $db ]]; then
                 for suffix in "" -wal -shm -journal; do

@@ -257,8 +257,27 @@ def feature_importance(pipeline: Any) -> pd.Series:
         return mean.sort_values(ascending=False)
     classifier = pipeline.named_steps["classifier"]
     names = pipeline.named_steps["preprocess"].get_feature_names_out()
+    return pd.Series(_importances(classifier, len(names)), index=names).sort_values(ascending=False)
+
+
+def _importances(classifier: Any, n_columns: int) -> np.ndarray:
+    """One importance per model-matrix column: the classifier's own (trees), its
+    absolute coefficients (linear), or for a bagging ensemble (e.g. imbalanced-learn's
+    ``BalancedBaggingClassifier``) the mean over its members of their importances, each
+    on the columns that member was given."""
     if hasattr(classifier, "feature_importances_"):
-        values = classifier.feature_importances_
-    else:
-        values = np.abs(np.ravel(classifier.coef_))
-    return pd.Series(values, index=names).sort_values(ascending=False)
+        return np.asarray(classifier.feature_importances_, dtype=np.float64)
+    if hasattr(classifier, "coef_"):
+        return np.abs(np.ravel(classifier.coef_))
+    members = getattr(classifier, "estimators_", None)
+    columns = getattr(classifier, "estimators_features_", None)
+    if members is not None and columns is not None:
+        total = np.zeros(n_columns)
+        for member, used in zip(members, columns, strict=True):
+            final = member.steps[-1][1] if hasattr(member, "steps") else member
+            total[np.asarray(used)] += _importances(final, len(used))
+        return total / max(len(members), 1)
+    raise ValueError(
+        f"{type(classifier).__name__} gives no feature importances, coefficients or "
+        "bagged members with importances"
+    )

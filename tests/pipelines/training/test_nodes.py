@@ -438,3 +438,24 @@ def test_a_family_can_have_its_own_number_of_settings(trained):
     results, _ = tune_candidates(dev, plan, params)
     assert len(results["few"]["tried"]) == 1
     assert len(results["many"]["tried"]) == 3
+
+
+def test_bagged_trees_give_importances_over_the_columns_each_member_saw(trained):
+    """Balanced bagging has no importances of its own: the mean of its trees', each
+    placed on the columns its bag was given."""
+    from fraud_detection.model import feature_importance
+
+    dev, _, plan, _, _, _ = trained
+    bagging = {
+        "classifier": "imblearn.ensemble.BalancedBaggingClassifier",
+        "init": {"n_estimators": 5, "max_features": 0.5, "random_state": 0},
+        "resampling": ["none"],
+        "search_space": {},
+    }
+    params = {**SMALL, "candidates": {"balanced_bagging": bagging}}
+    results, _ = tune_candidates(dev, plan, params)
+    pipeline = fit_candidates(dev, plan, results, params)["balanced_bagging"]["pipeline"]
+    importance = feature_importance(pipeline)
+    columns = pipeline.named_steps["preprocess"].get_feature_names_out()
+    assert sorted(importance.index) == sorted(columns)
+    assert importance.sum() == pytest.approx(1.0) and (importance >= 0).all()

@@ -266,7 +266,8 @@ def explain_models(
         ):
             continue  # the baseline has no feature pipeline to explain
         classifier = pipeline.named_steps["classifier"]
-        tree = hasattr(classifier, "feature_importances_")
+        # Trees and bagged trees give impurity importances; linear models coefficients.
+        tree = not hasattr(classifier, "coef_")
         rows = test_set[entry["inputs"]]
         sample = (
             rows.sample(min(p.effect_sample_size, len(rows)), random_state=p.random_state)
