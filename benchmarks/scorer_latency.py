@@ -63,7 +63,10 @@ TOPICS = {
     "labels": f"bench-{RUN}-labels",
     "predictions": f"bench-{RUN}-predictions",
     "warm_up": f"bench-{RUN}-warm-up",  # the load generator's first message, unread
+    "shadow": f"bench-{RUN}-shadow",  # --shadow: the challenger's predictions
 }
+# --shadow: the challenger, another XGBoost (depth 4, learning rate 0.05).
+CHALLENGER = {"max_depth": 4, "learning_rate": 0.05}
 
 
 def say(*parts: object) -> None:
@@ -110,9 +113,15 @@ class TemporaryBroker:
         self._script("stop")
 
 
-def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) -> str:
-    """An XGBoost pipeline like the project's (default candidate settings), registered
-    as the champion in ``tracking_uri``."""
+def register_model(
+    tracking_uri: str,
+    transactions: pd.DataFrame,
+    params: dict,
+    alias: str = "champion",
+    settings: dict | None = None,
+) -> str:
+    """An XGBoost pipeline like the project's (default candidate settings, or
+    ``settings``), registered under ``alias`` in ``tracking_uri``."""
     import mlflow
     from mlflow.tracking import MlflowClient
     from xgboost import XGBClassifier
@@ -130,6 +139,7 @@ def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) 
         **params["training"]["candidates"]["xgboost"]["init"],
         "max_depth": 6,
         "learning_rate": 0.1,
+        **(settings or {}),
     }
     pipeline = build_model_pipeline(
         XGBClassifier(**init), numeric, categorical, params["training"]["selection"]
@@ -145,8 +155,8 @@ def register_model(tracking_uri: str, transactions: pd.DataFrame, params: dict) 
             registered_model_name=MODEL,
             input_example=features[numeric + categorical].head(3),
         )
-    MlflowClient().set_registered_model_alias(MODEL, "champion", info.registered_model_version)
-    return f"models:/{MODEL}@champion"
+    MlflowClient().set_registered_model_alias(MODEL, alias, info.registered_model_version)
+    return f"models:/{MODEL}@{alias}"
 
 
 def _paced_producer(  # noqa: PLR0917
@@ -583,6 +593,11 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
             TOPICS["labels"]: {"num_partitions": args.partitions, "replication_factor": 1},
             TOPICS["predictions"]: {"num_partitions": args.partitions, "replication_factor": 1},
             TOPICS["warm_up"]: {"num_partitions": 1, "replication_factor": 1},
+            **(
+                {TOPICS["shadow"]: {"num_partitions": args.partitions, "replication_factor": 1}}
+                if args.shadow
+                else {}
+            ),
         }
     )
     admin.close()
@@ -596,7 +611,10 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     assert all(r.ok for r in reports), [r.summary() for r in reports]
 
     log = workdir / "scorer.log"
-    client = ("--producer-client", args.producer_client)
+    client: tuple[str, ...] = ("--producer-client", args.producer_client)
+    if args.shadow:
+        shadow_uri = register_model(tracking_uri, history, params, "challenger", CHALLENGER)
+        client += ("--shadow-model-uri", shadow_uri, "--shadow-topic", TOPICS["shadow"])
     scorer = ScorerProcess(
         bootstrap, tracking_uri, model_uri, log, "--start-from", "latest", *client
     )
@@ -707,6 +725,12 @@ def main() -> None:
         choices=PRODUCER_CLIENTS,
         default="kafka-python",
         help="the scorer's client for predictions (its --producer-client)",
+    )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="also serve a challenger in shadow (its --shadow-model-uri): the champion's "
+        "latency with the extra model",
     )
     args = parser.parse_args()
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")

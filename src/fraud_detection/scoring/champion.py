@@ -240,6 +240,9 @@ class ChampionWatcher:
         check_interval_s: How often the registry is asked where the alias points.
         required_columns: Feature columns the scorer produces; a model needing others
             is refused (the previous one keeps serving).
+        optional: The alias may point nowhere (a shadow ``challenger``): ``check``
+            then serves nothing (``current_or_none`` is ``None``) instead of failing,
+            and picks the model up once the alias is set.
     """
 
     def __init__(
@@ -248,8 +251,10 @@ class ChampionWatcher:
         *,
         check_interval_s: float = 30.0,
         required_columns: list[str] | None = None,
+        optional: bool = False,
     ) -> None:
         self.name, self.alias, self._fixed_version = parse_model_uri(model_uri)
+        self.optional = optional
         self.model_uri = model_uri
         self.check_interval_s = check_interval_s
         self._available = set(required_columns) if required_columns else None
@@ -257,6 +262,11 @@ class ChampionWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.reloads = 0
+
+    @property
+    def current_or_none(self) -> LoadedModel | None:
+        """The model served now, or ``None`` (an optional alias pointing nowhere)."""
+        return self._current
 
     @property
     def current(self) -> LoadedModel:
@@ -305,7 +315,21 @@ class ChampionWatcher:
         """Reloads when the alias points to another version; returns whether it did."""
         if self._fixed_version is not None:
             return False
-        version, run_id = self._resolve()
+        try:
+            version, run_id = self._resolve()
+        except ModelUnavailableError:
+            if not self.optional:
+                raise
+            if self._current is None:
+                return False
+            logger.info(
+                "The '%s' alias of %s points nowhere any more: version %s no longer served",
+                self.alias,
+                self.name,
+                self._current.version,
+            )
+            self._current = None
+            return True
         if self._current is not None and version == self._current.version:
             return False
         previous = self._current.version if self._current is not None else None

@@ -135,6 +135,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="top three reasons on alerts (decision 1), on every prediction (all), or off "
         "(default: %(default)s)",
     )
+    parser.add_argument(
+        "--shadow-model-uri",
+        default=_env("SCORER_SHADOW_MODEL_URI", None),
+        help="also score every transaction with this model in shadow, e.g. "
+        "models:/<name>@challenger (followed like the champion; nothing is shadowed while "
+        "the alias points nowhere); its predictions go to --shadow-topic, nothing acts on "
+        "them (default: off)",
+    )
+    parser.add_argument(
+        "--shadow-topic",
+        default=_env("KAFKA_SHADOW_PREDICTIONS_TOPIC", "fraud_predictions_shadow"),
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -190,6 +202,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelUnavailableError as exc:
         logger.error("%s", exc)
         return 1
+    shadow = None
+    if args.shadow_model_uri:
+        shadow = ChampionWatcher(
+            args.shadow_model_uri,
+            check_interval_s=args.model_check_interval,
+            required_columns=features.feature_names(),
+            optional=True,
+        )
+        try:
+            shadow.check()
+        except ModelUnavailableError as exc:  # e.g. it needs columns the scorer lacks
+            logger.error("Shadow model: %s", exc)
+            return 1
+        logger.info(
+            "Shadow model %s: %s",
+            args.shadow_model_uri,
+            f"version {shadow.current_or_none.version}"
+            if shadow.current_or_none
+            else "not set yet, picked up when its alias is",
+        )
     scorer = RealTimeScorer(
         ScorerConfig(
             bootstrap_servers=args.bootstrap_servers,
@@ -211,9 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             producer_client=args.producer_client,
             slow_loop_ms=args.slow_loop_ms,
             reason_codes=args.reason_codes,
+            shadow_topic=args.shadow_topic,
         ),
         features,
         watcher,
+        shadow=shadow,
     )
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -226,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     watcher.start()
+    if shadow is not None:
+        shadow.start()
     try:
         counters = scorer.run()
     except KafkaConnectionError as exc:
@@ -236,6 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         watcher.stop()
+        if shadow is not None:
+            shadow.stop()
     logger.info(
         "Scorer stopped: %s; gc pauses %s",
         counters.summary(),

@@ -123,6 +123,8 @@ class ScorerConfig:
         reason_codes: ``alerts`` (predictions with decision 1 carry their top three
             reasons), ``all`` (every prediction: XGBoost's TreeSHAP costs about 0.8 ms a
             row, a core at 1,000 tx/s) or ``off``.
+        shadow_topic: Where the shadow model's predictions go (with a shadow watcher):
+            each carries the champion's score and decision on the same transaction.
     """
 
     bootstrap_servers: str
@@ -147,6 +149,7 @@ class ScorerConfig:
     producer_client: str = "kafka-python"
     slow_loop_ms: float = 100.0
     reason_codes: str = "alerts"
+    shadow_topic: str = "fraud_predictions_shadow"
 
     def __post_init__(self) -> None:
         if self.reason_codes not in REASON_CODES:
@@ -176,6 +179,8 @@ class ScorerCounters:
     labels_past_horizon: int = 0
     inline_labels_ignored: int = 0
     reason_code_failures: int = 0
+    shadow_scored: int = 0
+    shadow_failed: int = 0
     replayed: int = 0
     batches: int = 0
     committed_batches: int = 0
@@ -194,6 +199,8 @@ class ScorerCounters:
                 "labels_applied",
                 "labels_past_horizon",
                 "inline_labels_ignored",
+                "shadow_scored",
+                "shadow_failed",
                 "replayed",
                 "batches",
             )
@@ -248,6 +255,10 @@ class RealTimeScorer:
         config: Topics, group and batching.
         features: The feature state (``OnlineFeatures`` with ``params:features``).
         model: The champion watcher (already loaded).
+        shadow: Optional watcher of a second model (``models:/<name>@challenger``)
+            scored in shadow on the same transactions, after the champion's predictions
+            are sent, to ``config.shadow_topic``; nothing acts on its predictions. While
+            its alias points nowhere, nothing is shadowed.
         consumer_factory / producer_factory: For tests; default kafka-python clients.
     """
 
@@ -273,12 +284,14 @@ class RealTimeScorer:
         features: OnlineFeatures,
         model: ChampionWatcher,
         *,
+        shadow: ChampionWatcher | None = None,
         consumer_factory: Callable[..., Any] | None = None,
         producer_factory: Callable[..., Any] | None = None,
     ) -> None:
         self.config = config
         self.features = features
         self.model = model
+        self.shadow = shadow
         self.counters = ScorerCounters()
         self._consumer_factory = consumer_factory or (
             lambda **kw: connect(KafkaConsumer, config.bootstrap_servers, config.credentials, **kw)
@@ -303,6 +316,7 @@ class RealTimeScorer:
         self.slow_loops = SlowLoops(self.config.slow_loop_ms, self.gc_pauses)
         self._warm_batch: FeatureBatch | None = None
         self._warmed: Any = None
+        self._shadow_warmed: Any = None
 
     # -------------------------------------------------------------- lifecycle --
 
@@ -702,11 +716,65 @@ class RealTimeScorer:
                 send(cfg.predictions_topic, value=orjson.dumps(message), key=customer.encode())
             )
         self.slow_loops.lap("send", len(futures))
+        if self.shadow is not None:
+            futures += self._shadow_score(batch, scores, decisions, model)
+            self.slow_loops.lap("shadow", len(batch))
         if cfg.features_topic:
             futures += self._send_features(batch)
             self.slow_loops.lap("send features")
         self.counters.scored += len(batch)
         self.counters.processing_ms.extend([latency_ms] * len(batch))
+        return futures
+
+    def _shadow_score(
+        self, batch: FeatureBatch, scores: np.ndarray, decisions: np.ndarray, champion: Any
+    ) -> list[Any]:
+        """The shadow model's predictions of the rows the champion just scored, to the
+        shadow topic, each with the champion's score and decision. A failure of the
+        shadow model is counted and logged, never passed on to the champion's stream."""
+        assert self.shadow is not None
+        shadow = self.shadow.current_or_none
+        if shadow is None or (shadow.name, shadow.version) == (champion.name, champion.version):
+            return []
+        try:
+            s_scores, s_decisions = shadow.predict_batch(batch)
+            s_scores = np.asarray(s_scores, dtype=np.float64)
+        except Exception as exc:  # noqa: BLE001 - the shadow must never stop the champion
+            if not self.counters.shadow_failed:
+                logger.warning(
+                    "Shadow model %s v%s failed on a batch of %d rows (%r): not shadowed",
+                    shadow.name,
+                    shadow.version,
+                    len(batch),
+                    exc,
+                )
+            self.counters.shadow_failed += len(batch)
+            return []
+        scored_at = _iso_now()
+        send, topic = self._producer.send, self.config.shadow_topic
+        futures = []
+        finite = np.isfinite(s_scores)
+        for i, (tid, customer) in enumerate(
+            zip(batch.transaction_id, batch.customer_id, strict=True)
+        ):
+            if not finite[i]:
+                continue
+            message = {
+                "transaction_id": tid,
+                "customer_id": customer,
+                "score": float(s_scores[i]),
+                "decision": int(s_decisions[i]),
+                "threshold": shadow.threshold,
+                "model_name": shadow.name,
+                "model_version": shadow.version,
+                "champion_version": champion.version,
+                "champion_score": float(scores[i]),
+                "champion_decision": int(decisions[i]),
+                "scored_at": scored_at,
+            }
+            futures.append(send(topic, value=orjson.dumps(message), key=customer.encode()))
+        self.counters.shadow_scored += len(futures)
+        self.counters.shadow_failed += int((~finite).sum())
         return futures
 
     def _reasons(
@@ -745,15 +813,26 @@ class RealTimeScorer:
         the first seconds of a start or a model switch hundreds of milliseconds each.
         """
         model = self.model.current
-        if model is self._warmed or self._warm_batch is None:
-            return
-        self._warmed = model
+        if model is not self._warmed and self._warm_batch is not None:
+            self._warmed = model
+            self._warm(model, explain=self.config.reason_codes != "off")
+        shadow = self.shadow.current_or_none if self.shadow is not None else None
+        if (
+            shadow is not None
+            and shadow is not self._shadow_warmed
+            and self._warm_batch is not None
+        ):
+            self._shadow_warmed = shadow
+            self._warm(shadow, explain=False)
+
+    def _warm(self, model: Any, *, explain: bool) -> None:
+        assert self._warm_batch is not None
         rows = list(range(min(len(self._warm_batch), WARM_UP_ROWS)))
         started = time.monotonic()
         try:
             warm = _slice(self._warm_batch, rows)
             model.predict_batch(warm)
-            if self.config.reason_codes != "off" and getattr(model, "explainer", None):
+            if explain and getattr(model, "explainer", None):
                 model.explain_batch(warm)  # e.g. shap's explainer is built on first use
         except Exception as exc:  # noqa: BLE001 - warming is an optimisation only
             logger.warning(

@@ -52,12 +52,13 @@ TOPICS = {
     "predictions": "scorer-predictions",
     "features": "scorer-features",
     "dlq": "scorer-tx.dlq",
+    "shadow": "scorer-shadow",
 }
 POISON = b'{"transaction_id": "BAD1", "amount": "lots"}'
 
 
-def register(features: pd.DataFrame, classifier, tracking_uri: str) -> str:
-    """Fits a small model on labelled feature rows, registers it, makes it champion."""
+def register(features: pd.DataFrame, classifier, tracking_uri: str, alias: str = "champion") -> str:
+    """Fits a small model on labelled feature rows, registers it, gives it ``alias``."""
     numeric, categorical = feature_columns(features)
     pipeline = build_model_pipeline(classifier, numeric, categorical, {"mi_sample_size": 3000})
     pipeline.fit(features[numeric + categorical], features[schema.LABEL].astype(int))
@@ -71,7 +72,7 @@ def register(features: pd.DataFrame, classifier, tracking_uri: str) -> str:
             registered_model_name=MODEL,
             input_example=features[numeric + categorical].head(3),
         )
-    MlflowClient().set_registered_model_alias(MODEL, "champion", info.registered_model_version)
+    MlflowClient().set_registered_model_alias(MODEL, alias, info.registered_model_version)
     return str(info.registered_model_version)
 
 
@@ -198,9 +199,26 @@ def scored(kafka_broker, tmp_path_factory):
     kafka_broker.produce(TOPICS["tx"], strip_labels(second.iloc[:100]))
     kafka_broker.produce_raw(TOPICS["tx"], [POISON])
     kafka_broker.produce(TOPICS["tx"], strip_labels(second.iloc[100:]))
+    # A challenger to shadow from the restart on (another XGBoost, not acted upon).
+    challenger = register(
+        training[training[schema.TIMESTAMP] < day_start],
+        XGBClassifier(n_estimators=20, max_depth=2, n_jobs=1),
+        tracking_uri,
+        alias="challenger",
+    )
     # The restart sends with librdkafka (--producer-client): what follows (the rest of the
     # day, the dead letter, the alias move, the commits at SIGTERM) runs on that client.
-    scorer = Scorer(kafka_broker, tracking_uri, log, "--producer-client", "confluent-kafka")
+    scorer = Scorer(
+        kafka_broker,
+        tracking_uri,
+        log,
+        "--producer-client",
+        "confluent-kafka",
+        "--shadow-model-uri",
+        f"models:/{MODEL}@challenger",
+        "--shadow-topic",
+        TOPICS["shadow"],
+    )
     predictions = records_by_id(
         kafka_broker, TOPICS["predictions"], set(day[schema.TRANSACTION_ID])
     )
@@ -218,6 +236,7 @@ def scored(kafka_broker, tmp_path_factory):
         kafka_broker, TOPICS["predictions"], set(extra[schema.TRANSACTION_ID])
     )
     exit_code = scorer.stop(signal.SIGTERM)
+    shadow = records_by_id(kafka_broker, TOPICS["shadow"], set(extra[schema.TRANSACTION_ID]))
     return {
         "day": day,
         "batch_features": batch_features,
@@ -226,6 +245,9 @@ def scored(kafka_broker, tmp_path_factory):
         "extra": extra,
         "version": version,
         "new_version": new_version,
+        "challenger": challenger,
+        "second": second,
+        "shadow": shadow,
         "crash_code": crash_code,
         "exit_code": exit_code,
         "log": scorer.text(),
@@ -325,3 +347,26 @@ def test_alias_move_is_picked_up_and_sigterm_commits_everything(scored, kafka_br
     )
     assert "Feature state rebuilt" in scored["log"]
     assert sum(kafka_broker.end_offsets(TOPICS["labels"]).values()) == scored["labels_sent"]
+
+
+def test_the_challenger_scores_in_shadow_beside_the_champion(scored):
+    """From the restart on, every transaction gets a shadow prediction of the
+    ``challenger`` alias on its own topic: the challenger's batch score, next to the
+    champion's served score of the same transaction; the champion's stream is the same
+    as without it (its scores equal the batch model's: the test above)."""
+    mlflow.set_tracking_uri(scored["tracking_uri"])
+    challenger = mlflow.pyfunc.load_model(f"models:/{MODEL}/{scored['challenger']}")
+    ids = list(scored["second"][schema.TRANSACTION_ID])
+    assert set(ids) <= set(scored["shadow"])
+    batch = scored["batch_features"].set_index(schema.TRANSACTION_ID).loc[ids].reset_index()
+    expected = challenger.predict(batch)["score"].to_numpy()
+    for tid, score in zip(ids, expected, strict=True):
+        shadow = scored["shadow"][tid][-1]
+        assert shadow["model_version"] == scored["challenger"]
+        assert shadow["score"] == pytest.approx(score, abs=1e-9)
+        served = scored["predictions"][tid][-1]
+        assert shadow["champion_score"] == pytest.approx(served["score"], abs=1e-12)
+        assert shadow["champion_version"] == served["model_version"]
+    # After the champion's alias moved, the shadow compares against the new champion.
+    for tid in scored["extra"][schema.TRANSACTION_ID]:
+        assert scored["shadow"][tid][-1]["champion_version"] == scored["new_version"]

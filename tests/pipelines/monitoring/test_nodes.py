@@ -21,6 +21,7 @@ from fraud_detection.model import FraudModel, build_model_pipeline
 from fraud_detection.pipelines.evaluation.nodes import model_metrics
 from fraud_detection.pipelines.monitoring.nodes import (
     build_window_features,
+    compare_challenger,
     detect_drift,
     render_drift_report,
     score_window,
@@ -159,3 +160,46 @@ def test_psi_and_parameters():
         MonitoringParams.from_dict({"thresholds": {"psii": 0.1}})
     with pytest.raises(ValueError, match="Unknown key"):
         MonitoringParams.from_dict({"window": 7})
+
+
+def test_the_challenger_is_compared_with_the_champion_on_the_same_window(trained):
+    """Agreement, rank correlation, alerts a day, and AP/recall of each on the rows
+    whose label has arrived, recomputed here from the two models' own scores."""
+    from sklearn.metrics import average_precision_score
+
+    transactions = trained["transactions"]
+    current = days(transactions, 28, 41)
+    window = build_window_features(current, days(transactions, 0, 27), FEATURES, MONITORING)
+    # Labels of the first days only have arrived.
+    late = window[schema.TIMESTAMP] > window[schema.TIMESTAMP].min() + pd.Timedelta("4D")
+    window[schema.LABEL] = window[schema.LABEL].astype("Float64").mask(late)
+    scored = score_window(window, {"version": "1", "model": _Pyfunc(trained["model"])})
+    challenger_model = FraudModel(
+        trained["model"].pipeline, 0.6, trained["model"].input_columns, "stricter"
+    )
+    result = compare_challenger(scored, {"version": "2", "model": _Pyfunc(challenger_model)})
+    assert result["available"] and result["challenger_version"] == "2"
+    # Same scores, another threshold: ranks agree fully, the stricter one alerts less.
+    assert result["score_rank_correlation"] == pytest.approx(1.0)
+    ours = scored["score"].to_numpy()
+    assert result["decision_agreement"] == pytest.approx(((ours >= 0.3) == (ours >= 0.6)).mean())
+    n_days = scored[schema.TIMESTAMP].dt.floor("D").nunique()
+    assert result["alerts_per_day"]["challenger"] == pytest.approx((ours >= 0.6).sum() / n_days)
+    assert result["alerts_per_day"]["challenger"] < result["alerts_per_day"]["champion"]
+    known = scored[schema.LABEL].notna().to_numpy()
+    y = scored.loc[known, schema.LABEL].astype(int).to_numpy()
+    assert result["labelled"] == known.sum() < len(scored) and result["labelled_frauds"] == y.sum()
+    ap = average_precision_score(y, ours[known])
+    assert result["champion"]["average_precision"] == pytest.approx(ap)
+    assert result["challenger"]["average_precision"] == pytest.approx(ap)
+    assert result["challenger"]["recall"] == pytest.approx((ours[known][y == 1] >= 0.6).mean())
+
+
+def test_no_challenger_or_the_champion_itself_is_said_plainly(trained):
+    scored = pd.DataFrame({"score": [0.1], "decision": [0], "model_version": ["1"]})
+    assert compare_challenger(scored, None) == {
+        "available": False,
+        "reason": "no model behind the 'challenger' alias",
+    }
+    same = compare_challenger(scored, {"version": "1", "model": None})
+    assert not same["available"] and "points at the champion" in same["reason"]

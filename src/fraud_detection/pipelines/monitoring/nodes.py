@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from sklearn.metrics import average_precision_score
 
 from fraud_detection import quality, schema
 from fraud_detection.drift import statistics as drift
@@ -124,6 +125,73 @@ def score_window(window_features: pd.DataFrame, champion: dict[str, Any] | None)
     scored.attrs["model_version"] = str(champion["version"])
     scored["model_version"] = str(champion["version"])
     return scored
+
+
+def compare_challenger(scored: pd.DataFrame, challenger: dict[str, Any] | None) -> dict[str, Any]:
+    """The registry's ``challenger`` against the champion on the same monitored
+    transactions: how often their decisions agree, how their scores rank the rows
+    (Spearman), alerts a day of each, and on the rows whose label has arrived the AP
+    and recall of each (``None`` until labelled frauds and genuine rows are there).
+
+    Returns ``{"available": False, ...}`` when no model is behind the alias, or when it
+    is the champion's own version.
+    """
+    if challenger is None:
+        return {"available": False, "reason": "no model behind the 'challenger' alias"}
+    champion_version = str(scored.attrs.get("model_version", scored["model_version"].iloc[0]))
+    if str(challenger["version"]) == champion_version:
+        return {
+            "available": False,
+            "reason": f"the 'challenger' alias points at the champion (version {champion_version})",
+        }
+    out = challenger["model"].predict(scored)
+    theirs = np.asarray(out["score"], dtype=np.float64)
+    their_decision = np.asarray(out["decision"], dtype=np.int64)
+    ours = scored["score"].to_numpy(np.float64)
+    our_decision = scored["decision"].to_numpy(np.int64)
+    days = max(scored[schema.TIMESTAMP].dt.floor("D").nunique(), 1)
+    label = scored[schema.LABEL]
+    known = label.notna().to_numpy()
+    y = label[known].astype(int).to_numpy()
+    comparable = bool(known.sum()) and 0 < y.sum() < len(y)
+
+    def performance(scores: np.ndarray, decisions: np.ndarray) -> dict[str, float | None]:
+        if not comparable:
+            return {"average_precision": None, "recall": None}
+        return {
+            "average_precision": float(average_precision_score(y, scores[known])),
+            "recall": float(decisions[known][y == 1].mean()),
+        }
+
+    result = {
+        "available": True,
+        "transactions": len(scored),
+        "days": int(days),
+        "champion_version": champion_version,
+        "challenger_version": str(challenger["version"]),
+        "decision_agreement": float((our_decision == their_decision).mean()),
+        "score_rank_correlation": float(pd.Series(ours).corr(pd.Series(theirs), method="spearman")),
+        "alerts_per_day": {
+            "champion": float(our_decision.sum() / days),
+            "challenger": float(their_decision.sum() / days),
+        },
+        "labelled": int(known.sum()),
+        "labelled_frauds": int(y.sum()),
+        "champion": performance(ours, our_decision),
+        "challenger": performance(theirs, their_decision),
+    }
+    logger.info(
+        "Challenger v%s vs champion v%s on %d transactions: %.1f%% decisions agree, "
+        "%.1f vs %.1f alerts a day, %d labelled frauds",
+        result["challenger_version"],
+        champion_version,
+        len(scored),
+        100 * result["decision_agreement"],
+        result["alerts_per_day"]["challenger"],
+        result["alerts_per_day"]["champion"],
+        result["labelled_frauds"],
+    )
+    return result
 
 
 # ----------------------------------------------------------------- reports --

@@ -5,6 +5,7 @@ from kedro.pipeline import Pipeline, node
 from .nodes import (
     attach_current_labels,
     build_window_features,
+    compare_challenger,
     detect_drift,
     plot_drift,
     render_drift_report,
@@ -48,6 +49,13 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["monitoring_window_features", "current_champion"],
                 outputs="monitoring_window_scores",
                 name="score_window_node",
+            ),
+            # The registry's challenger (if any) on the same transactions as the champion.
+            node(
+                compare_challenger,
+                inputs=["monitoring_window_scores", "current_challenger"],
+                outputs="challenger_comparison",
+                name="compare_challenger_node",
             ),
             node(
                 detect_drift,
