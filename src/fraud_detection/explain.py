@@ -61,17 +61,20 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+# Whose history an amount is compared with, by aggregation name.
+_OWNER = {"customer": "customer", "terminal_amount": "terminal"}
+
 # (pattern, sentence) over the names create_features gives; {w} is the window.
 _TEMPLATES: list[tuple[re.Pattern[str], Any]] = [
     (
-        re.compile(r"^amount_to_customer_avg_(\w+)$"),
-        lambda m, v: f"amount {v:.1f}x the customer's {_span(m[1])} average",
+        re.compile(r"^amount_to_(customer|terminal_amount)_avg_(\w+)$"),
+        lambda m, v: f"amount {v:.1f}x the {_OWNER[m[1]]}'s {_span(m[2])} average",
     ),
     (
-        re.compile(r"^amount_zscore_customer_(\w+)$"),
+        re.compile(r"^amount_zscore_(customer|terminal_amount)_(\w+)$"),
         lambda m, v: (
             f"amount {abs(v):.1f} standard deviations {'above' if v >= 0 else 'below'} "
-            f"the customer's {_span(m[1])} mean"
+            f"the {_OWNER[m[1]]}'s {_span(m[2])} mean"
         ),
     ),
     (
@@ -91,7 +94,7 @@ _TEMPLATES: list[tuple[re.Pattern[str], Any]] = [
         lambda m, v: f"{_duration(v)} since the customer's previous transaction",
     ),
     (
-        re.compile(r"^terminal_activity_nb_tx_(\w+)$"),
+        re.compile(r"^terminal_(?:activity|amount)_nb_tx_(\w+)$"),
         lambda m, v: f"{_number(v)} transactions at the terminal in {_window(m[1])}",
     ),
     (
@@ -109,21 +112,6 @@ _TEMPLATES: list[tuple[re.Pattern[str], Any]] = [
     (
         re.compile(r"^category_nb_tx_(\w+)$"),
         lambda m, v: f"{_number(v)} labelled transactions in the category over {_window(m[1])}",
-    ),
-    (
-        re.compile(r"^amount_to_terminal_amount_avg_(\w+)$"),
-        lambda m, v: f"amount {v:.1f}x the terminal's {_span(m[1])} average",
-    ),
-    (
-        re.compile(r"^amount_zscore_terminal_amount_(\w+)$"),
-        lambda m, v: (
-            f"amount {abs(v):.1f} standard deviations {'above' if v >= 0 else 'below'} "
-            f"the terminal's {_span(m[1])} mean"
-        ),
-    ),
-    (
-        re.compile(r"^terminal_amount_nb_tx_(\w+)$"),
-        lambda m, v: f"{_number(v)} transactions at the terminal in {_window(m[1])}",
     ),
     (
         re.compile(r"^terminal_amount_(avg|std)_amount_(\w+)$"),

@@ -361,8 +361,8 @@ def _search(  # noqa: PLR0913, PLR0917 (one family's search over the prepared fo
     settings = _settings(base_space if rounds else space, p, spec.n_iter)
     for setting in settings:
         per_round: dict[int | None, list[np.ndarray]] = {}
+        fitted_setting = {**setting, N_ESTIMATORS: rounds[-1]} if rounds else setting
         for tr, va in folds:
-            fitted_setting = {**setting, N_ESTIMATORS: rounds[-1]} if rounds else setting
             # Settings hold estimators (samplers): every fit gets its own copies.
             model = clone(pipe).set_params(**clone(fitted_setting, safe=False))
             model.fit(X.iloc[tr], y[tr])
