@@ -21,14 +21,24 @@ class _Pyfunc:
         return self.model
 
 
-@pytest.fixture(scope="module")
-def model() -> LoadedModel:
-    history = make_transactions(n=1500, days=40, seed=2)
-    features = create_features(history, PARAMS)
+def fit_loaded_model(
+    transactions, classifier, selection: dict, threshold: float, version: str = "1"
+) -> LoadedModel:
+    """A project pipeline around ``classifier`` fitted on the features of
+    ``transactions``, served as registry model ``m`` version ``version``."""
+    features = create_features(transactions, PARAMS)
     numeric, categorical = feature_columns(features)
-    classifier = XGBClassifier(n_estimators=10, max_depth=3)
-    selection = {"mi_sample_size": 1000, "top_k": 12}
     pipeline = build_model_pipeline(classifier, numeric, categorical, selection)
     pipeline.fit(features[numeric + categorical], features[schema.LABEL])
-    fitted = FraudModel(pipeline, 0.3, numeric + categorical, "m")
-    return LoadedModel("m", "1", None, _Pyfunc(fitted))
+    fitted = FraudModel(pipeline, threshold, numeric + categorical, "m")
+    return LoadedModel("m", version, None, _Pyfunc(fitted))
+
+
+@pytest.fixture(scope="module")
+def model() -> LoadedModel:
+    return fit_loaded_model(
+        make_transactions(n=1500, days=40, seed=2),
+        XGBClassifier(n_estimators=10, max_depth=3),
+        {"mi_sample_size": 1000, "top_k": 12},
+        0.3,
+    )

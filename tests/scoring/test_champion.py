@@ -23,6 +23,7 @@ from fraud_detection.scoring.champion import (
 from fraud_detection.scoring.features import OnlineFeatures, TransactionRecords
 from tests.conftest import make_transactions
 from tests.features.test_online import PARAMS
+from tests.scoring.conftest import fit_loaded_model
 
 
 class _Pyfunc:
@@ -82,14 +83,8 @@ def test_model_uris_name_an_alias_or_a_version():
 
 def test_a_different_compiled_result_falls_back_to_the_pipeline():
     transactions = make_transactions(n=800, days=10, seed=4)
-    features = create_features(transactions, PARAMS)
-    numeric, categorical = feature_columns(features)
-    pipeline = build_model_pipeline(
-        LogisticRegression(max_iter=300), numeric, categorical, {"mi_sample_size": 500}
-    )
-    pipeline.fit(features[numeric + categorical], features[schema.LABEL])
-    model = LoadedModel(
-        "m", "1", None, _Pyfunc(FraudModel(pipeline, 0.5, numeric + categorical, "m"))
+    model = fit_loaded_model(
+        transactions, LogisticRegression(max_iter=300), {"mi_sample_size": 500}, 0.5
     )
     model.compiled.mean = model.compiled.mean + 1.0  # a broken compilation
     batch = OnlineFeatures(PARAMS).update_records(TransactionRecords.from_frame(transactions))

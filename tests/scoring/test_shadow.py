@@ -12,14 +12,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from fraud_detection import schema
-from fraud_detection.features import create_features, feature_columns
-from fraud_detection.model import FraudModel, build_model_pipeline
+from fraud_detection.features import create_features
 from fraud_detection.scoring.champion import LoadedModel
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import RealTimeScorer, ScorerConfig
 from tests.conftest import make_transactions
 from tests.features.test_online import PARAMS
-from tests.scoring.conftest import _Pyfunc
+from tests.scoring.conftest import fit_loaded_model
 from tests.scoring.test_service import BOUNDS, _Consumer, _feed, _Producer, _valid
 
 
@@ -40,15 +39,12 @@ class _Broken:
 
 @pytest.fixture(scope="module")
 def challenger() -> LoadedModel:
-    history = make_transactions(n=1500, days=40, seed=3)
-    features = create_features(history, PARAMS)
-    numeric, categorical = feature_columns(features)
-    pipeline = build_model_pipeline(
-        LogisticRegression(max_iter=300), numeric, categorical, {"mi_sample_size": 1000}
-    )
-    pipeline.fit(features[numeric + categorical], features[schema.LABEL])
-    return LoadedModel(
-        "m", "2", None, _Pyfunc(FraudModel(pipeline, 0.5, numeric + categorical, "m"))
+    return fit_loaded_model(
+        make_transactions(n=1500, days=40, seed=3),
+        LogisticRegression(max_iter=300),
+        {"mi_sample_size": 1000},
+        0.5,
+        version="2",
     )
 
 
