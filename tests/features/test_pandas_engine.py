@@ -92,7 +92,19 @@ def test_same_timestamp_rows_arriving_later_are_not_seen():
     assert f.loc["a", "customer_nb_tx_1h"] == 1 and f.loc["b", "customer_nb_tx_1h"] == 2
 
 
-def test_changing_or_adding_future_rows_never_changes_earlier_features():
+# The base features, and with the optional ones on (terminal amounts, recency).
+WITH_OPTIONAL = [
+    pytest.param({}, id="base"),
+    pytest.param(
+        {"terminal_amount_windows": ["7D", "30D"], "customer_terminal_recency": True},
+        id="optional",
+    ),
+]
+
+
+@pytest.mark.parametrize("optional", WITH_OPTIONAL)
+def test_changing_or_adding_future_rows_never_changes_earlier_features(optional):
+    FEATURES = {**base_parameters("features"), **optional}  # noqa: N806 (the module's name)
     tx = make_transactions(n=600, days=40, seed=3)
     cutoff = pd.Timestamp("2025-01-25")
     base = create_features(tx, FEATURES).set_index("transaction_id")
@@ -114,7 +126,9 @@ def test_changing_or_adding_future_rows_never_changes_earlier_features():
     )
 
 
-def test_labels_newer_than_the_delay_are_never_used():
+@pytest.mark.parametrize("optional", WITH_OPTIONAL)
+def test_labels_newer_than_the_delay_are_never_used(optional):
+    FEATURES = {**base_parameters("features"), **optional}  # noqa: N806 (the module's name)
     tx = make_transactions(n=600, days=40, seed=4, fraud_rate=0.2)
     cutoff = pd.Timestamp("2025-01-30")
     base = create_features(tx, {**FEATURES, "label_delay": "7D"}).set_index("transaction_id")
