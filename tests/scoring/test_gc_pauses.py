@@ -56,7 +56,12 @@ def test_refreezing_moves_what_grew_since_the_freeze_and_collects_young_cycles_f
         assert refreezer.maybe_freeze(now=refreezer._next)
         assert gc.get_freeze_count() >= first + len(grown)
         assert freed() is None  # collected before the freeze, not frozen with the rest
-        assert pauses.summary(frozen=True)["frozen"] == gc.get_freeze_count()
+        # Frozen objects freed by reference counting leave the frozen generation, and
+        # nothing is frozen meanwhile: the count read inside summary() lies between the
+        # counts read just before and just after it (equal when nothing was freed).
+        before = gc.get_freeze_count()
+        reported = pauses.summary(frozen=True)["frozen"]
+        assert before >= reported >= gc.get_freeze_count()
         assert "frozen" not in pauses.summary()  # the status line's: no walk of the generation
         assert refreezer.count == 1
     finally:
