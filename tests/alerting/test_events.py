@@ -37,6 +37,21 @@ def test_first_promotion_has_no_champion_column_values():
     assert alert.facts["champion version"] == "none"
 
 
+def test_a_challenger_staged_for_live_evidence_is_not_called_rejected():
+    alert = ev.promotion_decided(
+        {
+            "promote": False,
+            "stage": "challenger",
+            "reason": "beats champion; live evidence is required",
+            "challenger": {"metrics": {"roc_auc": 0.9}},
+            "champion": {"version": "3", "metrics": {"roc_auc": 0.8}},
+        },
+        RUN,
+    )
+    assert alert.event == ev.CHALLENGER_REJECTED and alert.facts["decision"] == "challenger"
+    assert "Challenger staged: champion kept until live evidence" in alert.title
+
+
 def test_long_errors_are_cut_for_chat_but_kept_whole_in_details():
     error = ValueError("x" * 5000)
     alert = ev.pipeline_failed(error, "n", RUN)

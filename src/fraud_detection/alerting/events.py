@@ -314,8 +314,10 @@ def promotion_decided(decision: Mapping[str, Any], run: RunInfo) -> Alert:
             else "-"
         )
         rows.append((metric, _fmt(new), _fmt(old), gain))
+    # Live evidence required first: the winner was made challenger, the champion kept.
+    staged = decision.get("stage") == "challenger"
     facts = {
-        "decision": "promoted" if promoted else "rejected",
+        "decision": "promoted" if promoted else "challenger" if staged else "rejected",
         "challenger run": str(decision.get("challenger_run_id") or "-"),
         "champion version": str(champion_entry.get("version") or "none"),
         "test rows": _fmt(decision.get("test_rows")),
@@ -327,6 +329,8 @@ def promotion_decided(decision: Mapping[str, Any], run: RunInfo) -> Alert:
         + (
             "New champion: challenger promoted"
             if promoted
+            else "Challenger staged: champion kept until live evidence"
+            if staged
             else "Challenger rejected: champion kept"
         ),
         summary=f"Reason: {decision.get('reason', '-')}.",

@@ -16,6 +16,17 @@ from fraud_detection.redaction import redact
 
 logger = logging.getLogger(__name__)
 
+# The ``promotion.decision`` tag for the alias a decision moves.
+_OUTCOMES = {"champion": "promoted", "challenger": "challenger"}
+
+
+def stage_of(decision: dict[str, Any]) -> str | None:
+    """The alias a decision gives the challenger: its ``stage``, or for a decision
+    without one, ``champion`` when ``promote`` is true."""
+    if "stage" in decision:
+        return decision["stage"]
+    return "champion" if decision.get("promote") else None
+
 
 class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | None]):
     """Reads the model version behind a registry alias; saving a promotion decision
@@ -24,9 +35,14 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
     ``load`` returns ``None`` when the registered model or the alias does not exist
     yet (the first run), else ``{"name", "version", "run_id", "model", "training_window"}``
     with the pyfunc model and the window recorded on its run (``None`` if none was).
-    ``save`` takes the decision dict from the promotion node: it always tags the
-    active run with the outcome, and when ``decision["promote"]`` is true sets the
-    alias on the model version logged by ``decision["challenger_run_id"]``.
+    ``save`` takes a decision dict (from the promotion node, or the monitoring
+    pipeline's live promotion): it always tags the active run and the challenger's
+    model version with the outcome, and sets this dataset's alias on that version when
+    the decision's ``stage`` names the alias (a decision without ``stage`` means
+    ``champion`` when ``promote`` is true). The version is
+    ``decision["challenger_version"]`` when given, else the version logged by
+    ``decision["challenger_run_id"]``. So two entries, one per alias, can take the
+    same decision and only the named alias moves.
 
     Example catalog entry::
 
@@ -84,34 +100,40 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
     def save(self, decision: dict[str, Any]) -> None:
         client = MlflowClient()
         run = mlflow.active_run()
+        stage = stage_of(decision)
         tags = {
-            "promotion.decision": "promoted" if decision["promote"] else "rejected",
+            "promotion.decision": decision.get("outcome") or _OUTCOMES.get(stage, "rejected"),
             "promotion.reason": decision["reason"][:5000],
             "promotion.details": json.dumps(decision, default=str)[:5000],
         }
         if run is not None:
             for key, value in tags.items():
                 client.set_tag(run.info.run_id, key, value)
-        version = self._version_of_run(client, decision["challenger_run_id"])
+        version = self._version_of(client, decision)
         if version is not None:
             for key, value in tags.items():
                 client.set_model_version_tag(self._model_name, version, key, value)
-        if not decision["promote"]:
-            logger.info("Challenger not promoted: %s", decision["reason"])
+        if stage != self._alias:
+            logger.info("Alias '%s' not moved: %s", self._alias, decision["reason"])
             return
         if version is None:
             raise DatasetError(
                 f"No version of model '{self._model_name}' was logged by run "
-                f"{decision['challenger_run_id']}: cannot promote it"
+                f"{decision.get('challenger_run_id')}: cannot give it the '{self._alias}' alias"
             )
         client.set_registered_model_alias(self._model_name, self._alias, version)
         logger.info(
-            "Promoted %s version %s to '%s': %s",
+            "Moved '%s' of %s to version %s: %s",
+            self._alias,
             self._model_name,
             version,
-            self._alias,
             decision["reason"],
         )
+
+    def _version_of(self, client: MlflowClient, decision: dict[str, Any]) -> str | None:
+        if decision.get("challenger_version") is not None:
+            return str(decision["challenger_version"])
+        return self._version_of_run(client, decision.get("challenger_run_id"))
 
     def _version_of_run(self, client: MlflowClient, run_id: str | None) -> str | None:
         if not run_id:

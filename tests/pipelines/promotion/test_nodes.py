@@ -143,3 +143,50 @@ def test_comparable_champion_is_compared_on_the_same_rows(test_rows):
 
 def test_window_ending_when_the_test_starts_is_fair():
     assert training_window_problem({"start": "x", "end": PLAN["test_start"]}, PLAN) is None
+
+
+# params:promotion.live_evidence: a winner against a comparable champion is staged.
+def _live(**live_evidence) -> dict:
+    params = base_parameters("promotion")
+    return {**params, "live_evidence": {**params["live_evidence"], **live_evidence}}
+
+
+def test_live_evidence_is_off_by_default_and_the_winner_becomes_champion(test_rows):
+    weak = _champion(_Model(lambda rows: np.random.default_rng(1).uniform(size=len(rows))))
+    decision = _decide(weak, test_rows)
+    assert decision["rule"]["live_evidence"]["required"] is False
+    assert decision["promote"] is True and decision["stage"] == "champion"
+    assert "live evidence" not in decision["reason"]
+
+
+def test_winner_is_made_challenger_when_live_evidence_is_required(test_rows):
+    weak = _champion(_Model(lambda rows: np.random.default_rng(1).uniform(size=len(rows))))
+    decision = decide_promotion(_Model(_good), weak, test_rows, PLAN, _live(required=True))
+    assert decision["promote"] is False and decision["stage"] == "challenger"
+    assert "beats champion" in decision["reason"]
+    assert (
+        "live evidence is required (params:promotion.live_evidence.required)"
+        in (decision["reason"])
+    )
+    assert "made challenger" in decision["reason"]
+
+
+def test_first_model_becomes_champion_directly_even_when_live_evidence_is_required(test_rows):
+    decision = decide_promotion(_Model(_good), None, test_rows, PLAN, _live(required=True))
+    assert decision["promote"] is True and decision["stage"] == "champion"
+    assert "no champion to compare with live" in decision["reason"]
+
+
+def test_a_loser_gets_no_alias_whether_or_not_live_evidence_is_required(test_rows):
+    for required in (False, True):
+        decision = decide_promotion(
+            _Model(_good), _champion(_Model(_good)), test_rows, PLAN, _live(required=required)
+        )
+        assert decision["promote"] is False and decision["stage"] is None
+
+
+def test_unknown_live_evidence_key_fails_with_its_name():
+    with pytest.raises(ValueError, match=r"params:promotion.live_evidence: \['min_frauds'\]"):
+        PromotionParams.from_dict(_live(min_frauds=3))
+    with pytest.raises(ValueError, match="params:promotion.live_evidence.min_labelled_frauds"):
+        PromotionParams.from_dict(_live(min_labelled_frauds=0))

@@ -9,34 +9,27 @@ its training window is not recorded, or its training window reaches into the tes
 window) is never treated as absent: the decision says "not comparable" and why, an
 alert is sent, and the challenger replaces it on the floors alone only when
 ``replace_incomparable_champion`` is set.
+
+With ``live_evidence.required``, a challenger that wins against a comparable champion
+is staged instead: the decision's ``stage`` is ``challenger`` (the registry dataset moves
+that alias), and the monitoring pipeline promotes it once the live window agrees.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import Field
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraud_detection import schema
-from fraud_detection.params import StrictParams
+from fraud_detection.promotion_rule import CHALLENGER, CHAMPION, PromotionParams
 
 logger = logging.getLogger(__name__)
 
-
-class PromotionParams(StrictParams):
-    """Typed ``params:promotion`` (defaults in ``conf/base/parameters_promotion.yml``)."""
-
-    group: ClassVar[str] = "promotion"
-
-    metric: Literal["average_precision", "roc_auc"]
-    min_improvement: float
-    min_average_precision: float = Field(ge=0, le=1)
-    min_roc_auc: float = Field(ge=0, le=1)
-    replace_incomparable_champion: bool
+__all__ = ["PromotionParams", "compare", "decide_promotion", "record_promotion"]
 
 
 class NotComparableError(Exception):
@@ -131,6 +124,34 @@ def compare(
     )
 
 
+def stage_for_live_evidence(
+    promote: bool, reason: str, has_champion: bool, comparable: bool, p: PromotionParams
+) -> tuple[bool, str | None, str]:
+    """Where an offline decision leaves the challenger: ``(promote, stage, reason)``.
+
+    ``stage`` is the alias it receives (``champion``, ``challenger``) or ``None``. With
+    ``live_evidence.required``, a winner against a comparable champion is made
+    ``challenger`` (``promote`` false) so that it is shadowed and compared live first;
+    with no champion at all there is nothing to compare it with, so it becomes champion.
+    """
+    if not promote:
+        return False, None, reason
+    if not p.live_evidence.required:
+        return True, CHAMPION, reason
+    required = f"{reason}; live evidence is required (params:promotion.live_evidence.required)"
+    if not has_champion:
+        why = "but there is no champion to compare with live, so it becomes champion directly"
+        return True, CHAMPION, f"{required} {why}"
+    if not comparable:
+        # The champion could not be compared here; replace_incomparable_champion decided.
+        return True, CHAMPION, reason
+    why = (
+        "made challenger, to be shadowed and compared with the champion on live "
+        "transactions before the monitoring pipeline promotes it"
+    )
+    return False, CHALLENGER, f"{required}: {why}"
+
+
 def _champion_metrics(
     current_champion: dict[str, Any], test_set: pd.DataFrame, plan: dict[str, Any]
 ) -> tuple[dict[str, float] | None, str | None]:
@@ -158,9 +179,11 @@ def decide_promotion(
     rows and decides.
 
     Returns:
-        The decision: ``promote``, ``reason``, ``comparable`` (false when a champion
-        exists but cannot be compared, with ``not_comparable_reason``), both models'
-        metrics and identities, and the test window.
+        The decision: ``promote`` (moves ``champion``), ``stage`` (the alias the
+        challenger receives: ``champion``, ``challenger`` when live evidence is required
+        first, or ``None``), ``reason``, ``comparable`` (false when a champion exists but
+        cannot be compared, with ``not_comparable_reason``), both models' metrics and
+        identities, and the test window.
     """
     p = PromotionParams.from_dict(params)
     challenger = _score(fraud_model, test_set)
@@ -174,8 +197,12 @@ def decide_promotion(
         promote, reason = compare_incomparable(challenger, problem, p)
     else:
         promote, reason = compare(challenger, champion, p)
+    promote, stage, reason = stage_for_live_evidence(
+        promote, reason, current_champion is not None, problem is None, p
+    )
     decision = {
         "promote": promote,
+        "stage": stage,
         "reason": reason,
         "comparable": problem is None,
         "not_comparable_reason": problem,
@@ -193,10 +220,11 @@ def decide_promotion(
         "test_window": {"start": split_plan["test_start"], "end": split_plan["test_end"]},
         "test_rows": len(test_set),
     }
-    logger.info("Promotion decision: %s (%s)", "promote" if promote else "reject", reason)
+    logger.info("Promotion decision: %s (%s)", stage or "reject", reason)
     return decision
 
 
-def record_promotion(decision: dict[str, Any]) -> dict[str, Any]:
-    """Passes the decision to the registry dataset, which moves the alias."""
-    return decision
+def record_promotion(decision: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Passes the decision to the two registry datasets (``champion_alias``,
+    ``challenger_alias``); each moves its alias when the decision's ``stage`` names it."""
+    return decision, decision

@@ -23,7 +23,8 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(
                 record_promotion,
                 inputs="promotion_report",
-                outputs="champion_alias",
+                # Each registry dataset moves its alias when the decision's stage names it.
+                outputs=["champion_alias", "challenger_alias"],
                 name="record_promotion_node",
             ),
         ],
