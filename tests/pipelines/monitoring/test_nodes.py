@@ -22,6 +22,7 @@ from fraud_detection.pipelines.evaluation.nodes import model_metrics
 from fraud_detection.pipelines.monitoring.nodes import (
     build_window_features,
     compare_challenger,
+    decide_live_promotion,
     detect_drift,
     render_drift_report,
     score_window,
@@ -203,3 +204,92 @@ def test_no_challenger_or_the_champion_itself_is_said_plainly(trained):
     }
     same = compare_challenger(scored, {"version": "1", "model": None})
     assert not same["available"] and "points at the champion" in same["reason"]
+
+
+# decide_live_promotion: the challenger_comparison above against params:promotion.
+def _comparison(**overrides) -> dict:
+    comparison = {
+        "available": True,
+        "transactions": 20000,
+        "days": 7,
+        "champion_version": "3",
+        "challenger_version": "5",
+        "decision_agreement": 0.99,
+        "score_rank_correlation": 0.9,
+        "alerts_per_day": {"champion": 40.0, "challenger": 44.0},
+        "labelled": 5000,
+        "labelled_frauds": 60,
+        "champion": {"average_precision": 0.60, "recall": 0.55},
+        "challenger": {"average_precision": 0.595, "recall": 0.57},
+    }
+    return {**comparison, **overrides}
+
+
+def _promotion(**live_evidence) -> dict:
+    params = base_parameters("promotion")
+    return {
+        **params,
+        "live_evidence": {**params["live_evidence"], "required": True, **live_evidence},
+    }
+
+
+def _decide(comparison, **live_evidence) -> dict:
+    report, alias_decision = decide_live_promotion(comparison, _promotion(**live_evidence))
+    assert report is alias_decision
+    return report
+
+
+def test_live_promotion_records_not_required_and_moves_nothing_by_default():
+    report, _ = decide_live_promotion(_comparison(), base_parameters("promotion"))
+    assert report["required"] is False and report["outcome"] == "not_required"
+    assert report["promote"] is False and report["stage"] is None
+    assert report["challenger_version"] is None  # the registry dataset tags no version
+    assert report["compared"]["challenger_version"] == "5"
+
+
+def test_live_promotion_without_a_challenger_says_so():
+    reason = "no model behind the 'challenger' alias"
+    report = _decide({"available": False, "reason": reason})
+    assert report["outcome"] == "no_challenger" and report["stage"] is None
+    assert report["reason"] == f"nothing to promote: {reason}" and report["evidence"] is None
+    assert _decide(None)["outcome"] == "no_challenger"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"labelled": 900}, "900 of 2000 labelled rows and 60 of 30 labelled frauds needed"),
+        ({"labelled_frauds": 12}, "5000 of 2000 labelled rows and 12 of 30 labelled frauds"),
+    ],
+)
+def test_live_promotion_waits_for_enough_labels(overrides, expected):
+    report = _decide(_comparison(**overrides))
+    assert report["outcome"] == "insufficient_labels" and report["promote"] is False
+    assert report["stage"] is None and report["challenger_version"] == "5"
+    assert report["reason"].startswith("champion version 3 kept: insufficient live labels")
+    assert expected in report["reason"]
+
+
+def test_live_promotion_keeps_the_champion_when_the_ap_loss_is_too_large():
+    report = _decide(_comparison(challenger={"average_precision": 0.55, "recall": 0.5}))
+    assert report["outcome"] == "rejected" and report["stage"] is None
+    assert "challenger live AP 0.5500 is 0.0500 below the champion's 0.6000" in report["reason"]
+    assert "(at most 0.01 allowed)" in report["reason"]
+
+
+def test_live_promotion_keeps_the_champion_when_the_challenger_alerts_too_much():
+    report = _decide(_comparison(alerts_per_day={"champion": 40.0, "challenger": 60.0}))
+    assert report["outcome"] == "rejected" and report["stage"] is None
+    assert "60.0 alerts a day, 1.50 times the champion's 40.0" in report["reason"]
+    assert "(at most 1.25 times allowed)" in report["reason"]
+
+
+def test_live_promotion_moves_champion_to_the_compared_version_when_the_evidence_suffices():
+    report = _decide(_comparison())
+    assert report["outcome"] == "promoted" and report["promote"] is True
+    assert report["stage"] == "champion" and report["challenger_version"] == "5"
+    assert report["reason"].startswith(
+        "challenger version 5 promoted over champion version 3 on live evidence"
+    )
+    assert report["evidence"]["labelled_frauds"] == 60
+    assert report["evidence"]["average_precision"] == {"champion": 0.60, "challenger": 0.595}

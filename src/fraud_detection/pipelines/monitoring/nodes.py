@@ -1,5 +1,6 @@
 """Monitoring nodes: the current window's features and scores, the drift verdict and
-its reports (the statistics live in ``fraud_detection.drift``)."""
+its reports (the statistics live in ``fraud_detection.drift``), the challenger beside
+the champion and the live promotion decision (``fraud_detection.promotion_rule``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from fraud_detection import quality, schema
 from fraud_detection.drift import statistics as drift
 from fraud_detection.features import FeatureParams, create_features, feature_horizon
 from fraud_detection.plotting import figure_png, new_figure
+from fraud_detection.promotion_rule import (
+    CHAMPION,
+    PROMOTED,
+    PromotionParams,
+    judge_live_evidence,
+)
 from fraud_detection.streaming.labels import LabelParams, attach_labels
 
 logger = logging.getLogger(__name__)
@@ -192,6 +199,82 @@ def compare_challenger(scored: pd.DataFrame, challenger: dict[str, Any] | None) 
         result["labelled_frauds"],
     )
     return result
+
+
+def decide_live_promotion(
+    comparison: dict[str, Any] | None, params: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Whether the challenger's live evidence makes it champion
+    (``params:promotion.live_evidence``).
+
+    Only with ``live_evidence.required`` and an available comparison does anything move:
+    ``champion`` goes to the exact version that was compared (``challenger_version``)
+    when the labelled live rows are enough and the challenger's AP loss and alert
+    volume are within their bounds; otherwise the champion is kept and the reason says
+    which bound was not met.
+
+    Returns:
+        The decision twice: for ``live_promotion_report`` and for the registry dataset
+        (``live_champion_alias``), which moves ``champion`` when ``stage`` names it.
+        Keys: ``required``, ``promote``, ``stage``, ``outcome`` (``promoted``,
+        ``insufficient_labels``, ``rejected``, ``not_required``, ``no_challenger``),
+        ``reason``, ``rule``, ``compared`` (both versions), ``challenger_version`` (the
+        version the decision is about, ``None`` when it is about none) and ``evidence``.
+    """
+    p = PromotionParams.from_dict(params).live_evidence
+    # The optional dataset loads None when no monitoring run has compared a challenger.
+    comparison = comparison or {"available": False, "reason": "no challenger was compared"}
+    available = bool(comparison.get("available"))
+    decision: dict[str, Any] = {
+        "required": p.required,
+        "promote": False,
+        "stage": None,
+        "rule": p.model_dump(),
+        "compared": {
+            "champion_version": comparison.get("champion_version"),
+            "challenger_version": comparison.get("challenger_version"),
+        },
+        "challenger_version": None,
+        "evidence": _live_evidence(comparison) if available else None,
+    }
+    if not p.required:
+        outcome = "not_required"
+        reason = (
+            "live evidence is not required (params:promotion.live_evidence.required is "
+            "false): the promotion pipeline alone moves 'champion'"
+        )
+    elif not available:
+        outcome = "no_challenger"
+        reason = f"nothing to promote: {comparison.get('reason') or 'no challenger compared'}"
+    else:
+        decision["challenger_version"] = str(comparison["challenger_version"])
+        outcome, reason = judge_live_evidence(comparison, p)
+        if outcome == PROMOTED:
+            decision.update(promote=True, stage=CHAMPION)
+            reason = (
+                f"challenger version {comparison['challenger_version']} promoted over champion "
+                f"version {comparison['champion_version']} on live evidence: {reason}"
+            )
+        else:
+            reason = f"champion version {comparison['champion_version']} kept: {reason}"
+    decision.update(outcome=outcome, reason=reason)
+    logger.info("Live promotion decision: %s (%s)", outcome, reason)
+    return decision, decision
+
+
+def _live_evidence(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``challenger_comparison`` the live rule reads."""
+    return {
+        "transactions": comparison.get("transactions"),
+        "days": comparison.get("days"),
+        "labelled": comparison["labelled"],
+        "labelled_frauds": comparison["labelled_frauds"],
+        "average_precision": {
+            "champion": comparison["champion"]["average_precision"],
+            "challenger": comparison["challenger"]["average_precision"],
+        },
+        "alerts_per_day": dict(comparison["alerts_per_day"]),
+    }
 
 
 # ----------------------------------------------------------------- reports --

@@ -6,6 +6,7 @@ from .nodes import (
     attach_current_labels,
     build_window_features,
     compare_challenger,
+    decide_live_promotion,
     detect_drift,
     plot_drift,
     render_drift_report,
@@ -56,6 +57,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 inputs=["monitoring_window_scores", "current_challenger"],
                 outputs="challenger_comparison",
                 name="compare_challenger_node",
+            ),
+            # With params:promotion.live_evidence.required, the challenger becomes
+            # champion when that evidence is enough; the dataset moves the alias.
+            node(
+                decide_live_promotion,
+                inputs=["challenger_comparison", "params:promotion"],
+                outputs=["live_promotion_report", "live_champion_alias"],
+                name="decide_live_promotion_node",
             ),
             node(
                 detect_drift,
