@@ -116,6 +116,14 @@ def report_run(tmp_path_factory):
                     ),
                 }
             ),
+            "challenger_comparison": OptionalDataset(
+                dataset={
+                    "type": "json.JSONDataset",
+                    "filepath": str(
+                        tmp_path_factory.mktemp("shadow") / "challenger_comparison.json"
+                    ),
+                }
+            ),
             "backtest_results": OptionalDataset(
                 dataset={
                     "type": "json.JSONDataset",

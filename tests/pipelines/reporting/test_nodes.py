@@ -30,6 +30,7 @@ SECTIONS = [
     "promotion",
     "backtest",
     "drift",
+    "shadow",
 ]
 FIGURES = {
     "daily_volume",
@@ -68,6 +69,7 @@ def render(report_run, verdict=None, **overrides) -> str:
     inputs.update(
         promotion_report=PROMOTION_REPORT,
         monitoring_verdict=verdict,
+        challenger_comparison=None,
         backtest_results=None,
         params=params()["reporting"],
     )
@@ -245,6 +247,73 @@ def test_drift_section_summarises_a_verdict_with_its_figure(report_run):
         },
     )
     assert "no drift" in quiet and 'data-figure="drift"' not in quiet
+
+
+COMPARISON = {
+    "available": True,
+    "transactions": 20480,
+    "days": 7,
+    "champion_version": "3",
+    "challenger_version": "5",
+    "decision_agreement": 0.987,
+    "score_rank_correlation": 0.912,
+    "alerts_per_day": {"champion": 41.3, "challenger": 38.9},
+    "labelled": 9120,
+    "labelled_frauds": 71,
+    "champion": {"average_precision": 0.66, "recall": 0.58},
+    "challenger": {"average_precision": 0.69, "recall": 0.59},
+}
+
+
+def test_shadow_section_says_no_challenger_until_monitoring_compared_one(report_run):
+    html = report_run.load("model_report")  # the catalog's comparison file does not exist
+    assert 'id="shadow-none"' in html and "no challenger" in html
+    assert "monitoring has not compared a challenger" in html
+    unavailable = render(
+        report_run,
+        challenger_comparison={
+            "available": False,
+            "reason": "no model behind the 'challenger' alias",
+        },
+    )
+    assert 'id="shadow-comparison"' not in unavailable
+    assert "live transactions: no model behind the &#39;challenger&#39; alias." in unavailable
+
+
+def test_shadow_section_shows_the_challenger_beside_the_champion(report_run):
+    html = render(report_run, challenger_comparison=COMPARISON)
+    assert 'id="shadow-none"' not in html
+    assert (
+        "Challenger version 5 beside champion version 3 on the same 20,480 monitored "
+        "transactions (7 days)"
+    ) in html
+    assert "98.7% of decisions agree, score rank correlation (Spearman) 0.912" in html
+    assert "9,120 of them are labelled, 71 as fraud." in html
+    assert (
+        '<tr><td class="name">champion</td><td>3</td><td>41.3</td><td>0.6600</td>'
+        "<td>0.5800</td></tr>"
+    ) in html
+    assert (
+        '<tr><td class="name">challenger</td><td>5</td><td>38.9</td><td>0.6900</td>'
+        "<td>0.5900</td></tr>"
+    ) in html
+    waiting = render(
+        report_run,
+        challenger_comparison={
+            **COMPARISON,
+            "labelled_frauds": 0,
+            "champion": {"average_precision": None, "recall": None},
+            "challenger": {"average_precision": None, "recall": None},
+        },
+    )
+    assert "AP and recall wait for labelled frauds and genuine rows" in waiting
+
+
+def test_a_challenger_staged_for_live_evidence_is_shown_as_such(report_run):
+    staged = {**PROMOTION_REPORT, "promote": False, "stage": "challenger"}
+    html = render(report_run, promotion_report=staged)
+    assert "made challenger: awaits live evidence" in html
+    assert '<span class="badge neutral">challenger</span>' in html
 
 
 def test_report_and_alert_read_the_monitoring_pipelines_verdict(report_run):

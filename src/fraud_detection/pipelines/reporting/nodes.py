@@ -529,6 +529,7 @@ def _promotion(promotion_report: dict[str, Any]) -> dict[str, Any]:
         )
     return {
         "promoted": bool(promotion_report.get("promote")),
+        "stage": promotion_report.get("stage"),
         "reason": promotion_report.get("reason", ""),
         "comparable": promotion_report.get("comparable", True) is not False,
         "not_comparable_reason": promotion_report.get("not_comparable_reason"),
@@ -604,6 +605,35 @@ def _drift(monitoring_verdict: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _shadow(challenger_comparison: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The challenger beside the champion on the monitored window, for the report;
+    ``None`` when monitoring has not compared one (no comparison, or none available)."""
+    if not challenger_comparison or not challenger_comparison.get("available"):
+        return None
+    c = challenger_comparison
+    models = ("champion", "challenger")
+    return {
+        "champion_version": c.get("champion_version"),
+        "challenger_version": c.get("challenger_version"),
+        "transactions": c.get("transactions"),
+        "days": c.get("days"),
+        "decision_agreement": c.get("decision_agreement"),
+        "score_rank_correlation": c.get("score_rank_correlation"),
+        "labelled": c.get("labelled"),
+        "labelled_frauds": c.get("labelled_frauds"),
+        "rows": [
+            {
+                "model": m,
+                "version": c.get(f"{m}_version"),
+                "alerts_per_day": (c.get("alerts_per_day") or {}).get(m),
+                "average_precision": (c.get(m) or {}).get("average_precision"),
+                "recall": (c.get(m) or {}).get("recall"),
+            }
+            for m in models
+        ],
+    }
+
+
 def _template() -> jinja2.Template:
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("fraud_detection.pipelines.reporting", "templates"),
@@ -628,6 +658,7 @@ def render_model_report(  # noqa: PLR0917
     feature_effects: dict[str, Any],
     promotion_report: dict[str, Any],
     monitoring_verdict: dict[str, Any] | None,
+    challenger_comparison: dict[str, Any] | None,
     backtest_results: dict[str, Any] | None,
     params: dict[str, Any],
 ) -> str:
@@ -635,8 +666,10 @@ def render_model_report(  # noqa: PLR0917
 
     Sections: summary, data, models (every candidate and the baseline), threshold,
     curves, confusion matrix, feature importance and effects, promotion against the
-    champion, the rolling backtest (when it has run; ``None`` says it has not) and
-    drift (when a monitoring verdict exists; ``None`` says monitoring has not run).
+    champion, the rolling backtest (when it has run; ``None`` says it has not), drift
+    (when a monitoring verdict exists; ``None`` says monitoring has not run) and the
+    shadow challenger beside the champion on the monitored window (when monitoring
+    compared one; ``None`` or ``available: false`` says there is no challenger).
     """
     p = ReportingParams.from_dict(params)
     selected = evaluation_report["selected"]
@@ -670,6 +703,9 @@ def render_model_report(  # noqa: PLR0917
         top_scored=feature_effects.get("top_scored"),
         promotion=_promotion(promotion_report),
         drift=_drift(monitoring_verdict),
+        shadow=_shadow(challenger_comparison),
+        shadow_reason=(challenger_comparison or {}).get("reason")
+        or "monitoring has not compared a challenger",
         backtest=_backtest(backtest_results),
         figures=figures,
     )

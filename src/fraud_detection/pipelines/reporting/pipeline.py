@@ -32,6 +32,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                     "feature_effects",
                     "promotion_report",
                     "monitoring_verdict",
+                    "challenger_comparison",
                     "backtest_results",
                     "params:reporting",
                 ],
