@@ -110,3 +110,35 @@ def spark():
     )
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    """A throwaway Redis server (Debian's redis-server, started by scripts/redis.sh on a
+    free port) for the online-store tests; its URL."""
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "REDIS_DATA_DIR": str(tmp_path_factory.mktemp("redis")),
+        "REDIS_PORT": str(port),
+    }
+    script = str(PROJECT_ROOT / "scripts" / "redis.sh")
+
+    def run(command: str) -> str:
+        done = subprocess.run(
+            [script, command], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+        if done.returncode != 0:
+            pytest.fail(f"scripts/redis.sh {command} failed:\n{done.stderr[-3000:]}")
+        return done.stdout.strip()
+
+    run("start")
+    try:
+        yield run("url")
+    finally:
+        run("stop")

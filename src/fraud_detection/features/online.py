@@ -30,6 +30,13 @@ state. Labels count once known: in the transaction message itself, or later thro
 ``apply_labels`` (the scorer's label topic); a label must arrive within ``label_delay``
 of its transaction to count for every row the batch features would count it for.
 
+Past one process (``shared``): the aggregations keyed by something other than the
+customer (terminal activity, delayed terminal and category risk) can live in a
+:class:`SharedWindows` store that every scorer process reads and updates, while each
+process keeps the customer-keyed ones of its own customers. The store answers the same
+window queries with the same bounds; a row then also sees the rows other processes
+wrote before its query (see ``fraud_detection.scoring.online_store``).
+
 ``tests/features/test_online.py`` proves all this against ``create_features``.
 """
 
@@ -41,7 +48,7 @@ from bisect import bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from heapq import heappop, heappush
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -71,6 +78,56 @@ logger = logging.getLogger(__name__)
 _MS = pd.Timedelta(milliseconds=1)
 # Compact a key's lists once this many rows (and half of the list) are evicted.
 _COMPACT_AFTER = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SharedAggregation:
+    """An aggregation held by a :class:`SharedWindows` store: ``count`` (rows in
+    ``(max(t - w, cutoff), t]``) or ``fraud`` (labelled and fraudulent rows in
+    ``(max(t - delay - w, cutoff), t - delay]``)."""
+
+    name: str
+    is_fraud: bool
+    windows_ms: tuple[int, ...]
+    delay_ms: int
+
+
+@dataclass(slots=True)
+class SharedRows:
+    """One batch's rows for the shared aggregations, in time order: ``keys[k][i]`` is row
+    ``i``'s key for shared aggregation ``k``; ``labels[i]`` 1 / 0 when the row came with
+    its label, -1 otherwise; ``cutoffs[i]`` the newest time minus the horizon at the row."""
+
+    ids: list[str]
+    times: list[int]
+    cutoffs: list[int]
+    keys: list[list[Any]]
+    labels: list[int]
+
+
+class SharedWindows(Protocol):
+    """Window state several processes share (``fraud_detection.scoring.online_store``).
+
+    ``ingest`` adds each row (once per id: a repeated id is counted as already there)
+    and returns, per shared aggregation, the window counts of every row as the local
+    state would give them (``count``: an array (windows, rows); ``fraud``: the labelled
+    and the fraudulent counts), rows earlier in the batch included. ``add_labels``
+    records late labels: (aggregation index, key, time, id, is_fraud).
+    """
+
+    def ingest(
+        self, aggregations: list[SharedAggregation], rows: SharedRows
+    ) -> list[tuple[np.ndarray, np.ndarray | None]]: ...
+
+    def add_labels(
+        self, aggregations: list[SharedAggregation], labels: list[tuple[int, Any, int, str, bool]]
+    ) -> None: ...
+
+
+def is_customer_keyed(agg: Aggregation) -> bool:
+    """Whether every row of a key belongs to one customer (the key starts with it):
+    such state stays with the process that owns the customer's partition."""
+    return agg.keys[0] == schema.CUSTOMER_ID
 
 
 def _kahan(acc: float, comp: float, value: float) -> tuple[float, float]:
@@ -441,8 +498,21 @@ class OnlineFeatures:
         params: dict[str, Any] | FeatureParams | FeatureSpec,
         *,
         max_pending_labels: int = 1_000_000,
+        shared: SharedWindows | None = None,
     ) -> None:
         self.spec = params if isinstance(params, FeatureSpec) else build_spec(params)
+        self._shared = shared
+        self._shared_index = [] if shared is None else _shareable(self.spec)
+        self._shared_aggs = [
+            SharedAggregation(
+                agg.name,
+                agg.measure is Measure.FRAUD,
+                tuple(w.ms for w in agg.windows),
+                agg.delay.ms if agg.delay else 0,
+            )
+            for agg in (self.spec.aggregations[k] for k in self._shared_index)
+        ]
+        self._label_writes: list[tuple[int, Any, int, str, bool]] = []
         self.horizon_ms = int(self.spec.horizon // _MS)
         self._plans = [_Plan.of(agg) for agg in self.spec.aggregations]
         self._tables: list[dict[Any, Any]] = [{} for _ in self._plans]
@@ -478,6 +548,11 @@ class OnlineFeatures:
     def feature_names(self) -> list[str]:
         """The columns of the output: ``feature_names(spec)``, as ``create_features``."""
         return feature_names(self.spec)
+
+    @property
+    def shared_aggregations(self) -> list[str]:
+        """Names of the aggregations held by the shared store (none without one)."""
+        return [agg.name for agg in self._shared_aggs]
 
     # ----------------------------------------------------------------- update --
 
@@ -596,12 +671,17 @@ class OnlineFeatures:
             else list(zip(*(columns[c] for c in p.key_columns), strict=True))
             for p in plans
         ]
-        # One tuple per aggregation, unpacked in the loop (attribute lookups cost).
+        # One tuple per local aggregation, unpacked in the loop (attribute lookups cost);
+        # the shared ones are answered by the store after the loop, in one call.
+        shared_index = self._shared_index
         work = [
-            (p.measure is Measure.AMOUNT, p.measure is Measure.COUNT, p.windows_ms, p.delay_ms)
-            + (table, out.n, out.s, out.ss, out.f, out.first, out.gap)
-            for p, table, out in zip(plans, tables, sums, strict=True)
+            (k, p.measure is Measure.AMOUNT, p.measure is Measure.COUNT, p.windows_ms)
+            + (p.delay_ms, table, out.n, out.s, out.ss, out.f, out.first, out.gap)
+            for k, (p, table, out) in enumerate(zip(plans, tables, sums, strict=True))
+            if k not in shared_index
         ]
+        shared = SharedRows([], [], [], [[] for _ in shared_index], [])
+        shared_rows: list[int] = []
         seen = self._rows
         stats = self.stats
         for i in range(n_rows):
@@ -628,9 +708,8 @@ class OnlineFeatures:
                 heappush(self._arrivals, (t, tid))
                 stats.rows_beyond_horizon += 1
                 continue
-            for key, (is_amount, is_count, windows, delay, table, n, s, ss, f, first, gap) in zip(
-                keys, work, strict=True
-            ):
+            for k, is_amount, is_count, windows, delay, table, n, s, ss, f, first, gap in work:
+                key = keys[k]
                 if is_amount:
                     state = table.get(key)
                     if state is None:
@@ -654,14 +733,30 @@ class OnlineFeatures:
                             n[j, i], f[j, i] = state.window(t, delay, w, cutoff)
             row = seen[tid] = _Row(t, keys)
             label = labels[i]
-            if label is not None and not math.isnan(label):  # the label came with the transaction
-                self._label(row, bool(label))
+            inline = label is not None and not math.isnan(label)
+            if shared_index:
+                shared_rows.append(i)
+                shared.ids.append(tid)
+                shared.times.append(t)
+                shared.cutoffs.append(cutoff)
+                shared.labels.append(int(bool(label)) if inline else -1)
+                for keyed, k in zip(shared.keys, shared_index, strict=True):
+                    keyed.append(keys[k])
+            if inline:  # the label came with the transaction (the store adds it itself)
+                self._label(row, tid, bool(label), to_store=False)
             elif self._pending:
                 pending = self._pending.pop(tid, None)
                 if pending is not None:
-                    self._label(row, pending)
+                    self._label(row, tid, pending)
             heappush(self._arrivals, (t, tid))
             self._evict()
+        if shared_rows:
+            answers = self._shared.ingest(self._shared_aggs, shared)
+            for k, (counts, frauds) in zip(shared_index, answers, strict=True):
+                sums[k].n[:, shared_rows] = counts
+                if frauds is not None:
+                    sums[k].f[:, shared_rows] = frauds
+        self._flush_labels()
         stats.rows = len(seen)
         stats.customers = len(self._customers)
         stats.terminals = len(self._terminals)
@@ -726,22 +821,34 @@ class OnlineFeatures:
             if row.labelled:
                 self.stats.labels_ignored += 1
                 continue
-            self._label(row, bool(label))
+            self._label(row, tid, bool(label))
             applied += 1
+        self._flush_labels()
         self.stats.labels_pending = len(self._pending)
         return applied
 
-    def _label(self, row: _Row, is_fraud: bool) -> None:
+    def _label(self, row: _Row, tid: str, is_fraud: bool, *, to_store: bool = True) -> None:
         row.labelled = True
         self.stats.labels_applied += 1
         if row.time <= self.watermark - self.horizon_ms:
             return  # no window reaches back to it any more (and lists stay sorted)
         for k in self._fraud:
+            if k in self._shared_index:
+                if to_store:
+                    self._label_writes.append(
+                        (self._shared_index.index(k), row.keys[k], row.time, tid, is_fraud)
+                    )
+                continue
             table, key = self._tables[k], row.keys[k]
             labels = table.get(key)
             if labels is None:
                 labels = table[key] = _Labels()
             labels.add(row.time, is_fraud)
+
+    def _flush_labels(self) -> None:
+        if self._label_writes:
+            writes, self._label_writes = self._label_writes, []
+            self._shared.add_labels(self._shared_aggs, writes)
 
     # --------------------------------------------------------------- eviction --
 
@@ -763,3 +870,25 @@ class OnlineFeatures:
                     self.stats.evicted_keys += 1
         if len(self._pending_order) > len(self._pending) * 2 + 1024:
             self._pending_order = deque(tid for tid in self._pending_order if tid in self._pending)
+
+
+def _shareable(spec: FeatureSpec) -> list[int]:
+    """Positions of the aggregations a shared store holds: those not keyed by customer.
+
+    Raises:
+        ValueError: One of them sums amounts (its sums must be the batch's bit for bit,
+            prefix sums over the key's whole history, which no store keeps yet).
+    """
+    index = []
+    for k, agg in enumerate(spec.aggregations):
+        if is_customer_keyed(agg):
+            continue
+        if agg.measure is Measure.AMOUNT:
+            raise ValueError(
+                f"Aggregation {agg.name!r} sums amounts per {'/'.join(agg.keys)}: it cannot be "
+                "shared between scorer processes yet. Turn it off (e.g. "
+                "features.terminal_amount_windows: []) or run one scorer process without "
+                "an online store"
+            )
+        index.append(k)
+    return index
