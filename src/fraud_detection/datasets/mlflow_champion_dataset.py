@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 _OUTCOMES = {"champion": "promoted", "challenger": "challenger"}
 
 
-def stage_of(decision: dict[str, Any]) -> str | None:
+def _stage_of(decision: dict[str, Any]) -> str | None:
     """The alias a decision gives the challenger: its ``stage``, or for a decision
     without one, ``champion`` when ``promote`` is true."""
     if "stage" in decision:
@@ -100,7 +100,7 @@ class MlflowChampionDataset(AbstractDataset[dict[str, Any], dict[str, Any] | Non
     def save(self, decision: dict[str, Any]) -> None:
         client = MlflowClient()
         run = mlflow.active_run()
-        stage = stage_of(decision)
+        stage = _stage_of(decision)
         tags = {
             "promotion.decision": decision.get("outcome") or _OUTCOMES.get(stage, "rejected"),
             "promotion.reason": decision["reason"][:5000],
