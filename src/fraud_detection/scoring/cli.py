@@ -29,6 +29,7 @@ import pandas as pd
 from fraud_detection.config import EXTRA_PATTERNS, config_section, load_project_config
 from fraud_detection.scoring.champion import ChampionWatcher, ModelUnavailableError
 from fraud_detection.scoring.features import OnlineFeatures
+from fraud_detection.scoring.online_store import OnlineStoreError, RedisWindows
 from fraud_detection.scoring.service import (
     PRODUCER_CLIENTS,
     REASON_CODES,
@@ -147,6 +148,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--shadow-topic",
         default=_env("KAFKA_SHADOW_PREDICTIONS_TOPIC", "fraud_predictions_shadow"),
     )
+    parser.add_argument(
+        "--online-store",
+        default=_env("SCORER_ONLINE_STORE_URL", None),
+        help="redis://host:port/db shared by N scorer processes of one --group-id: each "
+        "owns some partitions (keyed by customer) and the terminal and category windows "
+        "live in the store (default: none, one process reads every partition)",
+    )
+    parser.add_argument(
+        "--online-store-namespace",
+        default=_env("SCORER_ONLINE_STORE_NAMESPACE", None),
+        help="prefix of the store's keys (default: the group id)",
+    )
+    parser.add_argument(
+        "--align-timeout-ms",
+        type=float,
+        default=float(_env("SCORER_ALIGN_TIMEOUT_MS", "200")),
+        help="with --online-store: longest wait a batch makes for the other processes' "
+        "partitions to be written up to its time",
+    )
     parser.add_argument("--log-level", default="INFO")
     return parser
 
@@ -172,6 +192,20 @@ def project_config(project_path: Path, env: str) -> dict[str, Any]:
     }
 
 
+def _online_features(
+    args: argparse.Namespace, params: dict[str, Any]
+) -> tuple[OnlineFeatures, RedisWindows | None]:
+    """The feature state, on the shared store of ``--online-store`` if there is one."""
+    if not args.online_store:
+        return OnlineFeatures(params), None
+    store = RedisWindows.connect(
+        args.online_store,
+        namespace=args.online_store_namespace or args.group_id,
+        horizon_ms=OnlineFeatures(params).horizon_ms,
+    )
+    return OnlineFeatures(params, shared=store), store
+
+
 def _bounds(ingestion: dict[str, Any] | None) -> MessageBounds | None:
     """The ingestion rules as per-message bounds: the scorer has no quarantine."""
     if not ingestion:
@@ -190,7 +224,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message="register_new_resolver", category=UserWarning)
     config = project_config(args.project_path, args.env)
     mlflow.set_tracking_uri(config["tracking_uri"])
-    features = OnlineFeatures(config["parameters"].get("features") or {})
+    try:
+        features, store = _online_features(args, config["parameters"].get("features") or {})
+    except (OnlineStoreError, ValueError) as exc:  # no store there, or a feature it cannot hold
+        logger.error("%s", exc)
+        return 1
     pending = LabelParams.from_dict(config["parameters"].get("labels") or {}).pending
     watcher = ChampionWatcher(
         args.model_uri or f"models:/{config['model_name']}@champion",
@@ -244,10 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             slow_loop_ms=args.slow_loop_ms,
             reason_codes=args.reason_codes,
             shadow_topic=args.shadow_topic,
+            align_timeout_ms=args.align_timeout_ms,
         ),
         features,
         watcher,
         shadow=shadow,
+        store=store,
     )
 
     def _stop(signum: int, _frame: Any) -> None:
@@ -267,7 +307,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KafkaConnectionError as exc:
         logger.error("%s", exc)
         return 2
-    except ScorerError as exc:
+    except (ScorerError, OnlineStoreError) as exc:
         logger.error("%s", exc)
         return 1
     finally:

@@ -10,35 +10,40 @@ scored by event time (ms) with the transaction id as member:
 - ``<namespace>:<aggregation>:l:<key>`` / ``...:f:<key>``: the labelled and the
   fraudulent rows (``fraud`` aggregations), added when the label is known.
 
-A batch is one Lua script (atomic, one round trip): for each row in time order, each
-window's count (``ZCOUNT`` over the same bounds as ``OnlineFeatures``: ``(max(t - w,
-cutoff), t]``, the row itself included; ``(max(t - delay - w, cutoff), t - delay]`` for
-labels), then the row is added (an id already there is not added twice, so replays and
-redeliveries change nothing). Rows older than the cutoff less ``evict_margin_ms`` are
-removed as keys are written, and every key expires ``ttl_ms`` after its last write, so
-the store stays as flat as the local state.
+A batch is two Lua scripts (each atomic, one round trip). The first adds its rows (an
+id already there stays once, so replays and redeliveries change nothing) and the labels
+that came with them; the second reads each row's window counts over the bounds of
+``OnlineFeatures``: ``(max(t - w, cutoff), t]`` up to the row itself (rows of the same
+millisecond are ordered by transaction id), and ``(max(t - delay - w, cutoff), t -
+delay]`` for labels. Rows older than the cutoff less ``evict_margin_ms`` are removed as
+keys are written, and every key expires ``ttl_ms`` after its last write, so the store
+stays as flat as the local state.
 
-What a row sees is what the processes wrote before its query. To see every row older
-than it, as ``create_features`` does, a process first waits (``wait_for``, at most
-``align_timeout``) until the owners of the other partitions have marked (``mark``) a
-time at least as new as its batch: partitions are in time order, so every older row of
-theirs is written by then. A batch that waited the whole timeout (an idle or dead
-partition) is scored with what is there.
+What a row sees is what the processes wrote before its read. To see every row older
+than it, as ``create_features`` does, a process marks (``mark``) how far each of its
+partitions is written, between its write and its read (``before_read``), and waits
+(``wait_for``, at most ``align_timeout``) until the other processes' partitions are
+marked at least as far as its batch: partitions are in time order, so every older row
+of theirs is written by then. Writing before waiting means the process whose batch is
+the oldest never waits for the others, so no two processes wait for each other. A
+batch that waited the whole timeout (an idle or dead partition) is read with what is
+there.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from fraud_detection.features.online import SharedAggregation, SharedRows
 
-# KEYS[1..]: per row, per count aggregation its key, per fraud aggregation its labelled
-# and fraudulent keys. ARGV: ttl, eviction margin, rows, count and fraud aggregation
-# shapes, then per row: id, time, cutoff, label (-1 unknown).
-_INGEST = """
+# Both scripts: KEYS per row (per count aggregation its key, per fraud aggregation its
+# labelled and fraudulent keys); ARGV: ttl, eviction margin, rows, the count and fraud
+# aggregations' shapes, then per row: id, time, cutoff, label (-1 unknown).
+_HEADER = """
 local ttl, margin = tonumber(ARGV[1]), tonumber(ARGV[2])
 local nrows, ncnt, nfr = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local a = 6
@@ -57,25 +62,70 @@ for c = 1, nfr do
   fw[c] = ws
 end
 local per_row = ncnt + 2 * nfr
-local out = {}
+"""
+
+# Adds every row (an id already there stays once) and the labels that came with them.
+_WRITE = (
+    _HEADER
+    + """
 for r = 0, nrows - 1 do
-  local tid, t = ARGV[a], tonumber(ARGV[a + 1])
-  local cutoff, label = tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
+  local tid, t = ARGV[a], string.format('%d', tonumber(ARGV[a + 1]))
+  local old = string.format('%d', tonumber(ARGV[a + 2]) - margin)
+  local label = tonumber(ARGV[a + 3])
   a = a + 4
-  local old = string.format('%d', cutoff - margin)
   local base = r * per_row
   for c = 1, ncnt do
     local key = KEYS[base + c]
-    local present = redis.call('ZSCORE', key, tid)
-    for _, w in ipairs(cw[c]) do
-      local n = redis.call('ZCOUNT', key, string.format('(%d', math.max(t - w, cutoff)),
-                           string.format('%d', t))
-      if not present then n = n + 1 end
-      out[#out + 1] = n
-    end
-    if not present then redis.call('ZADD', key, string.format('%d', t), tid) end
+    redis.call('ZADD', key, t, tid)
     redis.call('ZREMRANGEBYSCORE', key, '-inf', old)
     redis.call('PEXPIRE', key, ttl)
+  end
+  if label >= 0 then
+    for c = 1, nfr do
+      local lk, fk = KEYS[base + ncnt + 2 * c - 1], KEYS[base + ncnt + 2 * c]
+      redis.call('ZADD', lk, t, tid)
+      redis.call('ZREMRANGEBYSCORE', lk, '-inf', old)
+      redis.call('PEXPIRE', lk, ttl)
+      if label == 1 then
+        redis.call('ZADD', fk, t, tid)
+        redis.call('ZREMRANGEBYSCORE', fk, '-inf', old)
+        redis.call('PEXPIRE', fk, ttl)
+      end
+    end
+  end
+end
+return 0
+"""
+)
+
+# Each row's window counts: (max(t - w, cutoff), t) and, of the rows at t itself, those
+# up to the row (ids in order: a tie at the same millisecond is ordered by id); labels in
+# (max(t - delay - w, cutoff), t - delay].
+_READ = (
+    _HEADER
+    + """
+local out = {}
+for r = 0, nrows - 1 do
+  local tid, t = ARGV[a], tonumber(ARGV[a + 1])
+  local cutoff = tonumber(ARGV[a + 2])
+  a = a + 4
+  local ts = string.format('%d', t)
+  local base = r * per_row
+  for c = 1, ncnt do
+    local key = KEYS[base + c]
+    local same = redis.call('ZCOUNT', key, ts, ts)
+    if same > 1 then
+      local up_to = 0
+      for _, m in ipairs(redis.call('ZRANGEBYSCORE', key, ts, ts)) do
+        if m <= tid then up_to = up_to + 1 end
+      end
+      same = up_to
+    end
+    for _, w in ipairs(cw[c]) do
+      local lo = math.max(t - w, cutoff)
+      out[#out + 1] = redis.call('ZCOUNT', key, string.format('(%d', lo),
+                                 string.format('(%d', t)) + same
+    end
   end
   for c = 1, nfr do
     local lk, fk = KEYS[base + ncnt + 2 * c - 1], KEYS[base + ncnt + 2 * c]
@@ -90,18 +140,11 @@ for r = 0, nrows - 1 do
         out[#out + 1] = redis.call('ZCOUNT', fk, l, h)
       end
     end
-    if label >= 0 then
-      redis.call('ZADD', lk, string.format('%d', t), tid)
-      redis.call('PEXPIRE', lk, ttl)
-      if label == 1 then
-        redis.call('ZADD', fk, string.format('%d', t), tid)
-        redis.call('PEXPIRE', fk, ttl)
-      end
-    end
   end
 end
 return out
 """
+)
 
 # KEYS[1]: the watermark hash. ARGV: partition, time pairs; a mark never goes back.
 _MARK = """
@@ -142,8 +185,12 @@ class RedisWindows:
         self.namespace = namespace
         self.ttl_ms = int(ttl_ms)
         self.evict_margin_ms = int(evict_margin_ms)
-        self._ingest = client.register_script(_INGEST)
+        self._write = client.register_script(_WRITE)
+        self._read = client.register_script(_READ)
         self._mark = client.register_script(_MARK)
+        # Called between the write and the read of a batch (the scorer waits there for
+        # the other processes, see ``wait_for``).
+        self.before_read: Callable[[], None] | None = None
         self.waits = 0
         self.timeouts = 0
         self.wait_ms = 0.0
@@ -200,7 +247,10 @@ class RedisWindows:
                 key = rows.keys[position[id(agg)]][i]
                 keys += [self._key(agg, "l", key), self._key(agg, "f", key)]
             argv += [rows.ids[i], rows.times[i], rows.cutoffs[i], rows.labels[i]]
-        flat = np.asarray(self._call(self._ingest, keys, argv), dtype=np.float64)
+        self._call(self._write, keys, argv)
+        if self.before_read is not None:
+            self.before_read()
+        flat = np.asarray(self._call(self._read, keys, argv), dtype=np.float64)
         width = sum(len(a.windows_ms) for a in counts) + 2 * sum(len(a.windows_ms) for a in frauds)
         table = flat.reshape(n_rows, width)
         answers: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}

@@ -53,8 +53,9 @@ from typing import Any
 import numpy as np
 import orjson
 import pandas as pd
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -67,6 +68,7 @@ from fraud_detection.scoring.features import (
 )
 from fraud_detection.scoring.gc_pauses import GcPauses, Refreezer, freeze_state
 from fraud_detection.scoring.messages import decode_records
+from fraud_detection.scoring.online_store import RedisWindows
 from fraud_detection.scoring.slow_loops import SlowLoops
 from fraud_detection.streaming.clients import connect, servers_text
 from fraud_detection.streaming.labels import Label, LabelBuffer
@@ -125,6 +127,10 @@ class ScorerConfig:
             row, a core at 1,000 tx/s) or ``off``.
         shadow_topic: Where the shadow model's predictions go (with a shadow watcher):
             each carries the champion's score and decision on the same transaction.
+        align_timeout_ms: With a shared online store (several processes): the longest
+            wait, per batch, for the other processes' partitions to be written up to the
+            batch's time (``RedisWindows.wait_for``); a batch that waited this long is
+            scored with what is there and counted (``unaligned_batches``).
     """
 
     bootstrap_servers: str
@@ -150,6 +156,7 @@ class ScorerConfig:
     slow_loop_ms: float = 100.0
     reason_codes: str = "alerts"
     shadow_topic: str = "fraud_predictions_shadow"
+    align_timeout_ms: float = 200.0
 
     def __post_init__(self) -> None:
         if self.reason_codes not in REASON_CODES:
@@ -184,6 +191,8 @@ class ScorerCounters:
     replayed: int = 0
     batches: int = 0
     committed_batches: int = 0
+    rebalances: int = 0
+    unaligned_batches: int = 0
     processing_ms: deque = field(default_factory=lambda: deque(maxlen=20_000))
 
     def summary(self) -> dict[str, Any]:
@@ -203,6 +212,8 @@ class ScorerCounters:
                 "shadow_failed",
                 "replayed",
                 "batches",
+                "rebalances",
+                "unaligned_batches",
             )
         }
         if len(latencies):
@@ -259,6 +270,10 @@ class RealTimeScorer:
             scored in shadow on the same transactions, after the champion's predictions
             are sent, to ``config.shadow_topic``; nothing acts on its predictions. While
             its alias points nowhere, nothing is shadowed.
+        store: The online store shared with the other scorer processes (``features``
+            must be built on it). With one, the scorer joins its consumer group as one of
+            N processes (see "Past one process" in the module docstring); without, it
+            reads every partition alone.
         consumer_factory / producer_factory: For tests; default kafka-python clients.
     """
 
@@ -269,6 +284,13 @@ class RealTimeScorer:
         "max_partition_fetch_bytes": 4_194_304,
         "request_timeout_ms": 30_000,
         "bootstrap_timeout_ms": 10_000,
+    }
+    # One of N processes: the range assignor gives a member the same partition numbers
+    # of the transactions and of the label topic (both keyed by customer), and a
+    # rebalance may rebuild a partition's state for minutes (replay in the callback).
+    GROUP_DEFAULTS: dict[str, Any] = {
+        "partition_assignment_strategy": (RangePartitionAssignor,),
+        "max_poll_interval_ms": 900_000,
     }
     PRODUCER_DEFAULTS: dict[str, Any] = {
         "acks": "all",
@@ -285,6 +307,7 @@ class RealTimeScorer:
         model: ChampionWatcher,
         *,
         shadow: ChampionWatcher | None = None,
+        store: RedisWindows | None = None,
         consumer_factory: Callable[..., Any] | None = None,
         producer_factory: Callable[..., Any] | None = None,
     ) -> None:
@@ -292,6 +315,7 @@ class RealTimeScorer:
         self.features = features
         self.model = model
         self.shadow = shadow
+        self.store = store
         self.counters = ScorerCounters()
         self._consumer_factory = consumer_factory or (
             lambda **kw: connect(KafkaConsumer, config.bootstrap_servers, config.credentials, **kw)
@@ -305,6 +329,14 @@ class RealTimeScorer:
         self._last_commit = 0.0
         self._stop = threading.Event()
         self._labels_tps: set[TopicPartition] = set()
+        # With a shared store: the transaction partitions of the topic and the owned ones.
+        self._tx_partitions: list[int] = []
+        self._owned: set[int] = set()
+        self._replayer: Any = None
+        self._rebalance_lock = threading.Lock()
+        self._assignment: set[TopicPartition] | None = None  # to apply after the poll
+        self._held: set[TopicPartition] = set()  # revoked: not committed meanwhile
+        self._marks: dict[int, int] | None = None  # the live batch's partitions, newest ms
         # Transaction id -> content of the scored ones, oldest first (bounded): the
         # feature state forgets ids past its horizon, a redelivery must still not be
         # scored twice.
@@ -331,13 +363,17 @@ class RealTimeScorer:
             group_id=cfg.group_id,
             client_id=f"fraud-detection-scorer-{cfg.group_id}",
             **self.CONSUMER_DEFAULTS,
+            **(self.GROUP_DEFAULTS if self.store is not None else {}),
         )
         self._producer = self._producer_factory(
             client_id="fraud-detection-scorer", **self.PRODUCER_DEFAULTS
         )
         self.gc_pauses.install()
         try:
-            self._restore()
+            if self.store is None:
+                self._restore()
+            else:
+                self._join_group()
             self._warm_up()
             if cfg.freeze_after_replay:
                 # The replayed state is long-lived: out of the collector's walks from now on.
@@ -361,6 +397,9 @@ class RealTimeScorer:
                 polled = self._consumer.poll(
                     timeout_ms=cfg.poll_timeout_ms, max_records=cfg.max_batch
                 )
+                if self._assignment is not None:
+                    polled = self._apply_assignment(polled)
+                    loops.lap("rebalance")
                 if polled:
                     loops.lap("poll", sum(len(r) for r in polled.values()))
                     self._process(polled, time.time())
@@ -388,6 +427,8 @@ class RealTimeScorer:
             self._producer.close(timeout=10)
         if self._consumer is not None:
             self._consumer.close(autocommit=False)
+        if self._replayer is not None:
+            self._replayer.close(autocommit=False)
 
     def _log_status(self) -> None:
         stats = self.features.stats
@@ -405,6 +446,16 @@ class RealTimeScorer:
             self.gc_pauses.summary(),
             self.slow_loops.summary(),
         )
+        if self.store is not None:
+            logger.info(
+                "Online store: partitions %s of %d owned; %d alignment waits (%.1f ms in all), "
+                "%d timed out",
+                sorted(self._owned),
+                len(self._tx_partitions),
+                self.store.waits,
+                self.store.wait_ms,
+                self.store.timeouts,
+            )
 
     # ---------------------------------------------------------------- restore --
 
@@ -429,25 +480,14 @@ class RealTimeScorer:
         """Assigns every partition, replays the horizon before the committed offsets into
         the state, and positions the consumer at the committed offsets."""
         cfg = self.config
-        consumer = self._consumer
         tx_tps = self._partitions(cfg.transactions_topic, required=True)
         label_tps = self._partitions(cfg.labels_topic, required=False) if cfg.labels_topic else []
         self._labels_tps = set(label_tps)
         tps = tx_tps + label_tps
-        consumer.assign(tps)
-        timeout = self.CONSUMER_DEFAULTS["request_timeout_ms"]
-        beginning = consumer.beginning_offsets(tps, timeout_ms=timeout)
-        end = consumer.end_offsets(tps, timeout_ms=timeout)
-        live_from: dict[TopicPartition, int] = {}
+        self._consumer.assign(tps)
+        live_from = self._rebuild(self._consumer, tps)
         for tp in tps:
-            committed = consumer.committed(tp, timeout_ms=timeout)
-            if committed is None:
-                committed = beginning[tp] if cfg.start_from == "earliest" else end[tp]
-            live_from[tp] = min(max(committed, beginning[tp]), end[tp])
-        replay_from = {tp: self._replay_start(tp, live_from[tp], beginning[tp]) for tp in tps}
-        self._replay(replay_from, live_from)
-        for tp in tps:
-            consumer.seek(tp, live_from[tp])
+            self._consumer.seek(tp, live_from[tp])
         # Everything before these offsets is in the state now: a group without offsets
         # (first start) gets them, so a restart replays rather than re-reads it live.
         self._acked = dict(live_from)
@@ -458,12 +498,33 @@ class RealTimeScorer:
             {f"{tp.topic}[{tp.partition}]": o for tp, o in live_from.items()},
         )
 
-    def _replay_start(self, tp: TopicPartition, live_from: int, beginning: int) -> int:
+    def _rebuild(self, consumer: Any, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """Replays, with ``consumer``, the horizon before each partition's committed
+        offset into the state; returns the offsets to score from."""
+        cfg = self.config
+        consumer.assign(tps)
+        timeout = self.CONSUMER_DEFAULTS["request_timeout_ms"]
+        beginning = consumer.beginning_offsets(tps, timeout_ms=timeout)
+        end = consumer.end_offsets(tps, timeout_ms=timeout)
+        live_from: dict[TopicPartition, int] = {}
+        for tp in tps:
+            committed = consumer.committed(tp, timeout_ms=timeout)
+            if committed is None:
+                committed = beginning[tp] if cfg.start_from == "earliest" else end[tp]
+            live_from[tp] = min(max(committed, beginning[tp]), end[tp])
+        replay_from = {
+            tp: self._replay_start(consumer, tp, live_from[tp], beginning[tp]) for tp in tps
+        }
+        self._replay(consumer, replay_from, live_from)
+        return live_from
+
+    def _replay_start(
+        self, consumer: Any, tp: TopicPartition, live_from: int, beginning: int
+    ) -> int:
         """First offset whose message is younger than the state's horizon before the
         last message already processed (by message timestamp)."""
         if live_from <= beginning:
             return live_from
-        consumer = self._consumer
         consumer.assign([tp])
         consumer.seek(tp, live_from - 1)
         last = None
@@ -481,9 +542,11 @@ class RealTimeScorer:
         return max(beginning, offset.offset if offset is not None else beginning)
 
     def _replay(
-        self, replay_from: dict[TopicPartition, int], live_from: dict[TopicPartition, int]
+        self,
+        consumer: Any,
+        replay_from: dict[TopicPartition, int],
+        live_from: dict[TopicPartition, int],
     ) -> None:
-        consumer = self._consumer
         todo = {tp for tp in replay_from if replay_from[tp] < live_from[tp]}
         consumer.assign(list(replay_from))
         if not todo:
@@ -501,6 +564,7 @@ class RealTimeScorer:
         started = time.monotonic()
         stalled_since = time.monotonic()
         merge = TimeMerge(tp for tp in todo if tp not in self._labels_tps)
+        newest: dict[int, int] = {}
         while todo:
             polled = consumer.poll(timeout_ms=500, max_records=20_000)
             for tp, batch in polled.items():
@@ -514,6 +578,10 @@ class RealTimeScorer:
                     decoded = self._without_labels(
                         decode_records([r.value for r in records], self.config.bounds)[0]
                     )
+                    if decoded.timestamp_ns:
+                        newest[tp.partition] = max(
+                            newest.get(tp.partition, 0), max(decoded.timestamp_ns) // 1_000_000
+                        )
                     # The rows just before the live offsets also get their features
                     # built: the model is warmed up on them (see _warm_up).
                     merge.add(tp, decoded, records[-1].offset >= live_from[tp] - WARM_UP_ROWS)
@@ -529,6 +597,8 @@ class RealTimeScorer:
                     f"Replaying {sorted(str(tp) for tp in todo)} stalled for 60 s: "
                     "is the broker up?"
                 )
+        if self.store is not None:  # what the other processes wait for is written
+            self.store.mark(self.config.transactions_topic, newest)
         logger.info(
             "Feature state rebuilt from %d messages in %.1fs: %d rows, %d customers",
             self.counters.replayed,
@@ -536,6 +606,126 @@ class RealTimeScorer:
             self.features.stats.rows,
             self.features.stats.customers,
         )
+
+    # ------------------------------------------------------ one of N processes --
+
+    def _join_group(self) -> None:
+        """Subscribes as one member of the consumer group: partitions are assigned in
+        the polls from now on, and each gained one is rebuilt before it is scored."""
+        cfg = self.config
+        tx_tps = self._partitions(cfg.transactions_topic, required=True)
+        label_tps = self._partitions(cfg.labels_topic, required=False) if cfg.labels_topic else []
+        if label_tps and len(label_tps) != len(tx_tps):
+            raise ScorerError(
+                f"'{cfg.labels_topic}' has {len(label_tps)} partitions and "
+                f"'{cfg.transactions_topic}' {len(tx_tps)}: scorer processes that share the "
+                "work need both topics keyed by customer with the same number of partitions, "
+                "so that a transaction's label reaches the process that owns it"
+            )
+        self._tx_partitions = [tp.partition for tp in tx_tps]
+        self._replayer = self._consumer_factory(
+            group_id=cfg.group_id,
+            client_id=f"fraud-detection-scorer-{cfg.group_id}-replay",
+            **self.CONSUMER_DEFAULTS,
+        )
+        topics = [cfg.transactions_topic] + ([cfg.labels_topic] if label_tps else [])
+        self.store.before_read = self._before_read
+        self._consumer.subscribe(topics, listener=_Rebalance(self))
+        logger.info(
+            "Joined group %s as one of its scorer processes (shared aggregations %s in the "
+            "online store): partitions come with the first polls",
+            cfg.group_id,
+            self.features.shared_aggregations,
+        )
+
+    def _on_revoked(self, revoked: set[TopicPartition], commit: bool) -> None:
+        """A rebalance begins (the consumer's IO thread): what is acknowledged of these
+        partitions is committed now, without blocking, so the next owner starts there;
+        nothing of them is committed again until the new assignment is applied."""
+        with self._rebalance_lock:
+            self._held |= revoked
+        acked = self._acked.copy()
+        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in acked.items() if tp in revoked}
+        if commit and offsets:
+            self._consumer.commit_async(offsets, callback=self._on_commit)
+
+    def _on_assigned(self, assigned: set[TopicPartition]) -> None:
+        """The new assignment (the IO thread): applied by the loop after the poll."""
+        with self._rebalance_lock:
+            self._assignment = set(assigned)
+
+    def _apply_assignment(
+        self, polled: dict[TopicPartition, list[ConsumerRecord]]
+    ) -> dict[TopicPartition, list[ConsumerRecord]]:
+        """Drops the partitions gone to other processes (their records too: the new
+        owner scores them); rebuilds the state of the gained ones from the topics, as
+        the single process does at start, and scores them from their committed offsets.
+        Kept partitions go on where they were. Returns the polled records still ours."""
+        with self._rebalance_lock:
+            assigned, self._assignment = self._assignment, None
+            self._held.clear()
+        if assigned is None:
+            return polled
+        self.counters.rebalances += 1
+        cfg = self.config
+        lost = set(self._acked) - assigned
+        for tp in lost:
+            self._acked.pop(tp, None)
+        for batch in self._pending:
+            for tp in lost:
+                batch.offsets.pop(tp, None)
+        self._labels_tps -= lost
+        self._owned -= {tp.partition for tp in lost if tp.topic == cfg.transactions_topic}
+        if lost:
+            logger.info("Partitions %s went to another scorer process", sorted(map(str, lost)))
+        gained = sorted(assigned - set(self._acked), key=str)
+        polled = {tp: records for tp, records in polled.items() if tp in assigned}
+        if not gained:
+            return polled
+        self._labels_tps |= {tp for tp in gained if tp.topic == cfg.labels_topic}
+        self._owned |= {tp.partition for tp in gained if tp.topic == cfg.transactions_topic}
+        live_from = self._rebuild(self._replayer, gained)
+        self._replayer.unsubscribe()
+        for tp in gained:
+            # Records fetched before the rebuild: those before the live offset are in
+            # the state now; the consumer goes on after the last one kept.
+            records = [r for r in polled.pop(tp, []) if r.offset >= live_from[tp]]
+            if records:
+                polled[tp] = records
+            self._consumer.seek(tp, records[-1].offset + 1 if records else live_from[tp])
+        self._acked.update(live_from)
+        self._dirty = True
+        self._commit(force=True)
+        if cfg.freeze_after_replay:
+            freeze_state()
+        logger.info(
+            "Scoring from offsets %s",
+            {f"{tp.topic}[{tp.partition}]": o for tp, o in live_from.items()},
+        )
+        return polled
+
+    def _batch_newest(self, records: TransactionRecords, partitions: list[int]) -> None:
+        """How far this batch takes each of its partitions (marked once it is written)."""
+        newest: dict[int, int] = {}
+        for ts, partition in zip(records.timestamp_ns, partitions, strict=True):
+            ms = ts // 1_000_000
+            if ms > newest.get(partition, -1):
+                newest[partition] = ms
+        self._marks = newest
+
+    def _before_read(self) -> None:
+        """Between the store's write and read of a live batch: marks this batch's
+        partitions as written, then waits for the other processes' partitions to be
+        written as far as the batch (see ``fraud_detection.scoring.online_store``)."""
+        marks, self._marks = self._marks, None
+        if not marks:
+            return  # a replay: nothing waits for it, it waits for nothing
+        topic = self.config.transactions_topic
+        self.store.mark(topic, marks)
+        others = [p for p in self._tx_partitions if p not in self._owned]
+        timeout_s = self.config.align_timeout_ms / 1000
+        if not self.store.wait_for(topic, others, max(marks.values()), timeout_s):
+            self.counters.unaligned_batches += 1
 
     def _replay_rows(self, records: TransactionRecords, build: bool) -> None:
         built = self.features.update_records(records, build=build)
@@ -567,8 +757,12 @@ class RealTimeScorer:
             records = self._without_labels(records)
             records, positions = self._unscored(records, positions, rejected)
             self.slow_loops.lap("decode transactions", len(values))
+            if len(records) and self.store is not None:
+                self._batch_newest(records, [tx_records[i].partition for i in positions])
             if len(records):
                 futures += self._score(records, positions, received, rejected)
+            if self._marks:  # nothing of it reached the store (e.g. all repeats)
+                self._before_read()
             futures += self._dead_letter(tx_records, dict(sorted(rejected.items())))
             self.slow_loops.lap("dead letters", len(rejected))
         self.counters.batches += 1
@@ -945,7 +1139,11 @@ class RealTimeScorer:
             not force and now - self._last_commit < self.config.commit_interval_s
         ):
             return
-        offsets = {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in self._acked.items()}
+        offsets = {
+            tp: OffsetAndMetadata(offset, "", -1)
+            for tp, offset in self._acked.items()
+            if tp not in self._held
+        }
         try:
             if force:
                 self._consumer.commit(
@@ -1096,3 +1294,20 @@ def _predict(model: Any, batch: FeatureBatch) -> tuple[np.ndarray, np.ndarray, d
     for i in np.flatnonzero(~np.isfinite(scores)).tolist():
         failed.setdefault(i, f"{SCORING_FAILED}: non-finite score")
     return scores, np.asarray(decisions, dtype=np.int64), failed
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """The group's partition moves, handed to the scorer. kafka-python calls these on
+    its IO thread, where nothing may block: they only record what changed."""
+
+    def __init__(self, scorer: RealTimeScorer) -> None:
+        self.scorer = scorer
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        self.scorer._on_revoked(set(revoked), commit=True)  # noqa: SLF001
+
+    def on_partitions_lost(self, lost: Any) -> None:  # evicted: a commit would fail
+        self.scorer._on_revoked(set(lost), commit=False)  # noqa: SLF001
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.scorer._on_assigned(set(assigned))  # noqa: SLF001
