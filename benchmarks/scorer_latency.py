@@ -15,8 +15,14 @@ Run with ``make bench-scorer`` (never as a timed test). Steps:
    transaction's produce timestamp (Kafka CreateTime, set by the producer at send) to
    the moment this process receives the prediction; "scored" latency stops at the
    prediction's own produce timestamp (set by the scorer);
-5. drain: with the scorer stopped, ``--drain`` transactions are queued; the time the
-   restarted scorer needs to score them all gives its throughput ceiling.
+5. drain: ``--drain`` transactions are sent to the running scorers as fast as the
+   producer can (librdkafka); their count over the time from the first prediction to
+   the last (the predictions' produce timestamps) is the scorers' throughput ceiling.
+
+``--processes N`` runs N scorer processes in one consumer group on a temporary Redis
+(``scripts/redis.sh``) as their shared online store (``--online-store``; with one
+process too, to price the store alone). Each step also gives the CPU time the scorer
+processes and Redis spent per transaction: what a reader needs to size a cluster.
 
 Transactions go out without label, and each label on the label topic once the replay
 passes its time (``params:labels.delay``), as ``fraud-detection-produce`` sends them.
@@ -27,6 +33,7 @@ Usage::
 
     python benchmarks/scorer_latency.py [--rates 500 1000 2000] [--seconds 180]
     python benchmarks/scorer_latency.py --soak-seconds 1800 --soak-rate 1000
+    python benchmarks/scorer_latency.py --processes 2 --rates 1000 2000 --seconds 60
 
 Prints a table; writes benchmarks/results/scorer_latency.json (kept local).
 """
@@ -219,6 +226,50 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TemporaryRedis:
+    """A Redis server run by scripts/redis.sh in a temporary dir on a free port."""
+
+    def __init__(self, workdir: Path):
+        self.env = {
+            **os.environ,
+            "REDIS_DATA_DIR": str(workdir / "redis"),
+            "REDIS_PORT": str(_free_port()),
+        }
+        self.url = f"redis://127.0.0.1:{self.env['REDIS_PORT']}/0"
+
+    def _script(self, command: str) -> str:
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts/redis.sh"), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"scripts/redis.sh {command} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def __enter__(self) -> TemporaryRedis:
+        self._script("start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._script("stop")
+
+    @property
+    def pid(self) -> int:
+        return int((Path(self.env["REDIS_DATA_DIR"]) / "redis.pid").read_text())
+
+
 class RssSampler:
     """Samples a process's resident memory every ``every_s`` seconds in a thread."""
 
@@ -366,9 +417,26 @@ class ScorerProcess:
                 raise SystemExit(f"The scorer did not start:\n{log.read_text()[-3000:]}")
             time.sleep(0.2)
 
+    def text(self) -> str:
+        return self.log.read_text()[self.offset :]
+
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=120)
+
+
+def start_scorers(n: int, logs: Path, *args: str) -> list[ScorerProcess]:
+    """``n`` scorer processes; with several, returns once each owns its partitions."""
+    scorers = [ScorerProcess(*args[:3], logs / f"scorer-{k}.log", *args[3:]) for k in range(n)]
+    deadline = time.monotonic() + 600
+    while not all("Scoring from offsets" in s.text() for s in scorers) or (
+        n > 1 and "went to another scorer process" not in scorers[0].text()
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("The scorer processes never got their partitions")
+        time.sleep(0.5)
+    time.sleep(3 if n > 1 else 0)  # the group settles
+    return scorers
 
 
 def _summary(
@@ -489,7 +557,8 @@ def _messages(
 
 def _step(  # noqa: PLR0913
     bootstrap: str,
-    scorer: ScorerProcess,
+    scorers: list[ScorerProcess],
+    redis_pid: int | None,
     chunk: pd.DataFrame,
     *,
     first: int,
@@ -511,7 +580,10 @@ def _step(  # noqa: PLR0913
     )
     # Built before the first send: for a soak (1.8M ids) building it delays the reader.
     expected = set(chunk[schema.TRANSACTION_ID])
-    rss = RssSampler(scorer.process.pid)
+    rss = RssSampler(scorers[0].process.pid)
+    pids = [s.process.pid for s in scorers]
+    cpu_before = [_cpu_seconds(pid) for pid in pids]
+    redis_before = _cpu_seconds(redis_pid) if redis_pid else 0.0
     child.start()
     ready.wait(60)
     started = time.monotonic()
@@ -519,8 +591,14 @@ def _step(  # noqa: PLR0913
     child.join()
     reader.close()
     samples = rss.stop()
+    cpu = [_cpu_seconds(pid) - b for pid, b in zip(pids, cpu_before, strict=True)]
+    redis_cpu = _cpu_seconds(redis_pid) - redis_before if redis_pid else 0.0
     sent = _send_times(bootstrap, TOPICS["tx"], before)
     step = _summary(rate, sent, received, time.monotonic() - started)
+    scored = max(len(received), 1)
+    step["scorer_cpu_s"] = [round(c, 1) for c in cpu]
+    step["scorer_cpu_ms_per_tx"] = round(sum(cpu) * 1000 / scored, 3)
+    step["redis_cpu_ms_per_tx"] = round(redis_cpu * 1000 / scored, 3)
     step["labels_sent"] = sum(1 for m in messages if m[0] == TOPICS["labels"])
     step["scorer_rss_mb"] = [round(b / 2**20, 1) for _, b in samples]
     step["scorer_rss_every_s"] = 5.0
@@ -538,13 +616,14 @@ def _rss_spread(rss_mb: list[float]) -> dict | None:
     return {"min_mb": low, "max_mb": high, "spread_pct": round((high / low - 1) * 100, 1)}
 
 
-def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
+def run(
+    args: argparse.Namespace, bootstrap: str, workdir: Path, redis: TemporaryRedis | None
+) -> dict:
     from fraud_detection import schema
     from fraud_detection.simulator import simulate_transactions
     from fraud_detection.streaming.labels import strip_labels
     from fraud_detection.streaming.publish import (
         PRODUCER_DEFAULTS,
-        produce_frame,
         produce_with_labels,
     )
 
@@ -610,15 +689,31 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
     producer.close()
     assert all(r.ok for r in reports), [r.summary() for r in reports]
 
-    log = workdir / "scorer.log"
     client: tuple[str, ...] = ("--producer-client", args.producer_client)
+    if redis is not None:
+        client += ("--online-store", redis.url, "--online-store-namespace", f"bench-{RUN}")
+        client += ("--align-timeout-ms", str(args.align_timeout_ms))
     if args.shadow:
         shadow_uri = register_model(tracking_uri, history, params, "challenger", CHALLENGER)
         client += ("--shadow-model-uri", shadow_uri, "--shadow-topic", TOPICS["shadow"])
-    scorer = ScorerProcess(
-        bootstrap, tracking_uri, model_uri, log, "--start-from", "latest", *client
+    scorers = start_scorers(
+        args.processes,
+        workdir,
+        bootstrap,
+        tracking_uri,
+        model_uri,
+        "--start-from",
+        "latest",
+        *client,
     )
-    results: dict = {"steps": [], "load_avg_before": os.getloadavg()}
+    redis_pid = redis.pid if redis is not None else None
+    results: dict = {
+        "steps": [],
+        "load_avg_before": os.getloadavg(),
+        "processes": args.processes,
+        "online_store": redis is not None,
+        "align_timeout_ms": args.align_timeout_ms if redis is not None else None,
+    }
     position = 0
     plan = (
         [(args.soak_rate, args.soak_seconds)]
@@ -634,7 +729,8 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
             raise SystemExit(f"Not enough simulated transactions for {rate}/s x {seconds}s")
         step = _step(
             bootstrap,
-            scorer,
+            scorers,
+            redis_pid,
             chunk,
             first=len(history) + position,
             labels=labels,
@@ -654,30 +750,42 @@ def run(args: argparse.Namespace, bootstrap: str, workdir: Path) -> dict:
             results["steps"].append(step)
             say(json.dumps({key: v for key, v in step.items() if key != "scorer_rss_mb"}))
         time.sleep(2)
-    scorer.stop()
     if args.soak_seconds or not args.drain:
+        for scorer in scorers:
+            scorer.stop()
         return results
 
-    # Drain: the scorer's ceiling on a backlog.
-    chunk = live.iloc[position : position + args.drain]
-    producer = KafkaProducer(bootstrap_servers=bootstrap, **PRODUCER_DEFAULTS)
-    produce_frame(producer, TOPICS["tx"], strip_labels(chunk))
-    producer.close()
+    # Drain: the running scorers' ceiling on a backlog sent as fast as librdkafka can,
+    # from the first prediction's produce time to the last one's.
+    from fraud_detection.streaming.messages import encode_transactions
+
+    chunk = strip_labels(live.iloc[position : position + args.drain])
+    values = encode_transactions(chunk)
+    keys = chunk[schema.CUSTOMER_ID].astype(str).tolist()
     reader = PredictionReader(bootstrap)
-    started = time.monotonic()
-    scorer = ScorerProcess(bootstrap, tracking_uri, model_uri, log, *client)
-    ready_s = time.monotonic() - started
+    producer = confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     t0 = time.monotonic()
+    for value, key in zip(values, keys, strict=True):
+        while True:
+            try:
+                producer.produce(TOPICS["tx"], value=value, key=key.encode())
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(120)
+    produce_s = time.monotonic() - t0
     received = reader.collect(set(chunk[schema.TRANSACTION_ID]), timeout_s=600)
-    drain_s = time.monotonic() - t0
     reader.close()
-    scorer.stop()
+    for scorer in scorers:
+        scorer.stop()
+    scored = [r["scored_ms"] for r in received.values()]
+    span_s = (max(scored) - min(scored)) / 1000.0 if len(scored) > 1 else float("nan")
     results["drain"] = {
         "messages": len(chunk),
         "predicted": len(received),
-        "start_s": round(ready_s, 1),
-        "seconds": round(drain_s, 2),
-        "tx_per_s": round(len(received) / drain_s, 1),
+        "produce_s": round(produce_s, 2),
+        "seconds": round(span_s, 2),
+        "tx_per_s": round(len(received) / span_s, 1),
     }
     say(json.dumps(results["drain"]))
     return results
@@ -727,6 +835,25 @@ def main() -> None:
         help="the scorer's client for predictions (its --producer-client)",
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="scorer processes in one consumer group; more than one (or --online-store) "
+        "shares the terminal and category windows in a temporary Redis",
+    )
+    parser.add_argument(
+        "--online-store",
+        action="store_true",
+        help="use the shared online store with one process too (its cost alone)",
+    )
+    parser.add_argument(
+        "--align-timeout-ms",
+        type=float,
+        default=200.0,
+        help="with the store: the scorers' --align-timeout-ms (0: no wait for the other "
+        "processes' partitions)",
+    )
+    parser.add_argument(
         "--shadow",
         action="store_true",
         help="also serve a challenger in shadow (its --shadow-model-uri): the champion's "
@@ -736,17 +863,21 @@ def main() -> None:
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     workdir = Path(tempfile.mkdtemp(prefix="scorer-bench-"))
+    redis = TemporaryRedis(workdir) if args.processes > 1 or args.online_store else None
     try:
+        if redis is not None:
+            redis.__enter__()
         if args.bootstrap_servers:
-            results = run(args, args.bootstrap_servers, workdir)
+            results = run(args, args.bootstrap_servers, workdir, redis)
         else:
             with TemporaryBroker(workdir) as broker:
-                results = run(args, broker.bootstrap, workdir)
+                results = run(args, broker.bootstrap, workdir, redis)
     finally:
-        log = workdir / "scorer.log"
-        if log.exists():
+        if redis is not None:
+            redis.__exit__()
+        for k, log in enumerate(sorted(workdir.glob("scorer-*.log"))):
             RESULTS.mkdir(parents=True, exist_ok=True)
-            shutil.copy(log, RESULTS / "scorer_latency.log")
+            shutil.copy(log, RESULTS / f"scorer_latency{'' if k == 0 else f'-{k}'}.log")
     results["machine"] = {
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
@@ -756,13 +887,17 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scorer_latency.json").write_text(json.dumps(results, indent=2))
     load = results["load_avg_before"]
+    say(
+        f"\n{results['processes']} scorer process(es), "
+        f"{'shared online store (Redis)' if results['online_store'] else 'no online store'}"
+    )
     say(f"\nload average before the first step: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     say(
         "| offered tx/s | s | throughput tx/s | e2e p50 ms | e2e p99 ms | e2e p99.9 ms "
         "| e2e max ms | scored p99 ms | processing p99 ms | predicted/sent | scorer RSS MB "
-        "first/last/max |"
+        "first/last/max | scorer CPU ms/tx | Redis CPU ms/tx |"
     )
-    say("|---|---|---|---|---|---|---|---|---|---|---|")
+    say("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in results["steps"]:
         rss = s["scorer_rss_mb"] or [0]
         say(
@@ -770,7 +905,8 @@ def main() -> None:
             f"| {s['throughput_tx_per_s']:,.0f} "
             f"| {s['e2e_ms_p50']} | {s['e2e_ms_p99']} | {s['e2e_ms_p99_9']} "
             f"| {s['e2e_ms_max']} | {s['scored_ms_p99']} | {s['processing_ms_p99']} "
-            f"| {s['predicted']}/{s['sent']} | {rss[0]:.0f}/{rss[-1]:.0f}/{max(rss):.0f} |"
+            f"| {s['predicted']}/{s['sent']} | {rss[0]:.0f}/{rss[-1]:.0f}/{max(rss):.0f} "
+            f"| {s['scorer_cpu_ms_per_tx']} | {s['redis_cpu_ms_per_tx']} |"
         )
     for s in results["steps"]:
         spread = s.get("scorer_rss_after_warm_up")

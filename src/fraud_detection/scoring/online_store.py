@@ -313,7 +313,7 @@ class RedisWindows:
                 self.wait_ms += (now - started) * 1000.0
                 return False
             time.sleep(min(pause, deadline - now))
-            pause = min(pause * 2, 0.005)
+            pause = min(pause * 2, 0.001)
 
     def clear(self) -> int:
         """Deletes every key of the namespace (tests, benchmarks); returns how many."""
