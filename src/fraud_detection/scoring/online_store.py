@@ -20,13 +20,14 @@ keys are written, and every key expires ``ttl_ms`` after its last write, so the 
 stays as flat as the local state.
 
 What a row sees is what the processes wrote before its read. To see every row older
-than it, as ``create_features`` does, a process marks (``mark``) how far each of its
-partitions is written, between its write and its read (``before_read``), and waits
-(``wait_for``, at most ``align_timeout``) until the other processes' partitions are
-marked at least as far as its batch: partitions are in time order, so every older row
-of theirs is written by then. Writing before waiting means the process whose batch is
-the oldest never waits for the others, so no two processes wait for each other. A
-batch that waited the whole timeout (an idle or dead partition) is read with what is
+than it, as ``create_features`` does, a process marks (``mark``) its partitions as
+written up to its batch's newest time, between its write and its read
+(``before_read``), and waits (``wait_for``, at most ``align_timeout``) until the other
+processes' partitions are marked at least as far: partitions are in time order, so
+every older row they had received is written by then (per process, what one process
+reading every partition gives: rows in arrival order). Writing before waiting means the
+process whose batch is the oldest never waits, so no two processes wait for each other.
+A batch that waited the whole timeout (an idle or dead partition) is read with what is
 there.
 """
 

@@ -336,7 +336,7 @@ class RealTimeScorer:
         self._rebalance_lock = threading.Lock()
         self._assignment: set[TopicPartition] | None = None  # to apply after the poll
         self._held: set[TopicPartition] = set()  # revoked: not committed meanwhile
-        self._marks: dict[int, int] | None = None  # the live batch's partitions, newest ms
+        self._newest: int | None = None  # the live batch's newest time (ms), to mark
         # Transaction id -> content of the scored ones, oldest first (bounded): the
         # feature state forgets ids past its horizon, a redelivery must still not be
         # scored twice.
@@ -704,27 +704,23 @@ class RealTimeScorer:
         )
         return polled
 
-    def _batch_newest(self, records: TransactionRecords, partitions: list[int]) -> None:
-        """How far this batch takes each of its partitions (marked once it is written)."""
-        newest: dict[int, int] = {}
-        for ts, partition in zip(records.timestamp_ns, partitions, strict=True):
-            ms = ts // 1_000_000
-            if ms > newest.get(partition, -1):
-                newest[partition] = ms
-        self._marks = newest
-
     def _before_read(self) -> None:
         """Between the store's write and read of a live batch: marks this batch's
         partitions as written, then waits for the other processes' partitions to be
         written as far as the batch (see ``fraud_detection.scoring.online_store``)."""
-        marks, self._marks = self._marks, None
-        if not marks:
+        newest, self._newest = self._newest, None
+        if newest is None:
             return  # a replay: nothing waits for it, it waits for nothing
         topic = self.config.transactions_topic
-        self.store.mark(topic, marks)
+        # Every owned partition is marked at the batch's newest time, not each at its
+        # own: a partition of this process whose newer rows are not fetched yet would
+        # otherwise hold the others back while this process waits for them (two
+        # processes waiting on each other until the timeout). What a mark then promises
+        # is what the single process gives: the rows that arrived before, per process.
+        self.store.mark(topic, dict.fromkeys(self._owned, newest))
         others = [p for p in self._tx_partitions if p not in self._owned]
         timeout_s = self.config.align_timeout_ms / 1000
-        if not self.store.wait_for(topic, others, max(marks.values()), timeout_s):
+        if not self.store.wait_for(topic, others, newest, timeout_s):
             self.counters.unaligned_batches += 1
 
     def _replay_rows(self, records: TransactionRecords, build: bool) -> None:
@@ -758,11 +754,12 @@ class RealTimeScorer:
             records, positions = self._unscored(records, positions, rejected)
             self.slow_loops.lap("decode transactions", len(values))
             if len(records) and self.store is not None:
-                self._batch_newest(records, [tx_records[i].partition for i in positions])
+                self._newest = max(records.timestamp_ns) // 1_000_000
             if len(records):
                 futures += self._score(records, positions, received, rejected)
-            if self._marks:  # nothing of it reached the store (e.g. all repeats)
-                self._before_read()
+            if self._newest is not None:  # nothing of it reached the store (all repeats)
+                newest, self._newest = self._newest, None
+                self.store.mark(self.config.transactions_topic, dict.fromkeys(self._owned, newest))
             futures += self._dead_letter(tx_records, dict(sorted(rejected.items())))
             self.slow_loops.lap("dead letters", len(rejected))
         self.counters.batches += 1
