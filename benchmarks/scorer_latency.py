@@ -41,6 +41,7 @@ Prints a table; writes benchmarks/results/scorer_latency.json (kept local).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import os
@@ -88,8 +89,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class TemporaryBroker:
+class _ScriptedServer:
+    """A server run by one of the project's scripts (``start``/``stop``) with ``env``."""
+
+    script = ""
+    env: dict[str, str]
+
+    def _script(self, command: str) -> str:
+        result = subprocess.run(
+            ["bash", str(ROOT / "scripts" / self.script), command],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise SystemExit(f"scripts/{self.script} {command} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def __enter__(self):
+        self._script("start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._script("stop")
+
+
+class TemporaryBroker(_ScriptedServer):
     """A broker run by scripts/kafka.sh in a temporary data dir on free ports."""
+
+    script = "kafka.sh"
 
     def __init__(self, workdir: Path):
         self.env = {
@@ -100,24 +129,6 @@ class TemporaryBroker:
             "PYTHON": sys.executable,
         }
         self.bootstrap = f"127.0.0.1:{self.env['KAFKA_PORT']}"
-
-    def _script(self, command: str) -> None:
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts/kafka.sh"), command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SystemExit(f"scripts/kafka.sh {command} failed:\n{result.stderr[-3000:]}")
-
-    def __enter__(self) -> TemporaryBroker:
-        self._script("start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._script("stop")
 
 
 def register_model(
@@ -235,8 +246,10 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class TemporaryRedis:
+class TemporaryRedis(_ScriptedServer):
     """A Redis server run by scripts/redis.sh in a temporary dir on a free port."""
+
+    script = "redis.sh"
 
     def __init__(self, workdir: Path):
         self.env = {
@@ -245,25 +258,6 @@ class TemporaryRedis:
             "REDIS_PORT": str(_free_port()),
         }
         self.url = f"redis://127.0.0.1:{self.env['REDIS_PORT']}/0"
-
-    def _script(self, command: str) -> str:
-        result = subprocess.run(
-            ["bash", str(ROOT / "scripts/redis.sh"), command],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise SystemExit(f"scripts/redis.sh {command} failed:\n{result.stderr[-3000:]}")
-        return result.stdout
-
-    def __enter__(self) -> TemporaryRedis:
-        self._script("start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._script("stop")
 
     @property
     def pid(self) -> int:
@@ -863,18 +857,15 @@ def main() -> None:
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     workdir = Path(tempfile.mkdtemp(prefix="scorer-bench-"))
-    redis = TemporaryRedis(workdir) if args.processes > 1 or args.online_store else None
+    with_store = args.processes > 1 or args.online_store
     try:
-        if redis is not None:
-            redis.__enter__()
-        if args.bootstrap_servers:
-            results = run(args, args.bootstrap_servers, workdir, redis)
-        else:
-            with TemporaryBroker(workdir) as broker:
-                results = run(args, broker.bootstrap, workdir, redis)
+        with TemporaryRedis(workdir) if with_store else contextlib.nullcontext() as redis:
+            if args.bootstrap_servers:
+                results = run(args, args.bootstrap_servers, workdir, redis)
+            else:
+                with TemporaryBroker(workdir) as broker:
+                    results = run(args, broker.bootstrap, workdir, redis)
     finally:
-        if redis is not None:
-            redis.__exit__()
         for k, log in enumerate(sorted(workdir.glob("scorer-*.log"))):
             RESULTS.mkdir(parents=True, exist_ok=True)
             shutil.copy(log, RESULTS / f"scorer_latency{'' if k == 0 else f'-{k}'}.log")

@@ -27,6 +27,7 @@ import mlflow
 import pandas as pd
 
 from fraud_detection.config import EXTRA_PATTERNS, config_section, load_project_config
+from fraud_detection.features.spec import build_spec
 from fraud_detection.scoring.champion import ChampionWatcher, ModelUnavailableError
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.online_store import OnlineStoreError, RedisWindows
@@ -201,7 +202,7 @@ def _online_features(
     store = RedisWindows.connect(
         args.online_store,
         namespace=args.online_store_namespace or args.group_id,
-        horizon_ms=OnlineFeatures(params).horizon_ms,
+        horizon_ms=int(build_spec(params).horizon // pd.Timedelta(milliseconds=1)),
     )
     return OnlineFeatures(params, shared=store), store
 

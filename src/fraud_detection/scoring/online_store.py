@@ -231,41 +231,41 @@ class RedisWindows:
     def ingest(
         self, aggregations: list[SharedAggregation], rows: SharedRows
     ) -> list[tuple[np.ndarray, np.ndarray | None]]:
-        counts = [a for a in aggregations if not a.is_fraud]
-        frauds = [a for a in aggregations if a.is_fraud]
+        counts = [(k, a) for k, a in enumerate(aggregations) if not a.is_fraud]
+        frauds = [(k, a) for k, a in enumerate(aggregations) if a.is_fraud]
         n_rows = len(rows.ids)
-        position = {id(a): k for k, a in enumerate(aggregations)}
         keys: list[str] = []
         argv: list[Any] = [self.ttl_ms, self.evict_margin_ms, n_rows, len(counts), len(frauds)]
-        for agg in counts:
+        for _, agg in counts:
             argv += [len(agg.windows_ms), *agg.windows_ms]
-        for agg in frauds:
+        for _, agg in frauds:
             argv += [agg.delay_ms, len(agg.windows_ms), *agg.windows_ms]
         for i in range(n_rows):
-            for agg in counts:
-                keys.append(self._key(agg, "n", rows.keys[position[id(agg)]][i]))
-            for agg in frauds:
-                key = rows.keys[position[id(agg)]][i]
-                keys += [self._key(agg, "l", key), self._key(agg, "f", key)]
+            for k, agg in counts:
+                keys.append(self._key(agg, "n", rows.keys[k][i]))
+            for k, agg in frauds:
+                keys += [self._key(agg, "l", rows.keys[k][i]), self._key(agg, "f", rows.keys[k][i])]
             argv += [rows.ids[i], rows.times[i], rows.cutoffs[i], rows.labels[i]]
         self._call(self._write, keys, argv)
         if self.before_read is not None:
             self.before_read()
         flat = np.asarray(self._call(self._read, keys, argv), dtype=np.float64)
-        width = sum(len(a.windows_ms) for a in counts) + 2 * sum(len(a.windows_ms) for a in frauds)
+        width = sum(len(a.windows_ms) for _, a in counts) + 2 * sum(
+            len(a.windows_ms) for _, a in frauds
+        )
         table = flat.reshape(n_rows, width)
         answers: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
         col = 0
-        for agg in counts:
-            k = len(agg.windows_ms)
-            answers[id(agg)] = (table[:, col : col + k].T, None)
-            col += k
-        for agg in frauds:
-            k = len(agg.windows_ms)
-            block = table[:, col : col + 2 * k]
-            answers[id(agg)] = (block[:, 0::2].T, block[:, 1::2].T)
-            col += 2 * k
-        return [answers[id(a)] for a in aggregations]
+        for k, agg in counts:
+            n = len(agg.windows_ms)
+            answers[k] = (table[:, col : col + n].T, None)
+            col += n
+        for k, agg in frauds:
+            n = len(agg.windows_ms)
+            block = table[:, col : col + 2 * n]
+            answers[k] = (block[:, 0::2].T, block[:, 1::2].T)
+            col += 2 * n
+        return [answers[k] for k in range(len(aggregations))]
 
     def add_labels(
         self, aggregations: list[SharedAggregation], labels: list[tuple[int, Any, int, str, bool]]

@@ -711,17 +711,19 @@ class RealTimeScorer:
         newest, self._newest = self._newest, None
         if newest is None:
             return  # a replay: nothing waits for it, it waits for nothing
-        topic = self.config.transactions_topic
         # Every owned partition is marked at the batch's newest time, not each at its
         # own: a partition of this process whose newer rows are not fetched yet would
         # otherwise hold the others back while this process waits for them (two
         # processes waiting on each other until the timeout). What a mark then promises
         # is what the single process gives: the rows that arrived before, per process.
-        self.store.mark(topic, dict.fromkeys(self._owned, newest))
+        self._mark_owned(newest)
         others = [p for p in self._tx_partitions if p not in self._owned]
         timeout_s = self.config.align_timeout_ms / 1000
-        if not self.store.wait_for(topic, others, newest, timeout_s):
+        if not self.store.wait_for(self.config.transactions_topic, others, newest, timeout_s):
             self.counters.unaligned_batches += 1
+
+    def _mark_owned(self, newest: int) -> None:
+        self.store.mark(self.config.transactions_topic, dict.fromkeys(self._owned, newest))
 
     def _replay_rows(self, records: TransactionRecords, build: bool) -> None:
         built = self.features.update_records(records, build=build)
@@ -758,8 +760,8 @@ class RealTimeScorer:
             if len(records):
                 futures += self._score(records, positions, received, rejected)
             if self._newest is not None:  # nothing of it reached the store (all repeats)
-                newest, self._newest = self._newest, None
-                self.store.mark(self.config.transactions_topic, dict.fromkeys(self._owned, newest))
+                self._mark_owned(self._newest)
+                self._newest = None
             futures += self._dead_letter(tx_records, dict(sorted(rejected.items())))
             self.slow_loops.lap("dead letters", len(rejected))
         self.counters.batches += 1
