@@ -77,6 +77,23 @@ HANDBOOK_MAPPING = {
 }
 
 
+def assert_columns_equal(
+    actual: pd.DataFrame, expected: pd.DataFrame, numeric: list[str], categorical: list[str]
+) -> None:
+    """Feature rows from two engines, aligned by row: numeric columns within 1e-9,
+    categorical ones equal as text (what the engines' parity tests compare)."""
+    for column in numeric:
+        np.testing.assert_allclose(
+            actual[column].to_numpy(float),
+            expected[column].to_numpy(float),
+            rtol=1e-9,
+            atol=1e-9,
+            err_msg=column,
+        )
+    for column in categorical:
+        assert actual[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
+
+
 def base_parameters(group: str, **overrides) -> dict:
     """``params:<group>`` as ``conf/base`` defines it, with top-level keys overridden.
 

@@ -14,7 +14,7 @@ from fraud_detection.features import create_features
 from fraud_detection.features.online import OnlineFeatures
 from fraud_detection.scoring.online_store import OnlineStoreError, RedisWindows
 from fraud_detection.simulator import simulate_transactions
-from tests.conftest import PROJECT_ROOT, base_parameters
+from tests.conftest import PROJECT_ROOT, assert_columns_equal, base_parameters
 
 pytestmark = pytest.mark.integration
 
@@ -64,17 +64,9 @@ def assert_same_features(online: pd.DataFrame, batch: pd.DataFrame) -> None:
     online = online.set_index(schema.TRANSACTION_ID)
     batch = batch.set_index(schema.TRANSACTION_ID).loc[online.index]
     assert list(online.columns) == list(batch.columns)
-    for column in online.columns:
-        if online[column].dtype.kind in "fiu":
-            np.testing.assert_allclose(
-                online[column].to_numpy(float),
-                batch[column].to_numpy(float),
-                rtol=1e-9,
-                atol=1e-9,
-                err_msg=column,
-            )
-        else:
-            assert online[column].astype(str).tolist() == batch[column].astype(str).tolist()
+    numeric = [c for c in online.columns if online[c].dtype.kind in "fiu"]
+    other = [c for c in online.columns if c not in numeric]
+    assert_columns_equal(online, batch, numeric, other)
 
 
 def test_two_engines_sharing_the_store_equal_create_features(stream, store):

@@ -38,7 +38,7 @@ from fraud_detection.streaming.labels import (
     strip_labels,
 )
 from fraud_detection.streaming.messages import encode_labels
-from tests.conftest import PROJECT_ROOT, base_parameters
+from tests.conftest import PROJECT_ROOT, assert_columns_equal, base_parameters
 
 pytestmark = pytest.mark.integration
 
@@ -299,16 +299,7 @@ def test_streamed_features_equal_create_features_on_the_same_rows(scored, kafka_
             tid
         )  # re-scored after the crash: same features
     served = pd.DataFrame([streamed[tid][0] for tid in day_ids]).set_index(schema.TRANSACTION_ID)
-    for column in numeric:
-        np.testing.assert_allclose(
-            served[column].to_numpy(float),
-            batch[column].to_numpy(float),
-            rtol=1e-9,
-            atol=1e-9,
-            err_msg=column,
-        )
-    for column in categorical:
-        assert served[column].tolist() == batch[column].astype(str).tolist(), column
+    assert_columns_equal(served, batch, numeric, categorical)
 
 
 def test_streamed_scores_equal_the_batch_model_scores(scored):

@@ -29,7 +29,7 @@ from fraud_detection.streaming.labels import (
     strip_labels,
 )
 from fraud_detection.streaming.publish import produce_frame
-from tests.conftest import base_parameters
+from tests.conftest import assert_columns_equal, base_parameters
 from tests.integration.kafka.test_scorer import FEATURES, MODEL, Scorer, register
 
 pytestmark = pytest.mark.integration
@@ -162,16 +162,7 @@ def test_two_processes_serve_the_batch_features_and_scores(two_processes, kafka_
     numeric, categorical = feature_columns(two_processes["batch"])
     shared = [c for c in numeric if c.startswith(("terminal", "category"))]
     assert shared and served[shared].to_numpy(float).sum() > 0
-    for column in numeric:
-        np.testing.assert_allclose(
-            served[column].to_numpy(float),
-            batch[column].to_numpy(float),
-            rtol=1e-9,
-            atol=1e-9,
-            err_msg=column,
-        )
-    for column in categorical:
-        assert served[column].tolist() == batch[column].astype(str).tolist(), column
+    assert_columns_equal(served, batch, numeric, categorical)
     mlflow.set_tracking_uri(two_processes["tracking_uri"])
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{two_processes['version']}")
     expected = model.predict(batch.reset_index())
