@@ -1,8 +1,10 @@
 """A challenger scored in shadow: its predictions go to their own topic beside the
 champion's, and nothing about it (absent, failing) changes the champion's stream.
 
-The Kafka clients are stand-ins (the broker runs in tests/integration/kafka, which also
-shadows a registered ``challenger``); the models are real fitted pipelines."""
+Here the shadow is ``ShadowScorer`` in the scorer's thread, the logic the shadow's child
+process runs; the Kafka clients are stand-ins. tests/integration/kafka/test_scorer.py
+runs the child process (``ShadowProcess``) on a real broker with a registered
+``challenger``. The models are real fitted pipelines."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from fraud_detection.features import create_features
 from fraud_detection.scoring.champion import LoadedModel
 from fraud_detection.scoring.features import OnlineFeatures
 from fraud_detection.scoring.service import RealTimeScorer, ScorerConfig
+from fraud_detection.scoring.shadow import ShadowScorer
 from tests.conftest import make_transactions
 from tests.features.test_online import PARAMS
 from tests.scoring.conftest import fit_loaded_model
@@ -54,11 +57,14 @@ def _run(champion, shadow) -> RealTimeScorer:
         config,
         OnlineFeatures(PARAMS),
         _Watcher(champion),
-        shadow=None if shadow is False else _Watcher(shadow),
+        shadow=None if shadow is False else ShadowScorer(_Watcher(shadow)),
     )
     scorer._producer, scorer._consumer = _Producer(), _Consumer()
+    if scorer.shadow is not None:
+        scorer.shadow.bind(scorer._producer)
     _, values = _valid(300)
     _feed(scorer, values)
+    scorer._refresh_shadow_counters()
     return scorer
 
 

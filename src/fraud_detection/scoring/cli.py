@@ -39,6 +39,7 @@ from fraud_detection.scoring.service import (
     ScorerConfig,
     ScorerError,
 )
+from fraud_detection.scoring.shadow import ShadowProcess
 from fraud_detection.streaming.clients import KafkaConnectionError
 from fraud_detection.streaming.labels import LabelParams
 from fraud_detection.streaming.messages import MessageBounds
@@ -241,55 +242,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModelUnavailableError as exc:
         logger.error("%s", exc)
         return 1
+    scorer_config = ScorerConfig(
+        bootstrap_servers=args.bootstrap_servers,
+        transactions_topic=args.transactions_topic,
+        labels_topic=args.labels_topic or None,
+        predictions_topic=args.predictions_topic,
+        dead_letter_topic=args.dead_letter_topic or None,
+        features_topic=args.features_topic or None,
+        group_id=args.group_id,
+        start_from=args.start_from,
+        max_batch=args.max_batch,
+        poll_timeout_ms=args.poll_timeout_ms,
+        status_every_s=args.status_every,
+        credentials=config["kafka"],
+        bounds=_bounds(config["parameters"].get("ingestion")),
+        max_pending_labels=pending.max_labels,
+        max_pending_label_age_s=pd.Timedelta(pending.max_age).total_seconds(),
+        freeze_after_replay=True,
+        producer_client=args.producer_client,
+        slow_loop_ms=args.slow_loop_ms,
+        reason_codes=args.reason_codes,
+        shadow_topic=args.shadow_topic,
+        align_timeout_ms=args.align_timeout_ms,
+    )
     shadow = None
     if args.shadow_model_uri:
-        shadow = ChampionWatcher(
+        # Off the champion's path: its own process, at a lower CPU priority.
+        shadow = ShadowProcess(
             args.shadow_model_uri,
-            check_interval_s=args.model_check_interval,
+            scorer_config,
+            tracking_uri=mlflow.get_tracking_uri(),
             required_columns=features.feature_names(),
-            optional=True,
+            check_interval_s=args.model_check_interval,
+            log_level=logging.getLogger().getEffectiveLevel(),
         )
         try:
-            shadow.check()
-        except ModelUnavailableError as exc:  # e.g. it needs columns the scorer lacks
-            logger.error("Shadow model: %s", exc)
+            shadow.start()
+        except RuntimeError as exc:  # e.g. no such model, or it needs columns we lack
+            logger.error("%s", exc)
             return 1
-        logger.info(
-            "Shadow model %s: %s",
-            args.shadow_model_uri,
-            f"version {shadow.current_or_none.version}"
-            if shadow.current_or_none
-            else "not set yet, picked up when its alias is",
-        )
-    scorer = RealTimeScorer(
-        ScorerConfig(
-            bootstrap_servers=args.bootstrap_servers,
-            transactions_topic=args.transactions_topic,
-            labels_topic=args.labels_topic or None,
-            predictions_topic=args.predictions_topic,
-            dead_letter_topic=args.dead_letter_topic or None,
-            features_topic=args.features_topic or None,
-            group_id=args.group_id,
-            start_from=args.start_from,
-            max_batch=args.max_batch,
-            poll_timeout_ms=args.poll_timeout_ms,
-            status_every_s=args.status_every,
-            credentials=config["kafka"],
-            bounds=_bounds(config["parameters"].get("ingestion")),
-            max_pending_labels=pending.max_labels,
-            max_pending_label_age_s=pd.Timedelta(pending.max_age).total_seconds(),
-            freeze_after_replay=True,
-            producer_client=args.producer_client,
-            slow_loop_ms=args.slow_loop_ms,
-            reason_codes=args.reason_codes,
-            shadow_topic=args.shadow_topic,
-            align_timeout_ms=args.align_timeout_ms,
-        ),
-        features,
-        watcher,
-        shadow=shadow,
-        store=store,
-    )
+    scorer = RealTimeScorer(scorer_config, features, watcher, shadow=shadow, store=store)
 
     def _stop(signum: int, _frame: Any) -> None:
         logger.info(
@@ -301,8 +293,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     watcher.start()
-    if shadow is not None:
-        shadow.start()
     try:
         counters = scorer.run()
     except KafkaConnectionError as exc:

@@ -15,6 +15,7 @@ range or the bounds, an amount that is not finite or outside the bounds.
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import orjson
 import pandas as pd
@@ -134,3 +135,8 @@ def decode_records(
             decoded.positions.tolist(),
             decoded.rejected,
         )
+
+
+def iso_now() -> str:
+    """Now in UTC, ISO 8601 to the millisecond (``...Z``): a message's ``scored_at``."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -47,7 +47,6 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -67,8 +66,9 @@ from fraud_detection.scoring.features import (
     TransactionRecords,
 )
 from fraud_detection.scoring.gc_pauses import GcPauses, Refreezer, freeze_state
-from fraud_detection.scoring.messages import decode_records
+from fraud_detection.scoring.messages import decode_records, iso_now
 from fraud_detection.scoring.online_store import RedisWindows
+from fraud_detection.scoring.shadow import ShadowProcess, ShadowScorer
 from fraud_detection.scoring.slow_loops import SlowLoops
 from fraud_detection.streaming.clients import connect, servers_text
 from fraud_detection.streaming.labels import Label, LabelBuffer
@@ -188,6 +188,7 @@ class ScorerCounters:
     reason_code_failures: int = 0
     shadow_scored: int = 0
     shadow_failed: int = 0
+    shadow_skipped: int = 0
     replayed: int = 0
     batches: int = 0
     committed_batches: int = 0
@@ -210,6 +211,7 @@ class ScorerCounters:
                 "inline_labels_ignored",
                 "shadow_scored",
                 "shadow_failed",
+                "shadow_skipped",
                 "replayed",
                 "batches",
                 "rebalances",
@@ -255,10 +257,6 @@ def _producer_factory(config: ScorerConfig) -> Callable[..., Any]:
     return lambda **kw: connect(KafkaProducer, config.bootstrap_servers, config.credentials, **kw)
 
 
-def _iso_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 class RealTimeScorer:
     """Consumes transactions and labels, produces predictions; see the module docstring.
 
@@ -266,10 +264,11 @@ class RealTimeScorer:
         config: Topics, group and batching.
         features: The feature state (``OnlineFeatures`` with ``params:features``).
         model: The champion watcher (already loaded).
-        shadow: Optional watcher of a second model (``models:/<name>@challenger``)
-            scored in shadow on the same transactions, after the champion's predictions
-            are sent, to ``config.shadow_topic``; nothing acts on its predictions. While
-            its alias points nowhere, nothing is shadowed.
+        shadow: Optional second model (``models:/<name>@challenger``) scored in shadow
+            on the rows the champion scored, after its predictions are sent, to
+            ``config.shadow_topic``; nothing acts on its predictions
+            (``scoring.shadow``: ``ShadowProcess`` off the champion's path in a child
+            process, ``ShadowScorer`` in this thread).
         store: The online store shared with the other scorer processes (``features``
             must be built on it). With one, the scorer joins its consumer group as one of
             N processes (see "Past one process" in the module docstring); without, it
@@ -306,7 +305,7 @@ class RealTimeScorer:
         features: OnlineFeatures,
         model: ChampionWatcher,
         *,
-        shadow: ChampionWatcher | None = None,
+        shadow: ShadowScorer | ShadowProcess | None = None,
         store: RedisWindows | None = None,
         consumer_factory: Callable[..., Any] | None = None,
         producer_factory: Callable[..., Any] | None = None,
@@ -348,7 +347,6 @@ class RealTimeScorer:
         self.slow_loops = SlowLoops(self.config.slow_loop_ms, self.gc_pauses)
         self._warm_batch: FeatureBatch | None = None
         self._warmed: Any = None
-        self._shadow_warmed: Any = None
 
     # -------------------------------------------------------------- lifecycle --
 
@@ -368,6 +366,8 @@ class RealTimeScorer:
         self._producer = self._producer_factory(
             client_id="fraud-detection-scorer", **self.PRODUCER_DEFAULTS
         )
+        if self.shadow is not None:
+            self.shadow.bind(self._producer)
         self.gc_pauses.install()
         try:
             if self.store is None:
@@ -418,6 +418,7 @@ class RealTimeScorer:
             self._settle(block=True)
             self._log_status()
         finally:
+            self._refresh_shadow_counters()
             self._close()
             self.gc_pauses.remove()
         return self.counters
@@ -430,7 +431,15 @@ class RealTimeScorer:
         if self._replayer is not None:
             self._replayer.close(autocommit=False)
 
+    def _refresh_shadow_counters(self) -> None:
+        if self.shadow is not None:
+            shadow = self.shadow.refresh()
+            self.counters.shadow_scored = shadow.scored
+            self.counters.shadow_failed = shadow.failed
+            self.counters.shadow_skipped = shadow.skipped
+
     def _log_status(self) -> None:
+        self._refresh_shadow_counters()
         stats = self.features.stats
         logger.info(
             "Scorer: %s; model %s v%s; state %d rows, %d customers, %d terminals, "
@@ -880,7 +889,7 @@ class RealTimeScorer:
         self.slow_loops.lap("reason codes")
         sent_at = time.time()
         latency_ms = round((sent_at - received) * 1000.0, 3)
-        scored_at = _iso_now()
+        scored_at = iso_now()
         cfg = self.config
         send = self._producer.send
         futures = []
@@ -910,64 +919,13 @@ class RealTimeScorer:
             )
         self.slow_loops.lap("send", len(futures))
         if self.shadow is not None:
-            futures += self._shadow_score(batch, scores, decisions, model)
+            futures.append(self.shadow.submit(batch, scores, decisions, model.name, model.version))
             self.slow_loops.lap("shadow", len(batch))
         if cfg.features_topic:
             futures += self._send_features(batch)
             self.slow_loops.lap("send features")
         self.counters.scored += len(batch)
         self.counters.processing_ms.extend([latency_ms] * len(batch))
-        return futures
-
-    def _shadow_score(
-        self, batch: FeatureBatch, scores: np.ndarray, decisions: np.ndarray, champion: Any
-    ) -> list[Any]:
-        """The shadow model's predictions of the rows the champion just scored, to the
-        shadow topic, each with the champion's score and decision. A failure of the
-        shadow model is counted and logged, never passed on to the champion's stream."""
-        assert self.shadow is not None
-        shadow = self.shadow.current_or_none
-        if shadow is None or (shadow.name, shadow.version) == (champion.name, champion.version):
-            return []
-        try:
-            s_scores, s_decisions = shadow.predict_batch(batch)
-            s_scores = np.asarray(s_scores, dtype=np.float64)
-        except Exception as exc:  # noqa: BLE001 - the shadow must never stop the champion
-            if not self.counters.shadow_failed:
-                logger.warning(
-                    "Shadow model %s v%s failed on a batch of %d rows (%r): not shadowed",
-                    shadow.name,
-                    shadow.version,
-                    len(batch),
-                    exc,
-                )
-            self.counters.shadow_failed += len(batch)
-            return []
-        scored_at = _iso_now()
-        send, topic = self._producer.send, self.config.shadow_topic
-        futures = []
-        finite = np.isfinite(s_scores)
-        for i, (tid, customer) in enumerate(
-            zip(batch.transaction_id, batch.customer_id, strict=True)
-        ):
-            if not finite[i]:
-                continue
-            message = {
-                "transaction_id": tid,
-                "customer_id": customer,
-                "score": float(s_scores[i]),
-                "decision": int(s_decisions[i]),
-                "threshold": shadow.threshold,
-                "model_name": shadow.name,
-                "model_version": shadow.version,
-                "champion_version": champion.version,
-                "champion_score": float(scores[i]),
-                "champion_decision": int(decisions[i]),
-                "scored_at": scored_at,
-            }
-            futures.append(send(topic, value=orjson.dumps(message), key=customer.encode()))
-        self.counters.shadow_scored += len(futures)
-        self.counters.shadow_failed += int((~finite).sum())
         return futures
 
     def _reasons(
@@ -1009,14 +967,6 @@ class RealTimeScorer:
         if model is not self._warmed and self._warm_batch is not None:
             self._warmed = model
             self._warm(model, explain=self.config.reason_codes != "off")
-        shadow = self.shadow.current_or_none if self.shadow is not None else None
-        if (
-            shadow is not None
-            and shadow is not self._shadow_warmed
-            and self._warm_batch is not None
-        ):
-            self._shadow_warmed = shadow
-            self._warm(shadow, explain=False)
 
     def _warm(self, model: Any, *, explain: bool) -> None:
         assert self._warm_batch is not None
@@ -1114,6 +1064,8 @@ class RealTimeScorer:
                 self._producer.flush(timeout=60)
             except Exception as exc:  # noqa: BLE001 - either client's error: futures tell
                 logger.error("Not every prediction was acknowledged before stopping: %r", exc)
+            if self.shadow is not None:
+                self.shadow.wait(timeout_s=60)
         while self._pending and all(f.is_done for f in self._pending[0].futures):
             batch = self._pending[0]
             failed = next((f for f in batch.futures if f.failed()), None)
