@@ -50,28 +50,30 @@ s3-server:
 CHROMIUM ?= $(firstword $(shell command -v chromium chromium-browser google-chrome 2>/dev/null))
 export CHROMIUM
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
-.PHONY: browser
-browser:
-	@if [ -z "$(CHROMIUM)" ]; then \
-	  if command -v apt-get >/dev/null; then \
-	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver; \
-	  else echo "Install Chromium or Chrome and set CHROMIUM=/path/to/it (needed by the model report test)" >&2; exit 1; fi; \
-	fi
-
-# The CeleryExecutor test runs Airflow on Debian's Redis (the broker, scripts/redis.sh) and
-# PostgreSQL (the metadata database, scripts/postgres.sh), each a throwaway server on a
-# free port; elsewhere install redis-server and the PostgreSQL server programs.
-.PHONY: celery-services
-celery-services:
-	@missing=""; \
-	command -v redis-server >/dev/null || missing="redis-server"; \
-	scripts/postgres.sh bindir >/dev/null 2>&1 || missing="$$missing postgresql"; \
+# Debian packages the tests need and the machine lacks: headless Chromium renders the HTML
+# model report (elsewhere install Chrome/Chromium and set CHROMIUM to its binary); the
+# CeleryExecutor test and the shared online store run on Debian's Redis (scripts/redis.sh)
+# and the CeleryExecutor test on PostgreSQL (scripts/postgres.sh), each a throwaway server
+# on a free port. `make test` installs both groups in one apt transaction.
+BROWSER_PACKAGES = $(if $(CHROMIUM),,chromium chromium-driver)
+CELERY_PACKAGES = $(shell command -v redis-server >/dev/null || echo redis-server) \
+  $(shell scripts/postgres.sh bindir >/dev/null 2>&1 || echo postgresql)
+define apt_install
+	@missing="$(strip $(1))"; \
 	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null; then \
 	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 	      $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	  else echo "Install$$missing (needed by the CeleryExecutor test)" >&2; exit 1; fi; \
+	  else echo "Install $$missing ($(2))" >&2; exit 1; fi; \
 	fi
+endef
+.PHONY: browser celery-services system-packages
+browser:
+	$(call apt_install,$(BROWSER_PACKAGES),needed by the model report test; or set CHROMIUM to a Chrome binary)
+celery-services:
+	$(call apt_install,$(CELERY_PACKAGES),needed by the CeleryExecutor test and the shared online store)
+system-packages:
+	$(call apt_install,$(BROWSER_PACKAGES) $(CELERY_PACKAGES),needed by the tests)
 
 # The Docker Compose v2 CLI, built once per machine from the Go module proxy (cached in
 # ~/.cache/fraud-detection): tests/test_compose_cli.py validates docker-compose.yml with it.
@@ -80,9 +82,24 @@ compose-cli:
 	scripts/compose.sh install
 
 # The whole suite, as CI runs it: style and layer checks, then every test, the ones
-# against real services (Kafka, S3, MLflow, Airflow) included.
-test: lint s3-server browser celery-services compose-cli
+# against real services (Kafka, S3, MLflow, Airflow) included. What the services need is
+# fetched and built first, side by side (about 10 minutes on a new machine, seconds after):
+# the Go builds of the S3 server and the Compose CLI keep the cores busy while the Python,
+# Debian and Maven downloads wait on the network. Each step's output is printed whole
+# when it ends.
+TEST_SETUP := lint s3-server compose-cli system-packages kafka-jars test-airflow-venv
+.PHONY: kafka-jars test-airflow-venv
+test:
+	$(MAKE) --no-print-directory -j$(words $(TEST_SETUP)) --output-sync=target $(TEST_SETUP)
 	$(BIN)/pytest
+
+# The Kafka broker's jars from Maven Central (cached in ~/.cache/fraud-detection).
+kafka-jars:
+	scripts/kafka.sh install
+
+# After the project's own install: both build its wheel in the source tree.
+test-airflow-venv: install-dev
+	$(MAKE) --no-print-directory airflow-venv
 
 # A contributor's inner loop: the tests that need no service, no browser and no
 # end-to-end run (a few minutes; markers in pyproject.toml, docs/architecture.md).
