@@ -47,7 +47,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -68,11 +68,13 @@ from fraud_detection.scoring.features import (
 from fraud_detection.scoring.gc_pauses import GcPauses, Refreezer, freeze_state
 from fraud_detection.scoring.messages import decode_records, iso_now
 from fraud_detection.scoring.online_store import RedisWindows
-from fraud_detection.scoring.shadow import ShadowProcess, ShadowScorer
 from fraud_detection.scoring.slow_loops import SlowLoops
 from fraud_detection.streaming.clients import connect, servers_text
 from fraud_detection.streaming.labels import Label, LabelBuffer
 from fraud_detection.streaming.messages import MessageBounds, dead_letter, decode_label_rows
+
+if TYPE_CHECKING:  # the shadow's child process imports this module
+    from fraud_detection.scoring.shadow import ShadowProcess, ShadowScorer
 
 logger = logging.getLogger(__name__)
 
